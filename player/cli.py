@@ -1,0 +1,145 @@
+"""``panel-player``: run, check, demo (CONTRACT §1).
+
+Exit status: 0 on a clean stop; 2 for an invalid config (every error listed,
+each naming its key); 75 after the ``restart`` command (systemd restarts us).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import ConfigError, PanelError
+
+EXIT_INVALID = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="panel-player", description="Firmware of LED and LCD street information panels.")
+    parser.add_argument("--version", action="version", version=f"panel-player {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", help="run the player until SIGTERM/SIGINT")
+    run.add_argument("--config", required=True, type=Path, help="the panel's YAML config")
+    check = sub.add_parser("check", help="validate the config and the layout it names")
+    check.add_argument("--config", required=True, type=Path)
+    demo = sub.add_parser("demo", help="play the bundled demo content (a window on a desktop, else a PNG file)")
+    demo.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    demo.add_argument("--output", choices=("sdl", "png"), default=None,
+                      help="default: sdl when a desktop is present, else png")
+    demo.add_argument("--png", type=Path, default=Path(tempfile.gettempdir()) / "panel-player-demo.png",
+                      help="where the png output writes the picture")
+    demo.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT (default 1280x720)")
+    demo.add_argument("--layout", default="landscape")
+    return parser
+
+
+def setup_logging(level: str = "info") -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def cmd_check(path: Path) -> int:
+    from .config import load_config
+
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: {len(exc.errors)} error{'s' if len(exc.errors) > 1 else ''}", file=sys.stderr)
+        for err in exc.errors:
+            print(f"  {err}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"{path}: valid (panel {cfg.panel.id}, output {cfg.display.output}, layout {cfg.display.layout})")
+    return 0
+
+
+def run_player(cfg_path: Path | None, cfg: object | None = None, seconds: float | None = None) -> int:
+    from .app import Player
+    from .config import Config, load_config
+
+    if cfg is None:
+        assert cfg_path is not None
+        try:
+            cfg = load_config(cfg_path)
+        except ConfigError as exc:
+            print(f"{cfg_path}: invalid config", file=sys.stderr)
+            for err in exc.errors:
+                print(f"  {err}", file=sys.stderr)
+            return EXIT_INVALID
+    assert isinstance(cfg, Config)
+    setup_logging(cfg.log_level)
+    try:
+        player = Player(cfg)
+    except PanelError as exc:
+        logging.getLogger("panel-player").error("cannot start: %s", exc)
+        return EXIT_INVALID if isinstance(exc, ConfigError) else 1
+
+    def on_signal(signum: int, _frame: object) -> None:
+        player.stop(0, signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if seconds is not None:
+        import threading
+
+        timer = threading.Timer(seconds, lambda: player.stop(0, f"demo time of {seconds:g} s is up"))
+        timer.daemon = True
+        timer.start()
+    return player.run()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .config import config_from_data
+
+    output = args.output or ("sdl" if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") else "png")
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        print(f"--size: expected WIDTHxHEIGHT, got {args.size!r}", file=sys.stderr)
+        return EXIT_INVALID
+    state = Path(tempfile.gettempdir()) / "panel-player-demo-state"
+    data = {
+        "panel": {"id": "demo", "timezone": "Europe/Paris", "name": "Démonstration"},
+        "display": {"output": output, "size": [width, height], "path": str(args.png), "layout": args.layout},
+        "mqtt": {"enabled": False},
+        "state_dir": str(state),
+    }
+    try:
+        cfg = config_from_data(data)
+    except ConfigError as exc:
+        for err in exc.errors:
+            print(err, file=sys.stderr)
+        return EXIT_INVALID
+    if output == "png":
+        print(f"No desktop found: running headless. The panel's picture is written to {args.png}\n"
+              f"(open it with an image viewer; it is replaced whenever the picture changes). Ctrl-C stops.",
+              flush=True)
+    else:
+        print("Opening a window with the demo content. Close it or press Ctrl-C to stop.", flush=True)
+    started = time.monotonic()
+    code = run_player(None, cfg, args.seconds)
+    if output == "png" and code == 0:
+        print(f"Stopped after {time.monotonic() - started:.0f} s. Last picture: {args.png}")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check":
+        return cmd_check(args.config)
+    if args.command == "run":
+        return run_player(args.config)
+    if args.command == "demo":
+        return cmd_demo(args)
+    _parser().print_help()
+    return EXIT_INVALID
+
+
+if __name__ == "__main__":
+    sys.exit(main())

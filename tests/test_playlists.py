@@ -1,0 +1,111 @@
+"""Playlist precedence and apply rules (CONTRACT §3, §4), without I/O."""
+
+import json
+
+from player.content import parse_playlist
+from player.playlists import Candidate, PlaylistManager
+
+SHA1, SHA2 = "1" * 64, "2" * 64
+
+
+def pl(pid, version, assets=()):
+    slides = [{"id": f"s{i}", "type": "image", "asset": f"sha256:{a}"} for i, a in enumerate(assets)]
+    slides = slides or [{"id": "t", "type": "text", "title": pid}]
+    raw = json.dumps({"id": pid, "version": version, "slides": slides}).encode()
+    return parse_playlist(raw), raw
+
+
+class Disk:
+    def __init__(self):
+        self.assets = set()
+
+    def has(self, sha):
+        return sha in self.assets
+
+
+def manager(groups=("centre", "nord")):
+    disk = Disk()
+    m = PlaylistManager(groups, disk.has, asset_wait_s=30)
+    p, raw = pl("bundled", 1)
+    m.start_with(Candidate(p, raw, "bundled", 0.0))
+    return m, disk
+
+
+def feed(m, source, pid, version, now=1.0, assets=()):
+    p, raw = pl(pid, version, assets)
+    m.received(source, p, raw, now)
+    return m.poll(now)
+
+
+def test_panel_beats_groups_and_groups_follow_config_order():
+    m, _ = manager()
+    assert feed(m, "group:nord", "n", 1).apply.playlist.id == "n"
+    assert feed(m, "group:centre", "c", 1).apply.playlist.id == "c"
+    assert feed(m, "panel", "p", 1).apply.playlist.id == "p"
+    # A later message on a lower-precedence source changes nothing on screen.
+    assert feed(m, "group:centre", "c", 2).apply is None
+    assert m.current.playlist.id == "p"
+
+
+def test_clearing_falls_back_through_the_precedence():
+    m, _ = manager()
+    feed(m, "group:nord", "n", 1)
+    feed(m, "panel", "p", 1)
+    m.received("panel", None, b"", 2.0)
+    assert m.poll(2.0).apply.playlist.id == "n"
+    m.received("group:nord", None, b"", 3.0)
+    assert m.poll(3.0).apply.playlist.id == "bundled"
+
+
+def test_same_id_and_older_or_equal_version_is_ignored():
+    m, _ = manager()
+    feed(m, "panel", "p", 5)
+    assert feed(m, "panel", "p", 5).apply is None
+    assert feed(m, "panel", "p", 4).apply is None
+    assert m.current.playlist.version == 5
+    assert feed(m, "panel", "p", 6).apply.playlist.version == 6
+
+
+def test_stored_playlist_remembers_its_channel_for_the_version_rule():
+    m, _ = manager()
+    p, raw = pl("p", 5)
+    m.start_with(Candidate(p, raw, "stored", 0.0, origin="panel"))
+    assert feed(m, "panel", "p", 4).apply is None
+    assert m.current.playlist.version == 5
+
+
+def test_applied_only_once_every_asset_is_present():
+    m, disk = manager()
+    d = feed(m, "panel", "p", 1, assets=(SHA1, SHA2))
+    assert d.apply is None and d.fetch == {SHA1, SHA2}
+    assert m.current.playlist.id == "bundled"
+    disk.assets.add(SHA1)
+    assert m.poll(2.0).fetch == {SHA2}
+    disk.assets.add(SHA2)
+    assert m.poll(3.0).apply.playlist.id == "p"
+
+
+def test_missing_assets_time_out_into_a_rejection_once():
+    m, _ = manager()
+    feed(m, "panel", "p", 1, now=10.0, assets=(SHA1,))
+    assert m.asset_deadline() == 40.0
+    d = m.poll(40.0)
+    assert len(d.rejected) == 1 and "assets missing" in d.rejected[0][1] and SHA1 in d.rejected[0][1]
+    assert m.current.playlist.id == "bundled"
+    assert m.poll(41.0) == type(d)()  # not rejected again, nothing else to do
+
+
+def test_a_newer_candidate_replaces_a_pending_one():
+    m, disk = manager()
+    feed(m, "panel", "p", 1, assets=(SHA1,))
+    assert feed(m, "panel", "p", 2).apply.playlist.version == 2
+    disk.assets.add(SHA1)
+    assert m.poll(5.0).apply is None
+
+
+def test_needed_assets_cover_current_pending_and_sources():
+    m, disk = manager()
+    disk.assets.add(SHA1)
+    feed(m, "panel", "p", 1, assets=(SHA1,))
+    feed(m, "group:nord", "n", 1, assets=(SHA2,))
+    assert m.needed_assets() == {SHA1, SHA2}
