@@ -1,0 +1,242 @@
+"""Font faces: pygame's bundled font, any TTF/OTF file, or a BDF/PCF pixel font.
+
+A :class:`FontFace` wraps one ``pygame.freetype.Font`` and draws a line of text at any
+pixel size (scalable fonts) or at the font's own fixed sizes (bitmap fonts)::
+
+    face = open_face(None)                       # pygame's bundled FreeSans Bold
+    line = face.render("Marché de Noël", 48, (255, 255, 255))
+    face.missing_glyphs(FRENCH_SAMPLE)           # "" : every French glyph is there
+
+Sizes are in pixels per em (``pygame.freetype`` at its default 72 dpi). Every line
+rendered at one size has the same height, :meth:`FontFace.line_height`, with the
+baseline at the same row, so lines stack evenly whatever their accents.
+
+Characters a face lacks but that have an honest stand-in are drawn with it: the bundled
+font has no glyph for the no-break space (U+00A0) nor the narrow no-break space (U+202F)
+that French typography puts before ``: ; ! ?``, so they are drawn as its plain space;
+pixel fonts often lack ``’ « » – — … œ €`` and get ``' " " - - ... oe EUR``.
+:meth:`FontFace.missing_glyphs` lists only what is left with no glyph at all.
+"""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+from pathlib import Path
+
+import pygame
+import pygame.freetype
+
+from player.errors import ConfigError
+
+FRENCH_SAMPLE = "àâäçéèêëîïôöùûüÿœæÀÂÇÉÈÊËÎÏÔÙÛÜŸŒÆ«»’–—€\u00a0\u202f"
+"""Every glyph French text on a panel needs, besides ASCII (includes U+00A0 and U+202F)."""
+
+SMALLEST_PX = 6
+"""The smallest size offered for a scalable font; below it text is not readable."""
+
+# Tallest accented capitals and deepest descenders: they set the line box, so that a line
+# of "ÉTÉ" and a line of "été" have the same height and baseline.
+_LINE_BOX_SAMPLE = "ÉÀÂÊÎÔÛÇŸÅgjpqyÿç|()"
+
+# Stand-ins, tried in order, for characters a face has no glyph for.
+_STAND_INS: dict[str, tuple[str, ...]] = {
+    "\u202f": ("\u2009", "\u2006", "\u00a0", " "),
+    "\u00a0": (" ",),
+    "\u2009": ("\u2006", " "),
+    "\u2006": ("\u2009", " "),
+    "\u2007": (" ",),
+    "\u2008": (" ",),
+    "\u205f": (" ",),
+    "\t": (" ",),
+    "’": ("'",),
+    "‘": ("'",),
+    "«": ("\"",),
+    "»": ("\"",),
+    "“": ("\"",),
+    "”": ("\"",),
+    "–": ("-",),
+    "—": ("-",),
+    "‑": ("-",),
+    "…": ("...",),
+    "•": ("·", "*", "-"),
+    "œ": ("oe",),
+    "Œ": ("OE",),
+    "æ": ("ae",),
+    "Æ": ("AE",),
+    "€": ("EUR",),
+}
+
+# Code points that are never drawn: controls, lone surrogates (FreeType cannot even encode
+# them) and noncharacters.
+_DROPPED_CATEGORIES = frozenset({"Cc", "Cs"})
+
+Color = tuple[int, int, int]
+
+
+def _init_freetype() -> None:
+    if not pygame.freetype.get_init():
+        pygame.freetype.init()
+
+
+class FontFace:
+    """A font file (or pygame's bundled default) usable at any pixel size, via pygame.freetype.
+
+    ``spec`` is ``None`` for pygame's bundled font, else the path of a TTF/OTF/BDF/PCF file.
+    ``bitmap`` is True for fonts with fixed sizes only (BDF, PCF): :meth:`sizes` lists them
+    and any other size raises ``ValueError``. Not thread-safe: use it from the thread that
+    owns pygame.
+    """
+
+    spec: str | None
+    bitmap: bool
+
+    def __init__(self, spec: str | None) -> None:
+        _init_freetype()
+        self.spec = spec
+        try:
+            font = pygame.freetype.Font(spec)
+        except (OSError, pygame.error, RuntimeError, ValueError) as exc:
+            raise ConfigError([f"display.font: cannot open {spec!r}: {exc}"]) from exc
+        font.pad = True  # rectangles span the advance width and the font's line box
+        font.kerning = False
+        self._font = font
+        self.bitmap = not font.scalable
+        # Fixed sizes as pixels per em: these are the sizes FreeType accepts.
+        self._fixed = sorted({int(round(s[4])) for s in font.get_sizes()}) if self.bitmap else []
+        if self.bitmap and not self._fixed:
+            raise ConfigError([f"display.font: {spec!r} has neither outlines nor bitmap sizes"])
+        self._has: dict[str, bool] = {}
+        self._boxes: dict[int, tuple[int, int]] = {}
+        self._table = str.maketrans(self._stand_in_table())
+
+    def __repr__(self) -> str:
+        return f"FontFace({self.spec!r}, bitmap={self.bitmap})"
+
+    # --- glyphs -------------------------------------------------------------------------
+
+    def has_glyph(self, ch: str) -> bool:
+        """True when the font itself has a glyph for the single character ``ch``."""
+        known = self._has.get(ch)
+        if known is None:
+            px = self._fixed[0] if self.bitmap else 16
+            try:
+                known = self._font.get_metrics(ch, size=px)[0] is not None
+            except (UnicodeError, ValueError, pygame.error):
+                known = False
+            self._has[ch] = known
+        return known
+
+    def _stand_in_table(self) -> dict[str, str]:
+        table: dict[str, str] = {}
+        for ch, options in _STAND_INS.items():
+            if self.has_glyph(ch):
+                continue
+            for option in options:
+                if all(self.has_glyph(c) for c in option):
+                    table[ch] = option
+                    break
+        return table
+
+    def prepare(self, text: str) -> str:
+        """``text`` as it will be drawn: NFC-composed, stand-ins applied, controls dropped."""
+        text = unicodedata.normalize("NFC", text).translate(self._table)
+        if text.isprintable():
+            return text
+        return "".join(c for c in text if unicodedata.category(c) not in _DROPPED_CATEGORIES)
+
+    def approximated(self, text: str) -> str:
+        """The distinct characters of ``text`` drawn with a stand-in (e.g. U+202F as a space)."""
+        text = unicodedata.normalize("NFC", text)
+        return "".join(sorted({c for c in text if ord(c) in self._table}))
+
+    def missing_glyphs(self, text: str) -> str:
+        """The distinct characters of ``text`` the font cannot draw, even with a stand-in.
+
+        Line breaks and control characters are not glyphs and are never reported.
+        """
+        drawn = self.prepare(text.replace("\n", ""))
+        return "".join(sorted({c for c in drawn if not self.has_glyph(c)}))
+
+    # --- metrics ------------------------------------------------------------------------
+
+    def sizes(self, max_px: int) -> list[int]:
+        """The usable sizes up to ``max_px``, ascending; never empty.
+
+        Scalable fonts: every integer from 6. Bitmap fonts: their fixed sizes (when none is
+        small enough, the smallest one, so that callers always have a size to try).
+        """
+        if self.bitmap:
+            small = [s for s in self._fixed if s <= max_px]
+            return small or self._fixed[:1]
+        return list(range(SMALLEST_PX, max(SMALLEST_PX, max_px) + 1))
+
+    def _check_px(self, px: int) -> None:
+        if self.bitmap and px not in self._fixed:
+            raise ValueError(f"{self.spec}: bitmap font has sizes {self._fixed}, not {px}")
+        if px < 1:
+            raise ValueError(f"font size must be positive, got {px}")
+
+    def _box(self, px: int) -> tuple[int, int]:
+        """(rows above the baseline, line height) at ``px``, the same for every line."""
+        box = self._boxes.get(px)
+        if box is None:
+            self._check_px(px)
+            rect = self._font.get_rect(_LINE_BOX_SAMPLE, size=px)
+            above = max(rect.y, self._font.get_sized_ascender(px))
+            below = max(rect.height - rect.y, 1 - self._font.get_sized_descender(px))
+            box = (above, above + below)
+            self._boxes[px] = box
+        return box
+
+    def line_height(self, px: int) -> int:
+        """Height in pixels of every line rendered at ``px`` (no extra line spacing)."""
+        return self._box(px)[1]
+
+    def width(self, text: str, px: int) -> int:
+        """Width in pixels of the surface :meth:`render` returns for ``text`` at ``px``."""
+        self._check_px(px)
+        text = self.prepare(text)
+        return self._font.get_rect(text, size=px).width if text else 0
+
+    # --- drawing ------------------------------------------------------------------------
+
+    def render(self, text: str, px: int, color: Color, antialias: bool = True) -> pygame.Surface:
+        """One line of text as a per-pixel-alpha surface :meth:`line_height` tall.
+
+        Every pixel carries ``color``; only alpha varies. With ``antialias=False`` alpha is
+        0 or 255 (for LED matrices). A glyph taller than the line box is clipped.
+        """
+        above, height = self._box(px)
+        text = self.prepare(text)
+        rgb = pygame.Color(color)
+        if not text:
+            return pygame.Surface((0, height), pygame.SRCALPHA)
+        self._font.antialiased = antialias
+        glyphs, rect = self._font.render(text, rgb, size=px)
+        out = pygame.Surface((rect.width, height), pygame.SRCALPHA)
+        # Transparent pixels already hold the colour, so alpha blending keeps it exact.
+        out.fill((rgb.r, rgb.g, rgb.b, 0))
+        out.blit(glyphs, (0, above - rect.y))
+        return out
+
+
+_faces: dict[str | None, FontFace] = {}
+_faces_lock = threading.Lock()
+
+
+def open_face(spec: str | None) -> FontFace:
+    """The :class:`FontFace` for ``spec`` (None: pygame's bundled font), opened once.
+
+    Raises ``ConfigError(["display.font: cannot open ..."])`` when the file is absent or
+    not a font.
+    """
+    key = None if spec is None else str(spec)
+    with _faces_lock:
+        face = _faces.get(key)
+        if face is None:
+            if key is not None and not Path(key).is_file():
+                raise ConfigError([f"display.font: cannot open {key!r}: no such file"])
+            face = FontFace(key)
+            _faces[key] = face
+        return face

@@ -1,0 +1,390 @@
+"""Text blocks sized to their zone: French typography, wrapping, auto-fit, alignment.
+
+    painter = TextPainter(open_face(None))
+    painter.draw(screen, zone, "Marché de Noël", "Place de la Mairie\\ndu 12 au 24 décembre",
+                 (255, 255, 255), align="center")
+
+:meth:`TextPainter.fit` chooses the largest size at which the whole block fits, the title
+about 1.5 times the body. Lines wrap at spaces; an explicit ``\\n`` always starts a new
+line; a word is broken only when it would not fit whole even at the smallest size (the
+block then takes the largest size at which the pieces fit).
+
+When nothing fits at the smallest size, the block is shown at the smallest size and
+shortened rather than overflowing: lines too wide are cut and end with "…", lines that
+do not fit vertically are dropped (title lines are kept first) and the last line kept
+ends with "…". So a fitted block never exceeds its zone, whatever the text.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import pygame
+
+from player.render.fonts import Color, FontFace
+
+NNBSP = "\u202f"  # narrow no-break space: before ; ! ?
+NBSP = "\u00a0"  # no-break space: before : and inside « »
+ELLIPSIS = "…"
+TITLE_RATIO = 1.5
+
+_HSPACE = "[ \t\u00a0\u202f\u2009\u2006]"
+_URL = re.compile(r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://|www\.)\S+|[\w.+-]+@[\w-]+\.[\w.-]+")
+# High punctuation after a word: the spaces before it (if any) become one narrow no-break
+# space. Only when it ends the word, so "?q=1" and "18:30" are left alone; "?!" stays tight.
+_HIGH = re.compile(
+    rf"(?<=[^\s;:!?«]){_HSPACE}*([;!?])(?=$|\s|[;:!?»)\]\"'’.,…])"
+)
+_COLON = re.compile(rf"(?<=[^\s;:!?«]){_HSPACE}*(:)(?=$|\s|[;:!?»)\]\"'’])")
+_OPEN_QUOTE = re.compile(rf"«{_HSPACE}*(?=[^\s»])")
+_CLOSE_QUOTE = re.compile(rf"(?<=[^\s«]){_HSPACE}*»")
+_APOSTROPHE = re.compile(r"(?<=[^\W\d_])'")
+
+
+def _outside_urls(pattern: re.Pattern[str], repl: Callable[[re.Match[str]], str], text: str) -> str:
+    spans = [m.span() for m in _URL.finditer(text)]
+
+    def sub(m: re.Match[str]) -> str:
+        if any(a <= m.start() < b or a < m.end() <= b for a, b in spans):
+            return m.group(0)
+        return repl(m)
+
+    return pattern.sub(sub, text)
+
+
+def french_typography(text: str) -> str:
+    """French spacing and apostrophes: what a typesetter would do, and no more.
+
+    - narrow no-break space (U+202F) before ``; ! ?``, no-break space (U+00A0) before
+      ``:``, replacing any spaces typed there;
+    - no-break space inside « »;
+    - straight apostrophe after a letter becomes ’ (``l'Isère`` → ``l’Isère``).
+
+    Left alone: URLs and e-mail addresses, times (``18:30``), punctuation inside a word
+    (``?q=1``), at the start of a line, or following other punctuation (``?!``).
+    Idempotent: applying it twice changes nothing more.
+
+    >>> french_typography("Attention : crue ! Voir l'affiche") == (
+    ...     "Attention\\u00a0: crue\\u202f! Voir l’affiche")
+    True
+    """
+    text = _outside_urls(_HIGH, lambda m: NNBSP + m.group(1), text)
+    text = _outside_urls(_COLON, lambda m: NBSP + m.group(1), text)
+    text = _outside_urls(_OPEN_QUOTE, lambda m: "«" + NBSP, text)
+    text = _outside_urls(_CLOSE_QUOTE, lambda m: NBSP + "»", text)
+    return _outside_urls(_APOSTROPHE, lambda m: "’", text)
+
+
+@dataclass(frozen=True)
+class FittedText:
+    """A block laid out for a zone: sizes in pixels, lines ready to render, total height."""
+
+    title_px: int
+    body_px: int
+    title_lines: tuple[str, ...]
+    body_lines: tuple[str, ...]
+    height: int
+    truncated: bool = False  # True when nothing fitted and the text was shortened
+
+    def lines(self) -> list[tuple[str, int]]:
+        """Every line with its size, title first."""
+        return [(t, self.title_px) for t in self.title_lines] + [
+            (b, self.body_px) for b in self.body_lines
+        ]
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _LRU(Generic[K, V]):
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> V:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        if len(self._data) > self._size:
+            self._data.popitem(last=False)
+        return value
+
+
+def _clean(text: str) -> str:
+    """Newlines normalised, tabs as spaces, outer blank space removed."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    return "\n".join(line.strip(" ") for line in text.strip().split("\n"))
+
+
+def converted(surface: pygame.Surface, alpha: bool) -> pygame.Surface:
+    """``surface`` in the display's pixel format when a display exists, else unchanged."""
+    if pygame.display.get_init() and pygame.display.get_surface() is not None:
+        return surface.convert_alpha() if alpha else surface.convert()
+    return surface
+
+
+class TextPainter:
+    """Lays out and draws text with one face; caches layouts and rendered lines.
+
+    ``antialias=False`` gives pure two-colour glyphs for LED matrices. ``line_spacing`` is
+    the distance between baselines as a multiple of the line height. ``typography``
+    rewrites text before layout (default :func:`french_typography`; None to keep it as is).
+    """
+
+    def __init__(
+        self,
+        face: FontFace,
+        antialias: bool = True,
+        line_spacing: float = 1.15,
+        typography: Callable[[str], str] | None = french_typography,
+    ) -> None:
+        self.face = face
+        self.antialias = antialias
+        self.line_spacing = line_spacing
+        self.typography = typography
+        self._fit_cache: _LRU[tuple[str, str, int, int], FittedText] = _LRU(256)
+        self._lines: _LRU[tuple[str, int, tuple[int, ...]], pygame.Surface] = _LRU(512)
+
+    # --- measuring ----------------------------------------------------------------------
+
+    def prepare(self, text: str) -> str:
+        """``text`` cleaned and typeset as it will be laid out."""
+        text = _clean(text)
+        return self.typography(text) if self.typography else text
+
+    def advance(self, px: int) -> int:
+        """Distance in pixels from one line's top to the next one's at ``px``."""
+        return round(self.face.line_height(px) * self.line_spacing)
+
+    def block_height(self, lines: list[tuple[str, int]]) -> int:
+        """Height of ``lines`` (text, px) stacked: advances, then the last line's own height."""
+        if not lines:
+            return 0
+        return sum(self.advance(px) for _, px in lines[:-1]) + self.face.line_height(lines[-1][1])
+
+    def _break_word(self, word: str, px: int, width: int) -> list[str]:
+        """``word`` cut into pieces each as wide as fits (at least one character each)."""
+        pieces = []
+        while word:
+            lo, hi = 1, len(word)
+            while lo < hi:  # longest prefix that fits
+                mid = (lo + hi + 1) // 2
+                if self.face.width(word[:mid], px) <= width:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            while lo < len(word) and lo > 1 and unicodedata.combining(word[lo]):
+                lo -= 1  # keep accents with their letter
+            pieces.append(word[:lo])
+            word = word[lo:]
+        return pieces
+
+    def wrap(self, text: str, px: int, width: int, break_words: bool) -> list[str] | None:
+        """Lines of ``text`` no wider than ``width`` at ``px``; None when a word is too
+        wide and ``break_words`` is False. Breaks only at spaces (never at no-break ones)."""
+        lines: list[str] = []
+        for paragraph in text.split("\n"):
+            current = ""
+            for word in paragraph.split(" "):
+                if not word:
+                    continue
+                candidate = f"{current} {word}" if current else word
+                if self.face.width(candidate, px) <= width:
+                    current = candidate
+                    continue
+                if current:
+                    lines.append(current)
+                if self.face.width(word, px) <= width:
+                    current = word
+                elif not break_words:
+                    return None
+                else:
+                    *full, current = self._break_word(word, px, width)
+                    lines.extend(full)
+            lines.append(current)
+        return lines
+
+    def _sizes(self, has_title: bool, has_body: bool, height: int) -> list[tuple[int, int]]:
+        sizes = self.face.sizes(height)
+        if has_title and has_body:
+            pairs = []
+            for body in sizes:
+                # The largest size not above 1.5 × body (sizes is ascending).
+                at = bisect.bisect_right(sizes, round(body * TITLE_RATIO)) - 1
+                pairs.append((max(sizes[at], body), body))
+            return pairs
+        return [(s, 0) if has_title else (0, s) for s in sizes]
+
+    def _layout(
+        self, title: str, body: str, pair: tuple[int, int], width: int, break_words: bool
+    ) -> tuple[list[str], list[str]] | None:
+        t_lines = self.wrap(title, pair[0], width, break_words) if title else []
+        b_lines = self.wrap(body, pair[1], width, break_words) if body else []
+        if t_lines is None or b_lines is None:
+            return None
+        return t_lines, b_lines
+
+    def _fits(self, lines: tuple[list[str], list[str]] | None, pair: tuple[int, int],
+              width: int, height: int) -> bool:
+        if lines is None:
+            return False
+        sized = [(t, pair[0]) for t in lines[0]] + [(b, pair[1]) for b in lines[1]]
+        if self.block_height(sized) > height:
+            return False
+        return all(self.face.width(t, px) <= width for t, px in sized)
+
+    def fit(self, title: str, body: str, width: int, height: int) -> FittedText:
+        """The largest layout of ``title`` and ``body`` that fits ``width`` × ``height``.
+
+        Sizes come from ``face.sizes(height)``, searched by bisection, so the size chosen
+        fits and the next one up does not. Never wider or taller than asked: see the module
+        docstring for what happens when even the smallest size does not fit. Cached.
+        """
+        key = (title, body, width, height)
+        cached = self._fit_cache.get(key)
+        if cached is not None:
+            return cached
+        title, body = self.prepare(title), self.prepare(body)
+        if not (title or body) or width <= 0 or height <= 0:
+            return self._fit_cache.put(key, FittedText(0, 0, (), (), 0))
+        pairs = self._sizes(bool(title), bool(body), height)
+        for break_words in (False, True):
+            found = self._search(title, body, pairs, width, height, break_words)
+            if found is not None:
+                return self._fit_cache.put(key, found)
+        return self._fit_cache.put(key, self._shortened(title, body, pairs[0], width, height))
+
+    def _search(self, title: str, body: str, pairs: list[tuple[int, int]], width: int,
+                height: int, break_words: bool) -> FittedText | None:
+        """Bisection over ``pairs``: the last one that fits, knowing the next one does not;
+        None when even the first does not fit."""
+        best = self._layout(title, body, pairs[0], width, break_words)
+        if not self._fits(best, pairs[0], width, height):
+            return None
+        lo, hi = 0, len(pairs) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lines = self._layout(title, body, pairs[mid], width, break_words)
+            if self._fits(lines, pairs[mid], width, height):
+                lo, best = mid, lines
+            else:
+                hi = mid - 1
+        assert best is not None
+        return self._fitted(pairs[lo], best[0], best[1])
+
+    def _fitted(self, pair: tuple[int, int], t: list[str], b: list[str],
+                truncated: bool = False) -> FittedText:
+        sized = [(x, pair[0]) for x in t] + [(x, pair[1]) for x in b]
+        return FittedText(pair[0] if t else 0, pair[1] if b else 0, tuple(t), tuple(b),
+                          self.block_height(sized), truncated)
+
+    def ellipsize(self, text: str, px: int, width: int) -> str:
+        """The longest start of ``text`` that, followed by "…", fits ``width`` ("" if none)."""
+        if self.face.width(text, px) <= width:
+            return text
+        lo, hi = 0, len(text)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.face.width(text[:mid].rstrip() + ELLIPSIS, px) <= width:
+                lo = mid
+            else:
+                hi = mid - 1
+        shortened = text[:lo].rstrip() + ELLIPSIS
+        return shortened if self.face.width(shortened, px) <= width else ""
+
+    def _shortened(self, title: str, body: str, pair: tuple[int, int], width: int,
+                   height: int) -> FittedText:
+        lines = self._layout(title, body, pair, width, True)
+        assert lines is not None
+        sized = [(t, pair[0], True) for t in lines[0]] + [(b, pair[1], False) for b in lines[1]]
+        kept: list[tuple[str, int, bool]] = []
+        for text, px, is_title in sized:
+            if self.block_height([(t, p) for t, p, _ in kept] + [(text, px)]) > height:
+                break
+            kept.append((self.ellipsize(text, px, width), px, is_title))
+        if kept and len(kept) < len(sized):
+            text, px, is_title = kept[-1]
+            kept[-1] = (self.ellipsize(text + ELLIPSIS, px, width), px, is_title)
+        return self._fitted(pair, [t for t, _, is_t in kept if is_t],
+                            [t for t, _, is_t in kept if not is_t], truncated=True)
+
+    def line_px(self, text: str, width: int, height: int) -> int:
+        """Largest size at which ``text`` (already prepared) fits on one line in the box,
+        or the smallest size when none does."""
+        sizes = self.face.sizes(height)
+        lo, hi = 0, len(sizes) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            px = sizes[mid]
+            if self.face.line_height(px) <= height and self.face.width(text, px) <= width:
+                lo = mid
+            else:
+                hi = mid - 1
+        return sizes[lo]
+
+    # --- drawing ------------------------------------------------------------------------
+
+    def render_line(self, text: str, px: int, color: Color) -> pygame.Surface:
+        """``text`` (used as is) rendered at ``px``; cached, in the display format if any."""
+        rgb = tuple(pygame.Color(color))
+        key = (text, px, rgb)
+        surface = self._lines.get(key)
+        if surface is None:
+            raw = self.face.render(text, px, (rgb[0], rgb[1], rgb[2]), self.antialias)
+            surface = self._lines.put(key, converted(raw, alpha=True))
+        return surface
+
+    def _blit_lines(self, surface: pygame.Surface, rect: pygame.Rect,
+                    lines: list[tuple[str, int]], top: int, color: Color,
+                    align: str) -> pygame.Rect:
+        if align not in ("left", "center", "right"):
+            raise ValueError(f"align must be left, center or right, got {align!r}")
+        ink: pygame.Rect | None = None
+        old_clip = surface.get_clip()
+        surface.set_clip(rect.clip(old_clip))
+        try:
+            y = top
+            for text, px in lines:
+                line = self.render_line(text, px, color)
+                w = line.get_width()
+                x = {"left": rect.x, "center": rect.x + (rect.w - w) // 2,
+                     "right": rect.right - w}[align]
+                surface.blit(line, (x, y))
+                bound = line.get_bounding_rect().move(x, y).clip(rect)
+                if bound.w and bound.h:
+                    ink = bound if ink is None else ink.union(bound)
+                y += self.advance(px)
+        finally:
+            surface.set_clip(old_clip)
+        return ink if ink is not None else pygame.Rect(rect.centerx, rect.centery, 0, 0)
+
+    def draw(self, surface: pygame.Surface, rect: pygame.Rect, title: str, body: str,
+             color: Color, align: str = "center") -> pygame.Rect:
+        """Fit ``title`` and ``body`` to ``rect`` and draw them centred vertically, each line
+        aligned ``left``/``center``/``right``. Returns the rectangle holding the ink.
+        Nothing is drawn outside ``rect``."""
+        fitted = self.fit(title, body, rect.w, rect.h)
+        top = rect.y + (rect.h - fitted.height) // 2
+        return self._blit_lines(surface, rect, fitted.lines(), top, color, align)
+
+    def draw_line(self, surface: pygame.Surface, rect: pygame.Rect, text: str, color: Color,
+                  align: str = "center") -> pygame.Rect:
+        """``text`` on one line at the largest size that fits ``rect`` (shortened with "…"
+        when none does), centred vertically. Returns the ink rectangle."""
+        text = " ".join(self.prepare(text).split("\n"))
+        px = self.line_px(text, rect.w, rect.h)
+        text = self.ellipsize(text, px, rect.w)
+        top = rect.y + (rect.h - self.face.line_height(px)) // 2
+        return self._blit_lines(surface, rect, [(text, px)], top, color, align)

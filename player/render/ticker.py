@@ -1,0 +1,101 @@
+"""A news ticker: items scrolling right to left at a constant speed in pixels per second.
+
+    ticker = Ticker(painter, ["Collecte des encombrants jeudi"], (1920, 80), (255, 255, 255),
+                    (0, 51, 102), speed=120.0, start=time.monotonic())
+    ticker.draw(screen, band, time.monotonic())        # every frame
+    wake_at = ticker.next_frame(time.monotonic())      # when the picture next changes
+
+The position is a function of the clock, not of the number of frames drawn, so a slow or
+irregular frame rate never changes the speed. The text is rendered once into a strip
+(``item • item • ``) and each frame blits one or two slices of it, wrapping seamlessly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pygame
+
+from player.render.fonts import Color
+from player.render.text import TextPainter, converted
+
+SEPARATOR = "  •  "
+
+
+class Ticker:
+    """Scrolls items right-to-left at a constant speed in pixels per second, whatever the frame rate.
+
+    ``size`` is the band's (width, height); the text is sized to fill its height.
+    ``background`` None leaves the band transparent: the caller then repaints beneath it
+    every frame. ``start`` is the monotonic time at which the scrolling began.
+    """
+
+    animating: bool
+
+    def __init__(
+        self,
+        painter: TextPainter,
+        items: Sequence[str],
+        size: tuple[int, int],
+        color: Color,
+        background: tuple[int, int, int] | None,
+        speed: float,
+        start: float,
+    ) -> None:
+        if speed < 0 or not math.isfinite(speed):
+            raise ValueError(f"ticker speed must be a finite number >= 0 px/s, got {speed}")
+        self.speed = float(speed)
+        self.start = start
+        self.size = (max(0, size[0]), max(0, size[1]))
+        self.background = background
+        texts = [t for t in (painter.prepare(i).replace("\n", " ") for i in items) if t]
+        height = self.size[1]
+        self.text = "".join(t + SEPARATOR for t in texts)
+        self.period = 0
+        self.strip: pygame.Surface | None = None
+        if self.text and height > 0:
+            px = painter.line_px(self.text, 1 << 30, height)
+            line = painter.face.render(self.text, px, color, painter.antialias)
+            self.period = line.get_width()
+            if background is None:
+                strip = pygame.Surface((self.period, height), pygame.SRCALPHA)
+                strip.fill((0, 0, 0, 0))
+            else:
+                strip = pygame.Surface((self.period, height))
+                strip.fill(background)
+            strip.blit(line, (0, (height - line.get_height()) // 2))
+            self.strip = converted(strip, alpha=background is None)
+        self.animating = self.period > 0 and self.speed > 0
+        self._height = height
+
+    def offset(self, now: float) -> int:
+        """Pixel offset into the strip at monotonic time ``now`` (0 when not animating)."""
+        if not self.animating:
+            return 0
+        return int((now - self.start) * self.speed) % self.period
+
+    def draw(self, surface: pygame.Surface, dest: pygame.Rect, now: float) -> None:
+        """Paint the band into ``dest`` (clipped to it) as it is at time ``now``."""
+        if self.strip is None:
+            if self.background is not None:
+                surface.fill(self.background, dest)
+            return
+        height = min(dest.h, self._height)
+        src_x = self.offset(now)
+        x, right = dest.x, dest.right
+        while x < right:
+            w = min(self.period - src_x, right - x)
+            surface.blit(self.strip, (x, dest.y), (src_x, 0, w, height))
+            x += w
+            src_x = 0
+        if self.background is not None and dest.h > height:
+            surface.fill(self.background, (dest.x, dest.y + height, dest.w, dest.h - height))
+
+    def next_frame(self, now: float) -> float | None:
+        """Monotonic time of the next whole-pixel step after ``now``; None if static."""
+        if not self.animating:
+            return None
+        steps = math.floor((now - self.start) * self.speed) + 1
+        # A hair late rather than early: waking before the step would draw an unchanged frame.
+        return self.start + steps / self.speed + 1e-7
