@@ -1,0 +1,105 @@
+"""Display outputs: where the main loop's frames go (CONTRACT §2 ``display.output``).
+
+==========  ==============================================================
+fbdev       ``/dev/fbN`` memory-mapped; size and pixel format from the device
+sdl         a window on a desktop (x11/wayland), the whole screen under kmsdrm
+png         ``display.path`` replaced atomically within 1 s of any change
+ledmatrix   HUB75 LED panels through rpi-rgb-led-matrix (built on the Pi)
+==========  ==============================================================
+
+Example::
+
+    init_display("png", (1920, 1080))
+    with open_output("png", size=(1920, 1080), path=Path("/tmp/frame.png")) as out:
+        frame = pygame.Surface(out.size).convert()
+        out.show(frame, None)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pygame
+
+from player.errors import OutputError
+from player.render.outputs.base import Output, Size, clip_rects, row_spans
+from player.render.outputs.fbdev import FbdevOutput, FbInfo, open_fbdev, read_info
+from player.render.outputs.ledmatrix import LedMatrixOutput, LedOptions, open_ledmatrix
+from player.render.outputs.png import PngOutput, open_png, write_atomically
+from player.render.outputs.sdl import SdlOutput, open_sdl
+
+KINDS = ("fbdev", "sdl", "png", "ledmatrix")
+
+__all__ = [
+    "KINDS", "FbInfo", "FbdevOutput", "LedMatrixOutput", "LedOptions", "Output",
+    "PngOutput", "SdlOutput", "Size", "clip_rects", "init_display", "open_output",
+    "read_info", "row_spans", "write_atomically",
+]
+
+
+def _platform_driver() -> str | None:
+    """The SDL video driver for the sdl output, None to let SDL choose."""
+    if os.environ.get("SDL_VIDEODRIVER"):
+        return None  # the user (or a test) chose
+    if os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY"):
+        return None  # a desktop session: SDL picks x11 or wayland itself
+    return "kmsdrm"  # a console without a desktop, e.g. Raspberry Pi OS Lite
+
+
+def init_display(kind: str, size: Size | None = None) -> None:
+    """Start pygame's display for an output of ``kind``.
+
+    fbdev, png and ledmatrix render off-screen: SDL's ``dummy`` driver with a 1x1 mode,
+    so that ``Surface.convert()`` works.  sdl uses the platform's driver (x11/wayland on
+    a desktop, kmsdrm on a Pi console); the window itself is opened by
+    :func:`open_output`.  Only ``pygame.display`` is started (``pygame.init()`` would
+    open audio too).
+    """
+    if kind not in KINDS:
+        raise OutputError(f"unknown display output {kind!r} (expected one of {', '.join(KINDS)})")
+    if kind == "sdl":
+        driver = _platform_driver()
+    else:
+        driver = "dummy"
+    if driver is not None:
+        if pygame.display.get_init() and pygame.display.get_driver() != driver:
+            pygame.display.quit()
+        os.environ["SDL_VIDEODRIVER"] = driver
+    if not pygame.display.get_init():
+        try:
+            pygame.display.init()
+        except pygame.error as e:
+            raise OutputError(f"cannot start the display ({driver or 'SDL default'}): {e}. "
+                              "Without a screen, use display.output png or fbdev") from e
+    if kind != "sdl" and pygame.display.get_surface() is None:
+        pygame.display.set_mode((1, 1))
+
+
+def open_output(kind: str, *, size: Size | None, path: Path | None = None,
+                device: str = "/dev/fb0", fps: int = 30,
+                sysfs_root: Path = Path("/sys"), led: LedOptions | None = None,
+                wait_s: float = 0) -> Output:
+    """Open the output named by ``display.output``.
+
+    ``size`` is required for png and sdl; fbdev and ledmatrix take theirs from the
+    device (read ``output.size``).  ``wait_s`` is how long fbdev waits for its device.
+    ``fps`` is accepted for symmetry with the config; frame pacing is the loop's job.
+
+    Raises DisplayUnavailable (fbdev device still absent after ``wait_s``),
+    MissingDependency (rgbmatrix not installed; the message says how to build it),
+    OutputError (anything else that makes the output unusable).
+    """
+    del fps
+    if kind == "png":
+        return open_png(path, size)
+    if kind == "fbdev":
+        out = open_fbdev(device, sysfs_root, wait_s)
+        out.hide_console()
+        return out
+    if kind == "sdl":
+        init_display("sdl", size)  # no-op when already started for sdl
+        return open_sdl(size)
+    if kind == "ledmatrix":
+        return open_ledmatrix(led, size)
+    raise OutputError(f"unknown display output {kind!r} (expected one of {', '.join(KINDS)})")

@@ -1,0 +1,300 @@
+"""The Linux framebuffer output: frames copied into a memory-mapped ``/dev/fbN``.
+
+SDL2 has no framebuffer-console driver, so on a headless Pi the player renders with
+SDL's ``dummy`` driver and copies the picture here itself.
+
+Geometry comes from the device, never from the config:
+
+* ``/sys/class/graphics/fbN/virtual_size`` (``"1920,1080"``), ``bits_per_pixel`` and
+  ``stride`` (bytes per row, which may be larger than ``width * bytes per pixel``);
+* on a real device (a character special file) the ``FBIOGET_VSCREENINFO`` ioctl adds
+  the visible resolution, the panning offset and the colour bitfields;
+* where that ioctl is unavailable (a plain file in tests), the layouts the Pi's
+  framebuffer reports are assumed: 16 bpp RGB565, 24 bpp RGB888 stored B,G,R and
+  32 bpp XRGB8888 stored B,G,R,X (little-endian 0x00RRGGBB words).
+
+Pixel conversion happens in C: the changed rows of the frame are blitted into a pygame
+surface that has the device's depth and colour masks, and the bytes of those rows are
+copied to the mapped memory, row by row when the strides differ.  Only the rows covered
+by the dirty rectangles are written; the first frame is always written whole.
+
+Under KMS, ``/dev/fb0`` exists only if a screen was connected at boot:
+:func:`open_fbdev` waits and retries for ``wait_s`` seconds, then raises
+:class:`~player.errors.DisplayUnavailable`, whose message is fit for the heartbeat.
+Kernel console blanking is not prevented here: boot with ``consoleblank=0``.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import mmap
+import os
+import re
+import stat
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygame
+
+from player.errors import DisplayUnavailable, OutputError
+from player.render.outputs.base import Output, row_spans
+
+log = logging.getLogger(__name__)
+
+FBIOGET_VSCREENINFO = 0x4600
+_VSCREENINFO = struct.Struct("=40I")  # struct fb_var_screeninfo: 160 bytes of __u32
+KDSETMODE = 0x4B3A
+KD_TEXT, KD_GRAPHICS = 0, 1
+
+# (offset, length) of red, green, blue, transparency for each depth, as the Pi reports.
+_STANDARD_FIELDS: dict[int, tuple[tuple[int, int], ...]] = {
+    16: ((11, 5), (5, 6), (0, 5), (0, 0)),
+    24: ((16, 8), (8, 8), (0, 8), (0, 0)),
+    32: ((16, 8), (8, 8), (0, 8), (0, 0)),
+}
+
+
+@dataclass(frozen=True)
+class FbInfo:
+    """What the kernel says about a framebuffer."""
+
+    width: int
+    height: int
+    bits_per_pixel: int
+    stride: int
+    fields: tuple[tuple[int, int], ...]  # (offset, length) for R, G, B, transparency
+    offset: int = 0  # byte offset of the visible page (panning)
+
+    @property
+    def bytes_per_pixel(self) -> int:
+        return self.bits_per_pixel // 8
+
+    @property
+    def masks(self) -> tuple[int, int, int, int]:
+        r, g, b, a = (((1 << n) - 1) << off if n else 0 for off, n in self.fields)
+        return (r, g, b, a)
+
+    @property
+    def map_length(self) -> int:
+        return self.offset + self.stride * self.height
+
+    def describe(self) -> str:
+        kind = {16: "RGB565", 24: "RGB888", 32: "XRGB8888"}.get(self.bits_per_pixel, "?")
+        return (f"{self.width}x{self.height} {self.bits_per_pixel} bpp "
+                f"({kind}), stride {self.stride}")
+
+
+def sysfs_dir(device: str | os.PathLike[str], sysfs_root: Path) -> Path:
+    """``<sysfs_root>/class/graphics/fbN`` for a device path such as ``/dev/fb0``."""
+    name = Path(device).name
+    if not re.fullmatch(r"fb\d+", name):
+        real = Path(device).resolve().name  # e.g. a /dev/fb -> fb0 symlink
+        if not re.fullmatch(r"fb\d+", real):
+            raise OutputError(f"{device}: not a framebuffer device name (expected …/fbN)")
+        name = real
+    return sysfs_root / "class" / "graphics" / name
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="ascii").strip()
+
+
+def read_info(device: str | os.PathLike[str], sysfs_root: Path = Path("/sys"),
+              fd: int | None = None) -> FbInfo:
+    """Read the geometry from sysfs, and the pixel layout from the device when it can.
+
+    Raises DisplayUnavailable when the sysfs entry is absent, OutputError when it is
+    unreadable or describes a format this player cannot write.
+    """
+    d = sysfs_dir(device, sysfs_root)
+    if not d.is_dir():
+        raise DisplayUnavailable(
+            f"waiting for {device}: no framebuffer in {d.parent} (under KMS it exists "
+            "only if a screen was connected at boot)")
+    try:
+        w_s, h_s = _read(d / "virtual_size").split(",")
+        width, height = int(w_s), int(h_s)
+        bpp = int(_read(d / "bits_per_pixel"))
+        stride_file = d / "stride"
+        stride = int(_read(stride_file)) if stride_file.exists() else width * bpp // 8
+    except FileNotFoundError as e:
+        raise DisplayUnavailable(f"waiting for {device}: {e.filename} is missing") from e
+    except (OSError, ValueError) as e:
+        raise OutputError(f"{device}: unreadable framebuffer geometry in {d}: {e}") from e
+    if bpp not in _STANDARD_FIELDS:
+        raise OutputError(f"{device}: {bpp} bits per pixel is not supported (16, 24, 32)")
+    fields = _STANDARD_FIELDS[bpp]
+    offset = 0
+    if fd is not None:
+        var = _vscreeninfo(fd)
+        if var is not None:
+            xres, yres, _, _, xoff, yoff, vbpp = var[:7]
+            if vbpp == bpp and 0 < xres <= width and 0 < yres:
+                width, height = xres, yres
+                offset = yoff * stride + xoff * bpp // 8
+                fields = tuple((var[i], var[i + 1]) for i in (8, 11, 14, 17))
+    if width <= 0 or height <= 0 or stride < width * bpp // 8:
+        raise OutputError(f"{device}: inconsistent geometry {width}x{height}, "
+                          f"{bpp} bpp, stride {stride}")
+    return FbInfo(width, height, bpp, stride, fields, offset)
+
+
+def _vscreeninfo(fd: int) -> tuple[int, ...] | None:
+    """The kernel's fb_var_screeninfo, or None when ``fd`` is not a framebuffer."""
+    if not stat.S_ISCHR(os.fstat(fd).st_mode):
+        return None
+    buf = bytearray(_VSCREENINFO.size)
+    try:
+        fcntl.ioctl(fd, FBIOGET_VSCREENINFO, buf)
+    except OSError as e:
+        log.warning("FBIOGET_VSCREENINFO failed (%s); assuming the standard layout", e)
+        return None
+    return _VSCREENINFO.unpack(buf)
+
+
+class FbdevOutput(Output):
+    """Writes frames into a memory-mapped framebuffer.  Build it with :func:`open_fbdev`."""
+
+    name = "fbdev"
+
+    def __init__(self, device: str, info: FbInfo, fd: int, mm: mmap.mmap) -> None:
+        super().__init__((info.width, info.height))
+        self.device = device
+        self.info = info
+        self._fd = fd
+        self._mm = mm
+        flags = pygame.SRCALPHA if info.masks[3] else 0
+        self._conv = pygame.Surface(self.size, flags, info.bits_per_pixel, info.masks)
+        self._first = True
+        self._tty_fd: int | None = None
+        self.status = f"ok: {device} {info.describe()}"
+
+    def show(self, frame: pygame.Surface, dirty: Sequence[pygame.Rect] | None) -> float:
+        self._check_frame(frame)
+        spans = row_spans(None if self._first else dirty, self.size)
+        if spans:
+            src = frame if self._same_format(frame) else self._convert(frame, spans)
+            try:
+                self._copy(src, spans)
+            except (OSError, ValueError) as e:
+                self.healthy = False
+                self.status = f"error writing {self.device}: {e}"
+                raise OutputError(self.status) from e
+            self._first = False
+        return self._shown()
+
+    def _same_format(self, frame: pygame.Surface) -> bool:
+        return (frame.get_bitsize() == self.info.bits_per_pixel
+                and frame.get_masks() == self.info.masks)
+
+    def _convert(self, frame: pygame.Surface, spans: list[tuple[int, int]]) -> pygame.Surface:
+        # Frames are opaque pictures; a per-pixel alpha would blend onto stale rows.
+        width = self.size[0]
+        for top, bottom in spans:
+            area = pygame.Rect(0, top, width, bottom - top)
+            self._conv.blit(frame, area, area)
+        return self._conv
+
+    def _copy(self, src: pygame.Surface, spans: list[tuple[int, int]]) -> None:
+        stride, base = self.info.stride, self.info.offset
+        pitch = src.get_pitch()
+        row_bytes = self.size[0] * self.info.bytes_per_pixel
+        mm = self._mm
+        # The view locks the surface; it must be released before the next blit.
+        with memoryview(src.get_buffer()) as view:
+            for top, bottom in spans:
+                if pitch == stride:
+                    mm[base + top * stride:base + bottom * stride] = (
+                        view[top * pitch:bottom * pitch])
+                    continue
+                for y in range(top, bottom):
+                    dst = base + y * stride
+                    mm[dst:dst + row_bytes] = view[y * pitch:y * pitch + row_bytes]
+
+    def hide_console(self, tty: str = "/dev/tty0") -> bool:
+        """Stop the text console drawing (cursor, messages) over the picture.
+
+        Only for a real framebuffer device; needs access to ``tty``.  Undone by close().
+        """
+        try:
+            if not stat.S_ISCHR(os.fstat(self._fd).st_mode):
+                return False
+            fd = os.open(tty, os.O_RDWR | os.O_CLOEXEC | os.O_NOCTTY)
+        except OSError as e:
+            log.info("cannot hide the text console on %s: %s", tty, e)
+            return False
+        try:
+            fcntl.ioctl(fd, KDSETMODE, KD_GRAPHICS)
+        except OSError as e:
+            log.info("cannot switch %s to graphics mode: %s", tty, e)
+            os.close(fd)
+            return False
+        self._tty_fd = fd
+        return True
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        super().close()
+        if self._tty_fd is not None:
+            try:
+                fcntl.ioctl(self._tty_fd, KDSETMODE, KD_TEXT)
+            except OSError:
+                pass
+            os.close(self._tty_fd)
+            self._tty_fd = None
+        self._mm.close()
+        os.close(self._fd)
+        self.healthy = False
+        self.status = "closed"
+
+
+def _open_once(device: str, sysfs_root: Path) -> FbdevOutput:
+    try:
+        fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError as e:
+        raise DisplayUnavailable(
+            f"waiting for {device}: no such device (under KMS the framebuffer exists "
+            "only if a screen was connected at boot)") from e
+    except PermissionError as e:
+        raise OutputError(f"{device}: permission denied (add the player's user to the "
+                          "'video' group)") from e
+    except OSError as e:
+        if e.errno in (errno.ENODEV, errno.ENXIO):
+            raise DisplayUnavailable(f"waiting for {device}: {e.strerror}") from e
+        raise OutputError(f"{device}: {e}") from e
+    try:
+        info = read_info(device, sysfs_root, fd)
+        try:
+            mm = mmap.mmap(fd, info.map_length, mmap.MAP_SHARED,
+                           mmap.PROT_READ | mmap.PROT_WRITE)
+        except (OSError, ValueError) as e:
+            raise OutputError(f"{device}: cannot map {info.map_length} bytes "
+                              f"({info.describe()}): {e}") from e
+        return FbdevOutput(device, info, fd, mm)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_fbdev(device: str = "/dev/fb0", sysfs_root: Path = Path("/sys"),
+               wait_s: float = 0, poll_s: float = 0.1) -> FbdevOutput:
+    """Open ``device``, waiting up to ``wait_s`` seconds for it to appear.
+
+    Raises DisplayUnavailable (still absent after ``wait_s``; retry later) or
+    OutputError (present but unusable).
+    """
+    deadline = time.monotonic() + max(0.0, wait_s)
+    while True:
+        try:
+            return _open_once(device, sysfs_root)
+        except DisplayUnavailable:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise
+            time.sleep(min(poll_s, remaining))
