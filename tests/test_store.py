@@ -1,0 +1,363 @@
+"""The state folder (player.store): atomic writes, power cuts, assets, quota, damaged files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from player.errors import AssetError, PanelError
+from player.store import AssetStore, StateError, StateStore, atomic_write
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def temp_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.name.endswith(".part"))
+
+
+# -- atomic_write -------------------------------------------------------------
+
+def test_atomic_write_replaces_content_with_mode(tmp_path: Path) -> None:
+    target = tmp_path / "frame.bin"
+    atomic_write(target, b"old")
+    atomic_write(target, b"new content", mode=0o600)
+    assert target.read_bytes() == b"new content"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert temp_files(tmp_path) == []
+
+
+def test_atomic_write_fsyncs_file_then_renames_then_fsyncs_folder(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[tuple[str, ...]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        info = os.fstat(fd)
+        kind = "folder" if stat.S_ISDIR(info.st_mode) else "file"
+        # What the file holds at fsync time must already be the whole payload.
+        size = str(info.st_size) if kind == "file" else ""
+        events.append(("fsync", kind, str(info.st_ino), size))
+        real_fsync(fd)
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        events.append(("replace", Path(src).parent.name, Path(dst).name))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "playlist.state"
+    payload = b"x" * 10_000
+    atomic_write(target, payload)
+    folder_ino = str(tmp_path.stat().st_ino)
+    file_ino = str(target.stat().st_ino)
+    assert events == [
+        ("fsync", "file", file_ino, str(len(payload))),   # the temp file that became the target
+        ("replace", tmp_path.name, "playlist.state"),     # renamed from the same folder
+        ("fsync", "folder", folder_ino, ""),
+    ]
+
+
+def test_atomic_write_failure_keeps_the_old_file_and_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "alerts.state"
+    atomic_write(target, b"old")
+    with pytest.raises(TypeError):
+        atomic_write(target, "not bytes")  # type: ignore[arg-type]
+    assert target.read_bytes() == b"old"
+    assert temp_files(tmp_path) == []
+
+
+# -- power cuts -----------------------------------------------------------------
+
+WRITER = textwrap.dedent("""
+    import hashlib, sys
+    from pathlib import Path
+    from player.store import StateStore
+
+    store = StateStore(Path(sys.argv[1]))
+    last = store.load_playlist()
+    n = last[1]["n"] + 1 if last else 0
+    print("ready", flush=True)
+    while True:
+        filler = "é".encode() * (1000 + (n * 7919) % 200_000)
+        raw = b'{"id": "p", "version": %d, "slides": [{"id": "s", "type": "text", "title": "%s"}]}' % (n, filler)
+        store.save_playlist(raw, {"n": n, "size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()})
+        print("saved", n, flush=True)
+        n += 1
+""")
+
+
+def test_power_cut_leaves_old_or_new_playlist_complete(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    rng = random.Random(2026)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    last_saved: int | None = None
+    cut_mid_write = 0
+    for _ in range(30):
+        child = subprocess.Popen([sys.executable, "-c", WRITER, str(state)], stdout=subprocess.PIPE,
+                                 env=env, cwd=ROOT, text=True)
+        assert child.stdout is not None
+        assert child.stdout.readline() == "ready\n"
+        # Kill at a random moment: after 0-2 completed saves, then up to 3 ms more.
+        for _ in range(rng.randrange(3)):
+            line = child.stdout.readline()
+            assert line.startswith("saved"), line
+            last_saved = int(line.split()[1])
+        time.sleep(rng.uniform(0, 0.003))
+        child.send_signal(signal.SIGKILL)
+        rest, _ = child.communicate(timeout=10)
+        assert child.returncode == -signal.SIGKILL
+        for line in rest.splitlines():
+            last_saved = int(line.split()[1])
+        if temp_files(state):
+            cut_mid_write += 1
+
+        loaded = StateStore(state).load_playlist()
+        assert temp_files(state) == []                  # cleaned at start
+        if loaded is None:
+            assert last_saved is None                   # nothing ever completed
+            continue
+        raw, meta = loaded
+        assert len(raw) == meta["size"] and sha(raw) == meta["sha256"]
+        assert json.loads(raw)["version"] == meta["n"]
+        # The last one reported as saved, or the next one if the kill came between
+        # its rename and the report.
+        expected = {0} if last_saved is None else {last_saved, last_saved + 1}
+        assert meta["n"] in expected
+        last_saved = meta["n"]
+    assert last_saved is not None
+    # Proof the test cut writes in progress, not only idle moments between them.
+    assert cut_mid_write > 0, "no kill landed during a write"
+    print(f"{cut_mid_write}/30 kills interrupted a write")
+
+
+# -- assets -----------------------------------------------------------------------
+
+def test_asset_put_verifies_hash(tmp_path: Path) -> None:
+    assets = AssetStore(tmp_path / "assets", quota_bytes=10_000)
+    data = b"\x89PNG fake image"
+    path = assets.put(sha(data), data)
+    assert path == assets.path(sha(data)) and path.read_bytes() == data
+    assert assets.has(sha(data))
+    other = b"something else"
+    with pytest.raises(AssetError, match=sha(other)):
+        assets.put(sha(data + b"!"), other)
+    assert not assets.has(sha(data + b"!"))
+    assert assets.shas() == [sha(data)]
+    assert temp_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "A" * 64, "0" * 63, "sha256:" + "0" * 64, ""])
+def test_asset_names_must_be_lowercase_hex_sha256(tmp_path: Path, bad: str) -> None:
+    assets = AssetStore(tmp_path, quota_bytes=100)
+    with pytest.raises(ValueError):
+        assets.path(bad)
+
+
+def test_asset_put_file_moves_a_verified_download(tmp_path: Path) -> None:
+    assets = AssetStore(tmp_path / "assets", quota_bytes=10**6)
+    data = os.urandom(50_000)
+    tmp = assets.temp_path()
+    tmp.write_bytes(data)
+    assert assets.put_file(sha(data), tmp) == assets.path(sha(data))
+    assert not tmp.exists()
+    assert assets.verify(sha(data))
+
+    bad = assets.temp_path()
+    bad.write_bytes(data[:-1])
+    with pytest.raises(AssetError):
+        assets.put_file(sha(b"wanted"), bad)
+    assert not bad.exists() and not assets.has(sha(b"wanted"))
+    assert temp_files(tmp_path) == []
+
+
+def test_asset_put_file_from_another_filesystem(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs a second filesystem")
+    data = os.urandom(3000)
+    source = shm / f"panel-player-test-{os.getpid()}.bin"
+    source.write_bytes(data)
+    try:
+        assets = AssetStore(tmp_path, quota_bytes=10**6)
+        assets.put_file(sha(data), source)
+        assert assets.path(sha(data)).read_bytes() == data
+        assert not source.exists()
+    finally:
+        source.unlink(missing_ok=True)
+
+
+def test_asset_verify_removes_a_corrupt_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assets = AssetStore(tmp_path, quota_bytes=10**6)
+    data = b"affiche du marche de noel" * 100
+    path = assets.put(sha(data), data)
+    assert assets.verify(sha(data))
+    with open(path, "r+b") as handle:   # one flipped bit, as a worn SD card does
+        handle.seek(1234)
+        byte = handle.read(1)
+        handle.seek(1234)
+        handle.write(bytes([byte[0] ^ 0x01]))
+    with caplog.at_level(logging.WARNING, logger="player.store"):
+        assert not assets.verify(sha(data))
+    assert "corrupt" in caplog.text
+    assert not assets.has(sha(data))
+    assert not assets.verify(sha(data))   # absent
+
+
+def test_asset_put_repairs_a_corrupt_copy(tmp_path: Path) -> None:
+    assets = AssetStore(tmp_path, quota_bytes=10**6)
+    data = b"0123456789" * 10
+    path = assets.put(sha(data), data)
+    path.write_bytes(b"X" * len(data))
+    assets.put(sha(data), data)
+    assert path.read_bytes() == data
+
+
+def test_asset_usage_quota_and_collect(tmp_path: Path) -> None:
+    assets = AssetStore(tmp_path, quota_bytes=1000)
+    blobs = {name: bytes([i]) * size for i, (name, size) in enumerate({"a": 300, "b": 400, "c": 200}.items())}
+    shas = {name: assets.put(sha(data), data).name for name, data in blobs.items()}
+    assert assets.usage() == 900
+    assert assets.room_for(100, keep=shas.values())
+    assert not assets.room_for(101, keep=shas.values())
+    assert assets.room_for(600, keep=[shas["b"]])          # a and c would go
+    assert not assets.room_for(601, keep=[shas["b"]])
+    assert assets.usage() == 900                            # room_for removes nothing
+    removed = assets.collect(keep=[shas["b"], "f" * 64])
+    assert removed == sorted([shas["a"], shas["c"]])
+    assert assets.shas() == [shas["b"]]
+    assert assets.usage() == 400
+    assert assets.collect(keep=[shas["b"]]) == []
+
+
+# -- the state store ----------------------------------------------------------------
+
+def test_state_store_creates_its_tree(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "var" / "lib" / "panel-player", asset_quota_bytes=1234)
+    assert (store.root / "assets").is_dir() and (store.root / "settings").is_dir()
+    assert store.assets.quota_bytes == 1234
+    assert store.load_playlist() is None
+    assert store.load_alerts() == []
+    assert store.load_json("brightness") is None
+
+
+def test_state_store_refuses_an_unusable_folder(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StateError, match="not usable") as info:
+        StateStore(blocker / "state")
+    assert isinstance(info.value, PanelError) and isinstance(info.value, OSError)
+    assert str(blocker / "state") in str(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through permission bits")
+def test_state_store_refuses_a_read_only_folder(tmp_path: Path) -> None:
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(StateError):
+            StateStore(tmp_path)
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_playlist_round_trip_is_byte_exact(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    raw = '{"id": "hiver", "version": 3, "ticker": ["Collecte jeudi\u00a0!"]}\n'.encode()
+    meta = {"topic": "signage/panels/mairie/playlist", "applied_at": "2026-11-25T18:00:00+01:00"}
+    store.save_playlist(raw, meta)
+    assert StateStore(tmp_path).load_playlist() == (raw, meta)
+    store.save_playlist(b'{"id": "ete"}', {"topic": "t"})
+    assert StateStore(tmp_path).load_playlist() == (b'{"id": "ete"}', {"topic": "t"})
+    store.clear_playlist()
+    assert store.load_playlist() is None
+
+
+def test_alerts_and_settings_round_trip(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    alerts = [{"id": "crue-1", "level": "critical", "title": "ALERTE CRUE", "expires": None}]
+    store.save_alerts(alerts)
+    store.save_json("brightness", {"value": 40, "until": "2026-11-25T18:10:00Z"})
+    again = StateStore(tmp_path)
+    assert again.load_alerts() == alerts
+    assert again.load_json("brightness") == {"value": 40, "until": "2026-11-25T18:10:00Z"}
+    again.save_alerts([])
+    assert again.load_alerts() == []
+    again.delete_json("brightness")
+    assert again.load_json("brightness") is None
+    with pytest.raises(ValueError):
+        again.save_json("../escape", 1)
+
+
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x20
+    path.write_bytes(bytes(data))
+
+
+CORRUPTIONS = {
+    "flipped byte": _flip,
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[:-5]),
+    "empty": lambda p: p.write_bytes(b""),
+    "garbage": lambda p: p.write_bytes(os.urandom(200)),
+    "plain json": lambda p: p.write_bytes(b'[{"id": "x"}]'),
+}
+
+
+@pytest.mark.parametrize("damage", CORRUPTIONS.values(), ids=CORRUPTIONS.keys())
+def test_damaged_state_files_are_ignored_with_a_warning(tmp_path: Path, damage: object,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    store = StateStore(tmp_path)
+    store.save_playlist(b'{"id": "p", "version": 1, "slides": []}', {"topic": "t"})
+    store.save_alerts([{"id": "a", "level": "info", "title": "Info"}])
+    store.save_json("brightness", {"value": 40})
+    files = [tmp_path / "playlist.state", tmp_path / "alerts.state", tmp_path / "settings" / "brightness.state"]
+    for path in files:
+        damage(path)  # type: ignore[operator]
+    with caplog.at_level(logging.WARNING, logger="player.store"):
+        assert store.load_playlist() is None
+        assert store.load_alerts() == []
+        assert store.load_json("brightness") is None
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == len(files)
+    for path in files:
+        assert any(str(path) in message for message in warned), (path, warned)
+
+
+def test_well_sealed_but_wrong_shape_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = StateStore(tmp_path)
+    store.save_json("alerts-shape", {"not": "a list"})
+    # Same sealed format, wrong content: alerts must be a list of mappings.
+    (tmp_path / "settings" / "alerts-shape.state").replace(tmp_path / "alerts.state")
+    with caplog.at_level(logging.WARNING, logger="player.store"):
+        assert store.load_alerts() == []
+    assert "not a list of alerts" in caplog.text
+
+
+def test_temp_files_from_a_crash_are_removed_at_start(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    store.save_json("brightness", 40)
+    leftovers = [tmp_path / ".playlist.state.k2j3.part", tmp_path / "settings" / ".brightness.state.x.part",
+                 tmp_path / "assets" / ".incoming.abc.part"]
+    for path in leftovers:
+        path.write_bytes(b"half")
+    keep = tmp_path / "notes.txt"
+    keep.write_text("installer notes")
+    again = StateStore(tmp_path)
+    assert not any(p.exists() for p in leftovers)
+    assert keep.exists()
+    assert again.load_json("brightness") == 40
