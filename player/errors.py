@@ -42,6 +42,10 @@ class AssetError(PanelError, OSError):
     """An asset is missing, corrupt, too large or does not match its hash."""
 
 
+class StateError(PanelError, OSError):
+    """The state folder cannot be created or written."""
+
+
 class OutputError(PanelError, RuntimeError):
     """A display output failed."""
 

@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .errors import AssetError, PanelError
+from .errors import AssetError, StateError
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,6 @@ _MAGIC = b"panel-player-state 1"
 _CHUNK = 1 << 20
 
 
-class StateError(PanelError, OSError):
-    """The state folder cannot be created or written."""
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
