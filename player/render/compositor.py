@@ -1,0 +1,504 @@
+"""The compositor: draws slides into a layout's zones and hands out frames with their dirty rects.
+
+The main loop owns one :class:`Renderer` and drives it with two clocks: ``now`` is
+``time.monotonic()`` (animation), ``wall`` an aware ``datetime`` (the clock zone)::
+
+    renderer = Renderer((1920, 1080), load_layout("landscape"), tz=ZoneInfo("Europe/Paris"))
+    renderer.set_ticker(playlist.ticker, time.monotonic())
+    renderer.show(slide, time.monotonic(), image_path=store.asset_path(slide.asset))
+    while True:
+        drawn = renderer.render(time.monotonic(), datetime.now(timezone.utc))
+        if drawn:
+            output.present(*drawn)          # frame, dirty rects (None = everything)
+        deadline = renderer.next_deadline(time.monotonic(), datetime.now(timezone.utc))
+        # ... block on the inbox until min(deadline, slide end, ...)
+
+Layers, each a surface allocated once: the *scene* (layout background, zones, slide,
+clock, ticker; logical orientation), an *output* copy used only while something sits
+on top of the scene (a transition, an overlay, software dimming), and the *physical*
+frame when the panel is rotated. A still picture costs nothing: :meth:`Renderer.render`
+returns None and :meth:`Renderer.next_deadline` None. A scrolling ticker dirties only its
+band; a minute tick only the clock zone. Only the zones that belong to the slide (main
+and title) take part in a transition: the clock and ticker keep running through it.
+
+Nothing is allocated per frame on an unrotated panel. On a rotated one, each dirty
+rectangle is turned by ``pygame.transform.rotate``, which returns a new surface the size
+of that rectangle (a ticker band, not a frame).
+
+Rotation is the angle, clockwise, by which the picture is turned on the physical output:
+with ``rotation=90`` the logical top-left corner lands at the physical top-right.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Protocol
+
+import pygame
+
+from ..content import RGB, ImageSlide, TextSlide
+from ..errors import AssetError
+from ..layout import Layout, Zone
+from .clock import Clock, french_date
+from .fonts import open_face
+from .images import ImageCache
+from .text import TextPainter
+from .ticker import Ticker
+from .transitions import make_transition
+
+ROTATIONS = (0, 90, 180, 270)
+MAX_CLOCK_SLEEP = 60.0  # re-check the clock at least this often, in case the wall clock jumps
+IDLE_TIME_SHARE = 0.6  # of the idle screen's height for the time; the date below
+
+
+class Overlay(Protocol):
+    """A full-screen layer drawn over everything (alert, identify screen, test card)."""
+
+    def draw(self, surface: pygame.Surface, now: float, wall: datetime) -> None: ...
+
+    def next_frame(self, now: float) -> float | None: ...
+
+
+@dataclass
+class _ClockSpot:
+    """A clock drawn over a saved copy of what lies beneath it."""
+
+    clock: Clock
+    area: pygame.Rect  # restored from ``beneath`` before each redraw
+    inner: pygame.Rect
+    color: RGB
+    align: str
+    beneath: pygame.Surface
+    due: datetime | None = None  # wall time of the next change
+    drawn: datetime | None = None
+    idle: bool = False  # the idle screen: always the time above the date, both large
+
+    def draw(self, surface: pygame.Surface, wall: datetime) -> None:
+        if not self.idle:
+            self.clock.draw(surface, self.inner, wall, self.color, self.align)
+            return
+        local = self.clock.local(wall)
+        top = self.inner.copy()
+        top.h = round(self.inner.h * IDLE_TIME_SHARE)
+        bottom = pygame.Rect(self.inner.x, top.bottom, self.inner.w, self.inner.bottom - top.bottom)
+        painter = self.clock.painter
+        painter.draw_line(surface, top, f"{local.hour:02d}:{local.minute:02d}", self.color, self.align)
+        if bottom.h > 0:
+            painter.draw(surface, bottom, "", french_date(local), self.color, self.align)
+
+
+def _inner(rect: pygame.Rect, zone: Zone) -> pygame.Rect:
+    pad = round(zone.padding * min(rect.w, rect.h))
+    inner = rect.inflate(-2 * pad, -2 * pad)
+    return inner if inner.w > 0 and inner.h > 0 else rect.copy()
+
+
+class Renderer:
+    """Draws slides, chrome and overlays into frames for one output; main thread only.
+
+    ``size`` is the output's physical size; ``rotation`` 90 or 270 swaps it into
+    :attr:`logical_size`, the size layouts are laid out on. ``font`` and ``antialias``
+    override the layout's own. ``images`` is the decoded-image cache shared with the
+    app (one is made, holding three frames' worth, when omitted).
+    """
+
+    def __init__(self, size: tuple[int, int], layout: Layout, *, tz: tzinfo, rotation: int = 0, fps: int = 30,
+                 transition: str = "fade", transition_s: float = 0.6, font: str | None = None,
+                 antialias: bool | None = None, images: ImageCache | None = None) -> None:
+        if rotation not in ROTATIONS:
+            raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation}")
+        if size[0] <= 0 or size[1] <= 0:
+            raise ValueError(f"output size must be positive, got {size}")
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.size = (int(size[0]), int(size[1]))
+        self.rotation = rotation
+        self.logical_size = (self.size[1], self.size[0]) if rotation in (90, 270) else self.size
+        self.tz = tz
+        self.fps = fps
+        self.transition = make_transition(transition, transition_s)
+        self._font_override = font
+        self._antialias_override = antialias
+        lw, lh = self.logical_size
+        self._scene = pygame.Surface(self.logical_size)
+        self._out: pygame.Surface | None = None
+        self._old: pygame.Surface | None = None
+        self._frame = pygame.Surface(self.size) if rotation else None
+        self._own_images = images is None
+        self._images = images if images is not None else ImageCache(3 * lw * lh * 4)
+        self._full_rect = pygame.Rect(0, 0, lw, lh)
+
+        self._slide: TextSlide | ImageSlide | None = None
+        self._image: pygame.Surface | None = None
+        self._image_path: Path | None = None
+        self._ticker_items: tuple[str, ...] = ()
+        self._ticker_start = 0.0
+        self._ticker: Ticker | None = None
+        self._ticker_due: float | None = None
+        self._clocks: list[_ClockSpot] = []
+        self._clocks_cache: list[_ClockSpot] = []
+        self._pending: list[pygame.Rect] = []
+        self._overlay: Overlay | None = None
+        self._overlay_due: float | None = None
+        self._dim = 1.0
+
+        self._stale = True  # the scene must be recomposed
+        self._full = True  # the whole frame must be presented
+        self._transition_start: float | None = None
+        self._transition_areas: list[pygame.Rect] = []
+        self._last_frame: float | None = None
+        self._shown: pygame.Surface | None = None
+        self.set_layout(layout)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    def set_layout(self, layout: Layout) -> None:
+        """Switch layout (no transition); the current slide and ticker are laid out again."""
+        self._layout = layout
+        face = open_face(self._font_override if self._font_override is not None else layout.font)
+        antialias = layout.antialias if self._antialias_override is None else self._antialias_override
+        self.painter = TextPainter(face, antialias=antialias, line_spacing=layout.line_spacing)
+        lw, lh = self.logical_size
+        self._rects = {zone.name: pygame.Rect(zone.pixels(lw, lh)) for zone in layout.zones}
+        self._transition_start = None
+        self._stale = True
+        if isinstance(self._slide, ImageSlide) and self._image_path is not None:
+            try:
+                self._image = self._load(self._slide, self._image_path, sync=True)
+            except AssetError:
+                self._image = None  # main zone shows its background; the next show() moves on
+        self._build_ticker()
+
+    def set_ticker(self, items: Sequence[str], now: float) -> None:
+        """Scroll ``items`` in the ticker zone from ``now``; none hides the band."""
+        items = tuple(i for i in items if i.strip())
+        if items == self._ticker_items and (self._ticker is not None or not items):
+            return
+        self._ticker_items = items
+        self._ticker_start = now
+        self._build_ticker()
+
+    def show(self, slide: TextSlide | ImageSlide | None, now: float, image_path: Path | None = None) -> None:
+        """Show ``slide`` (None: the idle screen, a big clock and the date), with the transition.
+
+        An image slide needs ``image_path``. Raises :class:`AssetError` when the image
+        is missing or cannot be decoded: the screen then keeps its current picture and
+        the caller should skip the slide and report the error.
+        """
+        if slide == self._slide and image_path == self._image_path and not self._stale:
+            return  # already on screen (a one-slide playlist looping): no fade to itself
+        image = None
+        if isinstance(slide, ImageSlide):
+            if image_path is None:
+                raise AssetError(f"slide {slide.id}: no file for image asset {slide.asset}")
+            image = self._load(slide, image_path, sync=True)
+        self._begin_transition(now)
+        self._slide = slide
+        self._image = image
+        self._image_path = image_path if isinstance(slide, ImageSlide) else None
+        self._stale = True
+
+    def prefetch(self, slide: ImageSlide, path: Path) -> None:
+        """Decode ``slide``'s image in the background so that showing it never waits."""
+        self._load(slide, path, sync=False)
+
+    def set_overlay(self, overlay: Overlay | None) -> None:
+        """Put a full-screen layer over everything (None removes it).
+
+        While an overlay is up, the scene beneath is not animated (the ticker and clock
+        resume where they should be when it goes away).
+        """
+        if overlay is self._overlay:
+            return
+        self._overlay = overlay
+        self._overlay_due = None
+        self._full = True
+
+    def set_dim(self, factor: float) -> None:
+        """Software brightness applied to the output frame: 1 = as drawn, 0 = black."""
+        factor = min(1.0, max(0.0, float(factor))) if math.isfinite(factor) else 1.0
+        if factor != self._dim:
+            self._dim = factor
+            self._full = True
+
+    # ------------------------------------------------------------------ frames
+
+    def render(self, now: float, wall: datetime) -> tuple[pygame.Surface, list[pygame.Rect] | None] | None:
+        """Bring the frame up to date; None when nothing changed since the last call.
+
+        Returns the frame in the physical orientation and the rectangles that changed,
+        in physical coordinates (None: the whole frame). The frame belongs to the
+        renderer: read it before the next call, don't draw on it.
+        """
+        dirty: list[pygame.Rect] = []
+        full = self._full
+        if self._stale:
+            self._compose(now, wall)
+            full = True
+        elif self._overlay is None:
+            dirty += self._animate(now, wall)
+
+        progress = None
+        if self._transition_start is not None:
+            progress = (now - self._transition_start) / self.transition.duration
+            dirty += self._transition_areas
+            if progress >= 1:
+                self._transition_start = None
+                progress = None
+        if self._overlay is not None:
+            if full or dirty or (self._overlay_due is not None and now >= self._overlay_due):
+                full = True
+                self._overlay_due = self._overlay.next_frame(now)
+
+        # Zones of tiny panels can round past the edge; clip so that every rect is drawable.
+        dirty = [c for c in (d.clip(self._full_rect) for d in dirty) if c.w and c.h]
+        if not full and not dirty:
+            return None
+        source = self._present(now, wall, progress, full, dirty)
+        if source is not self._shown:
+            full = True  # the frame handed out changed surface: the caller needs all of it
+        frame = self._rotate(source, None if full else dirty)
+        self._shown = source
+        self._full = False
+        self._last_frame = now
+        if full:
+            return frame, None
+        return frame, [self._to_physical(r) for r in dirty]
+
+    def next_deadline(self, now: float, wall: datetime) -> float | None:
+        """Monotonic time at which :meth:`render` must next be called; None for a still picture."""
+        if self._stale or self._full or self._pending:
+            return now
+        floor = now if self._last_frame is None else max(now, self._last_frame + 1.0 / self.fps)
+        due: list[float] = []
+        if self._transition_start is not None:
+            due.append(floor)
+        if self._overlay is not None:
+            if self._overlay_due is not None:
+                due.append(max(floor, self._overlay_due))
+        else:
+            if self._ticker_due is not None:
+                due.append(max(floor, self._ticker_due))
+            for spot in self._clocks:
+                if spot.due is not None:
+                    wait = (spot.due - wall).total_seconds()
+                    due.append(now + min(MAX_CLOCK_SLEEP, max(0.0, wait)))
+        return min(due) if due else None
+
+    def close(self) -> None:
+        """Stop the image cache's worker if this renderer made the cache; safe twice."""
+        if self._own_images:
+            self._images.close()
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def snapshot(self) -> pygame.Surface:
+        """A copy of the current physical frame (for screenshots)."""
+        if self._shown is None:
+            blank = pygame.Surface(self.size)
+            blank.fill(self._layout.background)
+            return blank
+        return (self._frame if self._frame is not None else self._shown).copy()
+
+    # ------------------------------------------------------------------ internals: state
+
+    def _image_key(self, slide: ImageSlide, size: tuple[int, int], background: RGB) -> tuple[object, ...]:
+        return ("image", slide.asset, size, slide.fit, background)
+
+    def _load(self, slide: ImageSlide, path: Path, *, sync: bool) -> pygame.Surface | None:
+        zone = self._layout.main
+        rect = self._rects[zone.name]
+        background = zone.background or self._layout.background
+        key = self._image_key(slide, rect.size, background)
+        if not sync:
+            self._images.prefetch(key, path, rect.size, slide.fit, background)
+            return None
+        return self._images.load_now(key, path, rect.size, slide.fit, background, like=self._scene)
+
+    def _build_ticker(self) -> None:
+        zone = self._layout.zone("ticker")
+        self._ticker = None
+        self._ticker_due = None
+        if zone is None:
+            return
+        rect = self._rects[zone.name]
+        if self._ticker_items:
+            band = self._ticker_band(zone)
+            self._ticker = Ticker(self.painter, self._ticker_items, band.size, zone.color,
+                                  zone.background or self._layout.background, zone.speed, self._ticker_start)
+            self._ticker_due = -math.inf  # draw at the next render
+        if not self._stale:
+            self._scene.fill(self._zone_background(zone) if self._ticker else self._layout.background, rect)
+            self._mark(rect)
+
+    def _ticker_band(self, zone: Zone) -> pygame.Rect:
+        rect = self._rects[zone.name]
+        pad = round(zone.padding * min(rect.w, rect.h))
+        band = pygame.Rect(rect.x, rect.y + pad, rect.w, rect.h - 2 * pad)
+        return band if band.h > 0 else rect.copy()
+
+    def _begin_transition(self, now: float) -> None:
+        if self.transition.duration <= 0 or self._last_frame is None:
+            return
+        if self._old is None:
+            self._old = pygame.Surface(self.logical_size)
+        if self._transition_start is not None:
+            # Mid-transition: freeze what is on screen now as the new starting point.
+            p = (now - self._transition_start) / self.transition.duration
+            for area in self._transition_areas:
+                self.transition.blend(self._old, self._scene, p, self._old, area)
+        elif self._stale:
+            return  # the scene does not hold what is on screen: cut
+        else:
+            self._old.blit(self._scene, (0, 0))
+        self._transition_start = now
+        self._transition_areas = [self._rects[z.name] for z in self._layout.zones if z.role in ("main", "title")]
+
+    def _mark(self, rect: pygame.Rect) -> None:
+        self._pending.append(rect)
+
+    # ------------------------------------------------------------------ internals: drawing
+
+    def _zone_background(self, zone: Zone) -> RGB:
+        return zone.background or self._layout.background
+
+    def _compose(self, now: float, wall: datetime) -> None:
+        """Redraw the whole scene for the current layout, slide, ticker and time."""
+        scene, layout = self._scene, self._layout
+        scene.fill(layout.background)
+        self._clocks = []
+        header = layout.zone("title")
+        slide = self._slide
+        title_in_header = (header is not None and isinstance(slide, TextSlide) and bool(slide.body.strip()))
+        for zone in layout.zones:
+            rect = self._rects[zone.name]
+            inner = _inner(rect, zone)
+            if zone.role == "main":
+                self._draw_main(zone, rect, inner, title_in_header)
+            elif zone.role == "title":
+                scene.fill(self._zone_background(zone), rect)
+                text = slide.title if title_in_header and isinstance(slide, TextSlide) else zone.text
+                if text.strip():
+                    self.painter.draw_line(scene, inner, text, zone.color, zone.align)
+            elif zone.role == "text":
+                scene.fill(self._zone_background(zone), rect)
+                if zone.text.strip():
+                    self.painter.draw(scene, inner, "", zone.text, zone.color, zone.align)
+            elif zone.role == "clock":
+                scene.fill(self._zone_background(zone), rect)
+                self._clocks.append(self._clock_spot(rect, inner, zone.color, zone.align))
+            elif zone.role == "ticker":
+                if self._ticker is None:
+                    continue  # hidden: the layout background shows
+                scene.fill(self._zone_background(zone), rect)
+                self._ticker_due = -math.inf
+        self._pending = []
+        self._animate(now, wall, force=True)
+        self._pending = []
+        self._stale = False
+
+    def _draw_main(self, zone: Zone, rect: pygame.Rect, inner: pygame.Rect, title_in_header: bool) -> None:
+        scene, slide = self._scene, self._slide
+        if isinstance(slide, TextSlide):
+            scene.fill(slide.style.background, rect)
+            title = "" if title_in_header else slide.title
+            self.painter.draw(scene, inner, title, slide.body, slide.style.color, slide.style.align)
+        elif isinstance(slide, ImageSlide):
+            scene.fill(self._zone_background(zone), rect)
+            if self._image is not None:
+                scene.blit(self._image, rect.topleft)
+                self._image = None  # now part of the scene; the cache decides how long it lives
+        else:
+            scene.fill(self._zone_background(zone), rect)
+            self._clocks.append(self._clock_spot(rect, inner, zone.color, "center", idle=True))
+
+    def _clock_spot(self, rect: pygame.Rect, inner: pygame.Rect, color: RGB,
+                    align: str, idle: bool = False) -> _ClockSpot:
+        for spot in self._clocks_cache:
+            if spot.area == rect and spot.inner == inner:
+                reused = spot
+                break
+        else:
+            reused = _ClockSpot(Clock(self.painter, self.tz), rect.copy(), inner.copy(), color, align,
+                                pygame.Surface(rect.size))
+            self._clocks_cache.append(reused)
+            del self._clocks_cache[:-4]
+        reused.clock.painter = self.painter
+        reused.color, reused.align, reused.idle = color, align, idle
+        reused.beneath.blit(self._scene, (0, 0), rect)
+        reused.due = reused.drawn = None
+        return reused
+
+    def _animate(self, now: float, wall: datetime, force: bool = False) -> list[pygame.Rect]:
+        """Advance the ticker and clocks on the scene; returns the logical rects changed."""
+        changed = self._pending
+        self._pending = []
+        zone = self._layout.zone("ticker")
+        if self._ticker is not None and zone is not None and self._ticker_due is not None:
+            if force or now >= self._ticker_due:
+                band = self._ticker_band(zone)
+                self._ticker.draw(self._scene, band, now)
+                self._ticker_due = self._ticker.next_frame(now)
+                changed.append(band)
+        for spot in self._clocks:
+            if force or spot.due is None or wall >= spot.due or (spot.drawn is not None and wall < spot.drawn):
+                self._scene.blit(spot.beneath, spot.area.topleft)
+                spot.draw(self._scene, wall)
+                spot.due = spot.clock.next_change(wall)
+                spot.drawn = wall
+                changed.append(spot.area)
+        return changed
+
+    def _present(self, now: float, wall: datetime, progress: float | None, full: bool,
+                 dirty: list[pygame.Rect]) -> pygame.Surface:
+        """The logical frame to show: the scene itself, or the output layer when something is on top."""
+        if progress is None and self._overlay is None and self._dim >= 1:
+            return self._scene
+        if self._out is None:
+            self._out = pygame.Surface(self.logical_size)
+        out = self._out
+        rects = [self._full_rect] if full else dirty
+        for rect in rects:
+            out.blit(self._scene, rect.topleft, rect)
+        if progress is not None and self._old is not None:
+            for area in self._transition_areas:
+                self.transition.blend(self._old, self._scene, progress, out, area)
+        if self._overlay is not None:
+            self._overlay.draw(out, now, wall)
+        if self._dim < 1:
+            level = round(255 * self._dim)
+            for rect in rects:
+                out.fill((level, level, level), rect, special_flags=pygame.BLEND_MULT)
+        return out
+
+    def _rotate(self, source: pygame.Surface, dirty: list[pygame.Rect] | None) -> pygame.Surface:
+        if self._frame is None:
+            return source
+        for rect in dirty if dirty is not None else [self._full_rect]:
+            turned = pygame.transform.rotate(source.subsurface(rect), -self.rotation)
+            self._frame.blit(turned, self._to_physical(rect).topleft)
+        return self._frame
+
+    def _to_physical(self, rect: pygame.Rect) -> pygame.Rect:
+        """A logical rectangle in physical coordinates (clockwise rotation)."""
+        lw, lh = self.logical_size
+        x, y, w, h = rect
+        if self.rotation == 90:
+            return pygame.Rect(lh - y - h, x, h, w)
+        if self.rotation == 180:
+            return pygame.Rect(lw - x - w, lh - y - h, w, h)
+        if self.rotation == 270:
+            return pygame.Rect(y, lw - x - w, h, w)
+        return pygame.Rect(rect)
