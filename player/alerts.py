@@ -27,7 +27,7 @@ from .validate import Node, Problems, describe
 LEVELS = ("info", "warning", "critical")  # rank by index
 SCOPES = ("panel", "group", "all")
 INFO_MODES = ("banner", "fullscreen")
-ALERT_ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"
+ALERT_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 SCOPE_NAME_PATTERN = r"[a-z0-9][a-z0-9-]{0,62}"
 LANGUAGE_PATTERN = r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*"
 MAX_TITLE = 200

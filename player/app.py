@@ -1,10 +1,14 @@
 """The Player: owns the main loop, pygame and all display state.
 
-Other threads (MQTT, asset fetches, sensor sampling, signals) never touch the
-display: they put small, already-validated messages on :attr:`Player.inbox`.
-The loop blocks on that inbox until the next deadline (slide end, animation
-frame, clock minute, heartbeat, alert expiry, watchdog), so a still picture
-costs no CPU and a message is acted on, and drawn, as soon as it arrives.
+Other threads (MQTT, asset downloads, sensor sampling, signals) never touch the
+display: they put small, already-checked messages on :attr:`Player.inbox`. The
+loop blocks on that inbox until the next deadline (slide end, animation frame,
+clock minute, heartbeat, alert expiry, watchdog), so a still picture costs no
+CPU and a message is acted on, and drawn, as soon as it arrives.
+
+The parts the loop drives live beside it: :mod:`player.app_content` (playlists,
+assets), :mod:`player.app_alerts` (the alert board on screen),
+:mod:`player.app_ops` (commands, heartbeat, brightness, systemd).
 """
 
 from __future__ import annotations
@@ -20,11 +24,8 @@ from typing import Any
 
 from . import __version__
 from .config import Config
-from .content import ImageSlide, Playlist, parse_playlist
-from .errors import AssetError, ContentError, DisplayUnavailable, PanelError
+from .errors import PanelError
 from .layout import Layout, load_layout
-from .playlists import Candidate, PlaylistManager
-from .schedule import Rotation
 from .store import StateStore
 
 log = logging.getLogger("panel-player")
@@ -33,13 +34,8 @@ EXIT_OK = 0
 EXIT_RESTART = 75  # the `restart` command: systemd's Restart=always starts us again
 
 
-def bundled_dir() -> Path:
-    """The bundled demo content: the checkout's ``content/demo``, else the installed copy."""
-    here = Path(__file__).resolve().parent
-    for path in (here.parent / "content" / "demo", here / "data" / "demo"):
-        if (path / "playlist.json").is_file():
-            return path
-    raise FileNotFoundError("bundled demo content is missing from this installation")
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -52,7 +48,7 @@ class Stop:
 
 @dataclass(frozen=True)
 class Call:
-    """Run ``fn`` on the main loop (used by worker threads to hand results over)."""
+    """Run ``fn`` on the main loop (worker threads hand results over this way)."""
 
     fn: Callable[[], None]
 
@@ -68,165 +64,90 @@ class Player:
     """
 
     def __init__(self, cfg: Config) -> None:
+        from .app_alerts import AlertPart
+        from .app_content import ContentPart
+        from .app_ops import OpsPart
+
         self.cfg = cfg
+        self.version = __version__
         self.inbox: queue.Queue[object] = queue.Queue()
         self.tz = cfg.panel.tz()
         self.started = time.monotonic()
         self.exit_code: int | None = None
         self.store = StateStore(cfg.state_dir, cfg.storage.asset_quota_mb * 2**20)
-        self.bundled = bundled_dir()
         self.layout_name = cfg.display.layout
         self.layout: Layout = load_layout(self.layout_name)
-        self.playlists = PlaylistManager(cfg.panel.groups, self.has_asset, cfg.storage.asset_wait_s)
-        self.rotation = Rotation(())
-        self.slide_started = 0.0
-        self.slide_ends: float | None = None
-        self.idle_until: float | None = None
-        self.frames = 0
-        self.fps_window: list[float] = []
-        self.errors: list[str] = []
         self.renderer: Any = None
         self.output: Any = None
+        self.link: Any = None
+        self.frames = 0
+        self.fps_window: list[float] = []
         self.first_frame_at: float | None = None
         self._on_frame: list[Callable[[float], None]] = []
+        self.content = ContentPart(self)
+        self.alerts = AlertPart(self)
+        self.ops = OpsPart(self)
 
-    # -- assets ---------------------------------------------------------
-    def asset_path(self, sha: str) -> Path | None:
-        """Where an asset's verified bytes are: the asset store, else the bundled content."""
-        if self.store.assets.has(sha):
-            return self.store.assets.path(sha)
-        for candidate in self.bundled.glob(f"{sha}.*"):
-            return candidate
-        return None
+    # -- helpers for the parts -------------------------------------------
+    def event(self, event: dict[str, Any]) -> None:
+        """Publish an event (CONTRACT §7) and log it."""
+        level = logging.WARNING if event["type"].endswith(("rejected", "failed")) or event["type"] == "error" \
+            else logging.INFO
+        log.log(level, "event %s", {k: v for k, v in event.items() if k != "ts"})
+        if self.link is not None:
+            self.link.publish_event(event)
 
-    def has_asset(self, sha: str) -> bool:
-        return self.asset_path(sha) is not None
+    def report_error(self, reason: str, publish: bool = True) -> None:
+        """An error the crews should see: logged, in the heartbeat, and as an ``error`` event."""
+        from .net.protocol import event_error
 
-    # -- start-up -------------------------------------------------------
-    def initial_content(self) -> Candidate:
-        """The last good persisted playlist, else the bundled demo content."""
-        stored = self.store.load_playlist()
-        if stored is not None:
-            raw, meta = stored
-            try:
-                playlist = parse_playlist(raw)
-                if all(self.has_asset(s) for s in playlist.assets()):
-                    return Candidate(playlist, raw, "stored", time.monotonic(), origin=str(meta.get("source", "")))
-                log.warning("stored playlist %s lacks assets; using the bundled content", playlist.id)
-            except ContentError as exc:
-                log.warning("stored playlist is invalid (%s); using the bundled content", exc)
-        raw = (self.bundled / "playlist.json").read_bytes()
-        return Candidate(parse_playlist(raw), raw, "bundled", time.monotonic())
+        if self.ops.errors.add(reason, utcnow()) and publish:
+            self.event(event_error(reason))
+        else:
+            log.error("%s", reason)
 
+    def after_frame(self, fn: Callable[[float], None]) -> None:
+        """Call ``fn(shown_at)`` once the next frame has been handed to the output."""
+        self._on_frame.append(fn)
+
+    def set_layout(self, name: str) -> None:
+        if name == self.layout_name:
+            return
+        try:
+            self.layout = load_layout(name)
+        except PanelError as exc:
+            self.report_error(f"layout {name}: {exc}")
+            return
+        self.layout_name = name
+        self.renderer.set_layout(self.layout)
+        self.alerts.layout_changed()
+
+    # -- display ---------------------------------------------------------
     def open_display(self) -> None:
         from .render.compositor import Renderer
         from .render.images import ImageCache
         from .render.outputs import init_display, open_output
+        from .render.outputs.ledmatrix import LedOptions
 
         d = self.cfg.display
         init_display(d.output, d.size)
+        led = LedOptions(rows=d.led.rows, cols=d.led.cols, chain_length=d.led.chain_length,
+                         parallel=d.led.parallel, hardware_mapping=d.led.hardware_mapping,
+                         gpio_slowdown=d.led.gpio_slowdown, pwm_bits=d.led.pwm_bits,
+                         brightness=d.led.brightness, drop_privileges=d.led.drop_privileges)
         self.output = open_output(d.output, size=d.size, path=d.path, device=d.device, fps=d.fps,
-                                  led=d.led, wait_s=d.wait_s)
+                                  led=led, wait_s=d.wait_s)
+        w, h = self.output.size
+        cache = ImageCache(max(d.image_cache_mb * 2**20, 3 * w * h * 4),
+                           on_error=lambda key, err: self.inbox.put(Call(lambda: self.report_error(str(err)))))
         self.renderer = Renderer(
             self.output.size, self.layout, tz=self.tz, rotation=d.rotation, fps=d.fps,
             transition=d.transition, transition_s=d.transition_s, font=d.font, antialias=d.antialias,
-            images=ImageCache(d.image_cache_mb * 2**20),
+            images=cache,
         )
 
-    # -- content ---------------------------------------------------------
-    def apply(self, cand: Candidate, now: float) -> None:
-        """Switch the screen to a complete playlist."""
-        playlist = cand.playlist
-        layout_name = playlist.layout or self.cfg.display.layout
-        if layout_name != self.layout_name:
-            try:
-                self.layout = load_layout(layout_name)
-                self.layout_name = layout_name
-                self.renderer.set_layout(self.layout)
-            except PanelError as exc:
-                self.report_error(f"playlist {playlist.id}: layout {layout_name}: {exc}")
-        self.renderer.set_ticker(playlist.ticker, now)
-        self.rotation.replace(playlist.slides)
-        self.next_slide(now)
-
-    def next_slide(self, now: float) -> None:
-        """Advance to the next eligible slide, skipping those whose image cannot be shown."""
-        wall = datetime.now(timezone.utc)
-        for _ in range(max(1, len(self.rotation.slides))):
-            slide = self.rotation.next(wall, self.tz)
-            if slide is None:
-                break
-            path = None
-            if isinstance(slide, ImageSlide):
-                path = self.asset_path(slide.asset)
-                if path is None:
-                    self.report_error(f"slide {slide.id}: image sha256:{slide.asset} is missing")
-                    continue
-            try:
-                self.renderer.show(slide, now, path)
-            except AssetError as exc:
-                self.report_error(f"slide {slide.id}: {exc}")
-                continue
-            self.slide_started = now
-            self.slide_ends = now + slide.duration
-            self.idle_until = None
-            self.prefetch_next(wall)
-            return
-        # Nothing eligible: the idle screen until some slide may become eligible.
-        self.renderer.show(None, now, None)
-        self.slide_ends = None
-        nxt = self.rotation.next_eligible(wall, self.tz)
-        self.idle_until = now + max(1.0, (nxt - wall).total_seconds()) if nxt else now + 60.0
-
-    def prefetch_next(self, wall: datetime) -> None:
-        peek = getattr(self.rotation, "peek", None)
-        slide = peek(wall, self.tz) if peek else None
-        if isinstance(slide, ImageSlide):
-            path = self.asset_path(slide.asset)
-            if path is not None:
-                self.renderer.prefetch(slide, path)
-
-    def report_error(self, reason: str) -> None:
-        log.error("%s", reason)
-        if reason not in self.errors:
-            self.errors.append(reason)
-            del self.errors[:-20]
-
-    # -- loop -----------------------------------------------------------
-    def stop(self, code: int = EXIT_OK, reason: str = "stop requested") -> None:
-        """Thread- and signal-safe request to end the loop."""
-        self.inbox.put(Stop(code, reason))
-
-    def deadlines(self, now: float, wall: datetime) -> list[float]:
-        found = [t for t in (self.slide_ends, self.idle_until, self.playlists.asset_deadline()) if t is not None]
-        nxt = self.renderer.next_deadline(now, wall)
-        if nxt is not None:
-            found.append(nxt)
-        out = self.output.next_deadline()
-        if out is not None:
-            found.append(out)
-        return found
-
-    def handle(self, msg: object, now: float) -> None:
-        if isinstance(msg, Stop):
-            self.exit_code = msg.code
-            log.info("stopping: %s", msg.reason)
-        elif isinstance(msg, Call):
-            msg.fn()
-        else:
-            log.warning("unexpected inbox item %r", type(msg).__name__)
-
-    def tick(self, now: float) -> None:
-        """Time-driven work: slide rotation, playlist decisions."""
-        if (self.slide_ends is not None and now >= self.slide_ends) or (
-                self.idle_until is not None and now >= self.idle_until):
-            self.next_slide(now)
-        decision = self.playlists.poll(now)
-        if decision.apply is not None:
-            self.apply(decision.apply, now)
-
     def draw(self, now: float) -> None:
-        wall = datetime.now(timezone.utc)
+        wall = utcnow()
         result = self.renderer.render(now, wall)
         if result is None:
             return
@@ -241,59 +162,104 @@ class Player:
             fn(shown_at)
 
     def measured_fps(self, now: float) -> float | None:
-        """Frames actually handed to the output per second over the last 5 s (0 for a still picture)."""
+        """Frames handed to the output per second over the last 5 s (0 for a still picture)."""
         self.fps_window = [t for t in self.fps_window if now - t <= 5.0]
         span = min(5.0, now - self.started)
-        return round(len(self.fps_window) / span, 1) if span > 0.5 else None
+        return round(len(self.fps_window) / span, 1) if span >= 1.0 else None
+
+    # -- loop -----------------------------------------------------------
+    def stop(self, code: int = EXIT_OK, reason: str = "stop requested") -> None:
+        """Thread- and signal-safe request to end the loop."""
+        self.inbox.put(Stop(code, reason))
+
+    def deadlines(self, now: float, wall: datetime) -> list[float]:
+        found = [t for t in (self.renderer.next_deadline(now, wall), self.output.next_deadline()) if t is not None]
+        for part in (self.content, self.alerts, self.ops):
+            found.extend(t for t in part.deadlines(now, wall) if t is not None)
+        return found
+
+    def handle(self, msg: object, now: float) -> None:
+        if isinstance(msg, Stop):
+            if self.exit_code is None:
+                self.exit_code = msg.code
+            log.info("stopping: %s", msg.reason)
+        elif isinstance(msg, Call):
+            msg.fn()
+        elif not (self.content.handle(msg, now) or self.alerts.handle(msg, now) or self.ops.handle(msg, now)):
+            log.warning("unexpected inbox item %r", type(msg).__name__)
+
+    def tick(self, now: float) -> None:
+        """Time-driven work of every part."""
+        wall = utcnow()
+        self.alerts.tick(now, wall)
+        self.content.tick(now, wall)
+        self.ops.tick(now, wall)
+
+    def start(self) -> None:
+        """Everything up to the first frame; nothing here waits for a network."""
+        self.open_display()
+        self.content.start()
+        self.alerts.start()
+        now = time.monotonic()
+        self.tick(now)
+        self.draw(now)
+        self.ops.start()
 
     def run(self) -> int:
         """Run until stopped; returns the exit status (0, or 75 for a restart)."""
-        self.open_display()
-        start = self.initial_content()
-        self.playlists.start_with(start)
-        now = time.monotonic()
-        self.apply(start, now)
-        self.draw(now)
-        log.info("panel %s showing %s v%s", self.cfg.panel.id, start.playlist.id, start.playlist.version)
         try:
+            self.start()
             while self.exit_code is None:
-                now = time.monotonic()
-                wall = datetime.now(timezone.utc)
-                upcoming = self.deadlines(now, wall)
-                timeout = max(0.0, min(upcoming) - now) if upcoming else 3600.0
-                try:
-                    msg = self.inbox.get(timeout=timeout)
-                except queue.Empty:
-                    msg = None
-                now = time.monotonic()
-                while msg is not None:
-                    try:
-                        self.handle(msg, now)
-                    except Exception:  # one bad message must never stop the panel
-                        log.exception("error handling %r", type(msg).__name__)
-                        self.report_error(f"internal error handling {type(msg).__name__}")
-                    try:
-                        msg = self.inbox.get_nowait()
-                    except queue.Empty:
-                        msg = None
-                self.tick(now)
-                self.draw(now)
-                self.output.flush(now)
+                self.step()
         finally:
             self.close()
         return self.exit_code or EXIT_OK
 
+    def step(self) -> None:
+        """One pass of the loop: wait for a message or the next deadline, act, draw."""
+        now = time.monotonic()
+        upcoming = self.deadlines(now, utcnow())
+        timeout = max(0.0, min(upcoming) - now) if upcoming else 3600.0
+        try:
+            msg: object | None = self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            msg = None
+        now = time.monotonic()
+        while msg is not None:
+            try:
+                self.handle(msg, now)
+            except Exception as exc:  # one bad message must never stop the panel
+                log.exception("error handling %s", type(msg).__name__)
+                self.report_error(f"internal error handling {type(msg).__name__}: {exc}")
+            try:
+                msg = self.inbox.get_nowait()
+            except queue.Empty:
+                msg = None
+        try:
+            self.tick(now)
+        except Exception as exc:
+            log.exception("error in the timed work")
+            self.report_error(f"internal error: {exc}")
+        self.draw(now)
+        self.output.flush(now)
+        self.ops.after_step(now)
+
     def close(self) -> None:
+        for part in (self.ops, self.alerts, self.content):
+            try:
+                part.close()
+            except Exception:
+                log.exception("error while closing")
+        if self.renderer is not None:
+            self.renderer.close()
         if self.output is not None:
             self.output.close()
 
 
-def current_playlist_identity(playlist: Playlist | None) -> dict[str, Any] | None:
-    return None if playlist is None else playlist.identity()
-
-
-def version_string() -> str:
-    return f"panel-player {__version__}"
-
-
-__all__ = ["Player", "Stop", "Call", "EXIT_RESTART", "DisplayUnavailable"]
+def bundled_dir() -> Path:
+    """The bundled demo content: the checkout's ``content/demo``, else the installed copy."""
+    here = Path(__file__).resolve().parent
+    for path in (here.parent / "content" / "demo", here / "data" / "demo"):
+        if (path / "playlist.json").is_file():
+            return path
+    raise FileNotFoundError("bundled demo content is missing from this installation")

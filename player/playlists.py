@@ -118,6 +118,12 @@ class PlaylistManager:
             return Decision(rejected=tuple(rejected))
         return Decision(fetch=frozenset(want.missing))
 
+    def give_up(self, cand: Candidate) -> None:
+        """Stop waiting for ``cand`` (an asset of it failed for good); it is not tried again."""
+        self._failed.add((cand.source, cand.playlist.id, cand.playlist.version))
+        if self.pending is cand:
+            self.pending = None
+
     def asset_deadline(self) -> float | None:
         """When the pending candidate gives up waiting for its assets."""
         return None if self.pending is None else self.pending.since + self.asset_wait_s

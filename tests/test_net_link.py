@@ -253,7 +253,7 @@ def test_exception_in_a_callback_is_reported_and_the_thread_survives(broker: Bro
 
 
 def test_oversize_payloads_and_forged_assets_are_rejected_with_reasons(broker: Broker, make_link: Any) -> None:
-    _, inbox = make_link(max_message_bytes=1000, max_asset_bytes=2000)
+    link, inbox = make_link(max_message_bytes=1000, max_asset_bytes=2000)
     take(inbox, up)
     playlist = f"{P}/panels/mairie-entree/playlist"
     broker.publish(playlist, b"x" * 1001)
@@ -265,9 +265,10 @@ def test_oversize_payloads_and_forged_assets_are_rejected_with_reasons(broker: B
 
     blob = bytes(range(256)) * 7  # 1792 bytes
     sha = hashlib.sha256(blob).hexdigest()
+    big = b"y" * 2001
+    link.want_assets({sha, hashlib.sha256(big).hexdigest(), "0" * 64})
     broker.publish(f"{P}/assets/{sha}", blob, retain=True)
     assert take(inbox, inbound("asset")).route.sha == sha
-    big = b"y" * 2001
     broker.publish(f"{P}/assets/{hashlib.sha256(big).hexdigest()}", big)
     assert "payload too large (2001 bytes" in take(inbox, lambda i: isinstance(i, Rejected)).reason
     broker.publish(f"{P}/assets/{'0' * 64}", b"forged")
@@ -291,10 +292,33 @@ def test_bad_alert_topic_levels_are_rejected_with_reasons(
 
 
 def test_bad_asset_topic_is_rejected(broker: Broker, make_link: Any) -> None:
-    _, inbox = make_link()
+    link, inbox = make_link()
     take(inbox, up)
-    broker.publish(f"{P}/assets/NOT-A-HASH", b"x")
-    assert "64 lowercase hex" in take(inbox, lambda i: isinstance(i, Rejected)).reason
+    bad = link.check(f"{P}/assets/NOT-A-HASH", b"x", True)
+    assert isinstance(bad, Rejected) and "64 lowercase hex" in bad.reason
+
+
+def test_only_wanted_assets_are_received_and_wants_survive_a_broker_restart(broker: Broker, make_link: Any) -> None:
+    wanted, other = b"wanted image bytes", b"another panel's image"
+    sha_w, sha_o = hashlib.sha256(wanted).hexdigest(), hashlib.sha256(other).hexdigest()
+    broker.publish(f"{P}/assets/{sha_o}", other, retain=True)
+    link, inbox = make_link()
+    take(inbox, up)
+    link.want_assets({f"sha256:{sha_w}"})
+    broker.publish(f"{P}/assets/{sha_w}", wanted, retain=True)
+    assert take(inbox, inbound("asset")).route.sha == sha_w
+    broker.restart()
+    take(inbox, up)
+    # After the restart the wanted asset comes again (retained, re-subscribed);
+    # the other panel's never does. The command marks the end of what to look at.
+    broker.publish(f"{P}/panels/mairie-entree/cmd", b"{}")
+    seen = []
+    while True:
+        item = take(inbox, lambda i: isinstance(i, Inbound))
+        if item.route.kind == "cmd":
+            break
+        seen.append(item.route.sha)
+    assert seen and set(seen) == {sha_w}
 
 
 def test_events_heartbeat_and_screenshot_are_published(broker: Broker, make_link: Any) -> None:

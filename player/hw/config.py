@@ -267,10 +267,10 @@ class Derate:
 @dataclass(frozen=True)
 class Fallback:
     """``brightness.fallback``: the schedule used without a working light sensor:
-    ``day`` [80] percent, ``night`` [20] percent during ``hours``
+    ``day`` [100] percent, ``night`` [20] percent during ``hours``
     [night.hours if set, else 22:00-06:00]."""
 
-    day: int = 80
+    day: int = 100
     night: int = 20
     hours: TimeWindow = TimeWindow(22 * 60, 6 * 60)
 
@@ -387,7 +387,7 @@ def parse_brightness(node: Node) -> BrightnessConfig:
                         floor=dn.integer("floor", 20, minimum=0, maximum=100))
 
     fn = node.section("fallback", {"day", "night", "hours"})
-    fallback = Fallback(day=fn.integer("day", 80, minimum=0, maximum=100),
+    fallback = Fallback(day=fn.integer("day", 100, minimum=0, maximum=100),
                         night=fn.integer("night", 20, minimum=0, maximum=100),
                         hours=_window(fn, "hours", night.hours if night else Fallback.hours))
 

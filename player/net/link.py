@@ -24,7 +24,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -110,6 +110,9 @@ class MqttLink:
         self._started = False
         self._stopped = False
         self._lock = threading.Lock()
+        self._assets: set[str] = set()
+        self._subscribe_mid: int | None = None
+        self._connected_reason = ""
         self._last_state: tuple[bool, str] | None = None
         self._v5 = settings.protocol == "5"
         self._client = self._make_client()
@@ -244,6 +247,22 @@ class MqttLink:
             return False
         return self._publish(self.topics.screenshot(), png, retain=False)
 
+    def want_assets(self, shas: Iterable[str]) -> None:
+        """Subscribe to exactly these assets' topics (``P/assets/SHA``), now and after reconnects.
+
+        The broker sends each retained asset once on subscription; assets no
+        longer wanted are unsubscribed.
+        """
+        wanted = {s.removeprefix("sha256:") for s in shas}
+        with self._lock:
+            added, removed = wanted - self._assets, self._assets - wanted
+            self._assets = wanted
+        if self.connected:
+            for sha in sorted(added):
+                self._client.subscribe(self.topics.asset(sha), qos=1)
+            for sha in sorted(removed):
+                self._client.unsubscribe(self.topics.asset(sha))
+
     # -- paho callbacks (network thread) -----------------------------------------
     def _state(self, connected: bool, reason: str) -> None:
         if self._last_state == (connected, reason):
@@ -257,16 +276,19 @@ class MqttLink:
             self.connected = False
             self._state(False, f"connection refused by the broker: {reason_code}")
             return
-        for topic in self.topics.subscriptions():
-            client.subscribe(topic, qos=1)
+        with self._lock:
+            wanted = sorted(self._assets)
+        filters = self.topics.subscriptions() + [self.topics.asset(sha) for sha in wanted]
+        # One SUBSCRIBE for all: "connected" is announced on its SUBACK, once
+        # every message addressed to the panel is sure to reach it.
+        _, self._subscribe_mid = client.subscribe([(topic, 1) for topic in filters])
         client.publish(self.topics.online(), "true", qos=1, retain=True)
         self._connects += 1
         if self._connects > 1:
             self.reconnects += 1
         self.connected = True
         session = "resumed" if flags.session_present else "new"
-        self._last_state = None
-        self._state(True, f"connected to {self.settings.host}:{self.settings.port} ({session} session)")
+        self._connected_reason = f"connected to {self.settings.host}:{self.settings.port} ({session} session)"
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self.connected = False
@@ -283,6 +305,9 @@ class MqttLink:
         for code in reason_codes:
             if code.is_failure:
                 self._put(LinkError(f"subscription refused by the broker: {code}"))
+        if mid == self._subscribe_mid and self.connected:
+            self._last_state = None
+            self._state(True, self._connected_reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._put(self.check(message.topic if _topic_is_utf8(message) else None,

@@ -18,13 +18,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..alerts import ALERT_ID_PATTERN
 from ..errors import ContentError
 from ..validate import describe
 
 PANEL_ID_PATTERN = r"[a-z0-9][a-z0-9-]{0,62}"
 """Panel ids and group names (CONTRACT §2)."""
-ALERT_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}"
-"""The last level of an alert topic: safe as a file name, no wildcard, no slash."""
 SHA_HEX_PATTERN = r"[0-9a-f]{64}"
 MAX_TOPIC_BYTES = 1024
 MAX_PREFIX_LEVEL = 64
@@ -91,7 +90,7 @@ def check_panel_id(text: str, what: str = "panel id") -> None:
 
 def check_alert_id(text: str) -> None:
     _check_pattern(text, ALERT_ID_PATTERN, "alert id",
-                   "letters, digits and . _ : @ -, starting with a letter or digit, at most 128")
+                   "letters, digits and . _ -, starting with a letter or digit, at most 64")
 
 
 def check_sha(text: str) -> None:
@@ -170,13 +169,17 @@ class Topics:
         return f"{self.prefix}/panels/+/{leaf}"
 
     def subscriptions_for(self, panel_id: str, groups: Sequence[str]) -> list[str]:
-        """The filters a panel subscribes to (all QoS 1)."""
+        """The filters a panel always subscribes to (all QoS 1).
+
+        Asset topics are not among them: a panel subscribes to ``P/assets/SHA``
+        only for the assets its playlists need (:meth:`MqttLink.want_assets`),
+        so it never downloads the whole fleet's retained images.
+        """
         subs = [self.panel_playlist_of(panel_id)]
         subs += [self.group_playlist(g) for g in groups]
         subs.append(self._panel(panel_id, "alerts/+"))
         subs += [f"{self.prefix}/groups/{g}/alerts/+" for g in groups]
         subs.append(f"{self.prefix}/all/alerts/+")
-        subs.append(f"{self.prefix}/assets/+")
         subs.append(self.cmd_of(panel_id))
         return subs
 

@@ -1,0 +1,183 @@
+"""Alerts on the main loop (CONTRACT §5): the board, the screen, the events, persistence.
+
+An alert message is parsed as it is taken from the inbox, put on the board,
+and the overlay is set in the same loop pass, so the next frame drawn (the one
+right after its arrival) shows it. ``alert.displayed`` carries the moment that
+frame was handed to the output. Active alerts are stored atomically at every
+change, so they are on screen again at once after a restart or a power cut.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from .alertboard import AlertBoard
+from .alerts import Alert, Cancel, parse_alert_message
+from .errors import AssetError, ContentError
+
+if TYPE_CHECKING:
+    from .app import Player
+
+log = logging.getLogger("panel-player")
+
+
+class AlertPart:
+    def __init__(self, player: Player) -> None:
+        self.p = player
+        self.cfg = player.cfg.alerts
+        self.board = AlertBoard(self.cfg.turn_seconds, groups=player.cfg.panel.groups)
+        self.view: Any = None
+        self.shown: Alert | None = None  # what the overlay shows now
+        self.acknowledged: set[tuple[str, str, str]] = set()  # alerts whose alert.displayed went out
+        self.dirty = True
+
+    # -- start ----------------------------------------------------------------
+    def start(self) -> None:
+        from .hw.health import clock_synced
+
+        records = self.p.store.load_alerts()
+        if records:
+            self.board = AlertBoard.from_records(records, time.monotonic(), datetime.now(timezone.utc),
+                                                 bool(clock_synced()), turn_seconds=self.cfg.turn_seconds,
+                                                 groups=self.p.cfg.panel.groups)
+            log.info("restored %d active alerts", len(self.board.active()))
+        self.dirty = True
+
+    def layout_changed(self) -> None:
+        self.view = None
+        self.shown = None
+        self.dirty = True
+
+    def ids(self) -> list[str]:
+        return sorted({a.id for a in self.board.active()})
+
+    # -- messages ---------------------------------------------------------------
+    def handle(self, msg: object, now: float) -> bool:
+        from .net.protocol import Inbound, Rejected, event_alert_rejected
+
+        if isinstance(msg, Inbound) and msg.route.kind == "alert":
+            self.received(msg.route.scope, msg.route.name or "", msg.route.alert or "", msg.payload,
+                          msg.retained, now)
+            return True
+        if isinstance(msg, Rejected) and getattr(msg.subject, "kind", None) == "alert":
+            self.p.event(event_alert_rejected(getattr(msg.subject, "alert", None) or msg.topic, msg.reason))
+            return True
+        return False
+
+    def received(self, scope: str, name: str, alert_id: str, payload: bytes, retained: bool, now: float) -> None:
+        from .net.protocol import event_alert_rejected
+
+        wall = datetime.now(timezone.utc)
+        if not payload:
+            self.ended(self.board.cancel(alert_id, scope, name), "cancelled")
+            return
+        try:
+            result = parse_alert_message(alert_id, scope, name, payload, now=wall, config=self.cfg,
+                                         location=self.p.cfg.panel.location,
+                                         max_bytes=self.p.cfg.mqtt.max_message_kb * 1024)
+        except ContentError as exc:
+            self.p.event(event_alert_rejected(alert_id, "; ".join(exc.errors)))
+            return
+        if result is None:
+            # Not for this panel's area: an earlier version of it ends here.
+            self.ended(self.board.cancel(alert_id, scope, name), "cancelled")
+            log.info("alert %s does not apply to this panel's location", alert_id)
+            return
+        if isinstance(result, Cancel):
+            self.ended(self.board.apply_cancel(result), "cancelled")
+            return
+        status, replaced = self.board.apply_replacing(result, now, wall, retained=retained)
+        self.ended(replaced, "cancelled")
+        if status in ("added", "updated"):
+            self.acknowledged.discard(result.key)
+            log.warning("alert %s %s: %s %s", result.id, status, result.level, result.title)
+            self.changed()
+
+    def ended(self, alerts: list[Alert], reason: str) -> None:
+        from .net.protocol import event_alert_ended
+
+        if not alerts:
+            return
+        for alert in alerts:
+            self.acknowledged.discard(alert.key)
+            if not self.board.is_active(alert.id):
+                self.p.event(event_alert_ended(alert.id, reason))
+        self.changed()
+
+    def changed(self) -> None:
+        self.dirty = True
+        self.save()
+        self.p.ops.notable("alerts changed")
+
+    def save(self) -> None:
+        from .hw.health import clock_synced
+
+        try:
+            self.p.store.save_alerts(self.board.to_records(time.monotonic(), datetime.now(timezone.utc),
+                                                           clock_synced=bool(clock_synced())))
+        except OSError as exc:
+            self.p.report_error(f"cannot persist alerts: {exc}")
+
+    # -- time ---------------------------------------------------------------------
+    def tick(self, now: float, wall: datetime) -> None:
+        self.ended(self.board.expire(now, wall), "expired")
+        current = self.board.current(now)
+        if current != self.shown or self.dirty:
+            self.show(current, now)
+
+    def deadlines(self, now: float, wall: datetime) -> list[float | None]:
+        return [self.board.next_deadline(now, wall)]
+
+    def show(self, alert: Alert | None, now: float) -> None:
+        self.dirty = False
+        self.shown = alert
+        if alert is None:
+            self.p.ops.overlay_changed(None)
+            return
+        if self.view is None:
+            from .render.alert_view import AlertView
+
+            self.view = AlertView(self.p.renderer.painter, flash=self.cfg.flash,
+                                  led=self.p.layout.name.startswith("led") or self.p.renderer.logical_size[1] <= 128)
+        same_level = [a for a in self.board.active() if a.level == alert.level]
+        index = next((i for i, a in enumerate(self._turn_order(same_level)) if a.key == alert.key), 0)
+        mode = "banner" if alert.level == "info" and self.cfg.info_mode == "banner" else "fullscreen"
+        self.view.set_alerts(alert, len(same_level), index, self._image(alert), now, mode=mode)
+        self.p.ops.overlay_changed(self.view)
+        if alert.key not in self.acknowledged:
+            self.acknowledged.add(alert.key)
+            self.p.after_frame(lambda shown_at, a=alert: self._displayed(a, shown_at))
+
+    def _turn_order(self, alerts: list[Alert]) -> list[Alert]:
+        return alerts
+
+    def _displayed(self, alert: Alert, shown_at: float) -> None:
+        from .net.protocol import event_alert_displayed
+
+        self.p.event(event_alert_displayed(alert.id, datetime.fromtimestamp(shown_at, timezone.utc)))
+
+    def _image(self, alert: Alert) -> Any:
+        """The alert's picture as a surface, when it has one on disk."""
+        if not alert.asset:
+            return None
+        path = self.p.content.asset_path(alert.asset)
+        if path is None:
+            self.p.report_error(f"alert {alert.id}: image sha256:{alert.asset} is not on this panel", publish=False)
+            return None
+        import pygame
+
+        from .render.images import decode_image
+
+        w, h = self.p.renderer.logical_size
+        try:
+            decoded = decode_image(path, (w // 3, h // 3), "contain", (0, 0, 0))
+        except AssetError as exc:
+            self.p.report_error(f"alert {alert.id}: {exc}")
+            return None
+        return pygame.image.frombuffer(decoded.data, decoded.size, "RGB").copy()
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,284 @@
+"""Playlists on the main loop: precedence, assets, persistence, slide rotation.
+
+A received playlist is validated, then applied only once every asset it needs
+is on disk and verified (CONTRACT §4); until then the screen keeps what it
+shows. Applied playlists are persisted before they are shown, so a power cut at
+any moment leaves the old one or the new one, complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import known_layouts
+from .content import ImageSlide, Playlist, parse_playlist
+from .errors import AssetError, ContentError
+from .playlists import Candidate, PlaylistManager
+from .schedule import Rotation
+
+if TYPE_CHECKING:
+    from .app import Player
+
+log = logging.getLogger("panel-player")
+
+
+class ContentPart:
+    def __init__(self, player: Player) -> None:
+        self.p = player
+        cfg = player.cfg
+        self.store = player.store
+        from .app import bundled_dir
+
+        self.bundled = bundled_dir()
+        self.manager = PlaylistManager(cfg.panel.groups, self.has_asset, cfg.storage.asset_wait_s)
+        self.rotation = Rotation(())
+        self.slide_ends: float | None = None
+        self.idle_until: float | None = None
+        self.fetcher: Any = None
+        self.requested: set[str] = set()
+        self._wanted: set[str] | None = None
+        self.layouts = known_layouts()
+
+    # -- assets -----------------------------------------------------------
+    def asset_path(self, sha: str) -> Path | None:
+        """Where an asset's verified bytes are: the asset store, else the bundled content."""
+        if self.store.assets.has(sha):
+            return self.store.assets.path(sha)
+        for candidate in self.bundled.glob(f"{sha}.*"):
+            return candidate
+        return None
+
+    def has_asset(self, sha: str) -> bool:
+        return self.asset_path(sha) is not None
+
+    def url_for(self, sha: str) -> str | None:
+        """The download URL of an asset, from the playlist waiting for it."""
+        pending = self.manager.pending
+        for slide in pending.playlist.slides if pending else ():
+            if isinstance(slide, ImageSlide) and slide.asset == sha and slide.url:
+                return slide.url
+        return None
+
+    # -- start ------------------------------------------------------------
+    def initial(self) -> Candidate:
+        """The last good persisted playlist, else the bundled demo content."""
+        stored = self.store.load_playlist()
+        if stored is not None:
+            raw, meta = stored
+            try:
+                playlist = parse_playlist(raw)
+                if all(self.has_asset(s) for s in playlist.assets()):
+                    return Candidate(playlist, raw, "stored", time.monotonic(), origin=str(meta.get("source", "")))
+                log.warning("stored playlist %s lacks assets; using the bundled content", playlist.id)
+            except ContentError as exc:
+                log.warning("stored playlist is invalid (%s); using the bundled content", exc)
+        raw = (self.bundled / "playlist.json").read_bytes()
+        return Candidate(parse_playlist(raw), raw, "bundled", time.monotonic())
+
+    def start(self) -> None:
+        first = self.initial()
+        self.manager.start_with(first)
+        self.show_playlist(first.playlist, time.monotonic())
+        log.info("showing %s v%s (%s)", first.playlist.id, first.playlist.version, first.source)
+
+    @property
+    def playlist(self) -> Playlist | None:
+        return self.manager.current.playlist if self.manager.current else None
+
+    @property
+    def slide_id(self) -> str | None:
+        slide = self.rotation.current
+        return None if slide is None or self.slide_ends is None else slide.id
+
+    # -- messages -----------------------------------------------------------
+    def handle(self, msg: object, now: float) -> bool:
+        from .net.protocol import Fetched, Inbound, Rejected, event_playlist_rejected
+
+        if isinstance(msg, Inbound) and msg.route.kind == "playlist":
+            self.received(msg.route.scope, msg.route.name, msg.payload, now)
+        elif isinstance(msg, Inbound) and msg.route.kind == "asset":
+            if msg.payload:
+                self.asset_arrived(msg.route.sha or "", msg.payload, now)
+        elif isinstance(msg, Fetched):
+            self.fetched(msg, now)
+        elif isinstance(msg, Rejected) and getattr(msg.subject, "kind", None) == "playlist":
+            self.p.event(event_playlist_rejected(f"{msg.topic}: {msg.reason}"))
+        elif isinstance(msg, Rejected) and getattr(msg.subject, "kind", None) == "asset":
+            self.p.report_error(f"asset refused on {msg.topic}: {msg.reason}")
+        else:
+            return False
+        return True
+
+    def received(self, scope: str, name: str | None, payload: bytes, now: float) -> None:
+        from .net.protocol import event_playlist_rejected
+
+        source = "panel" if scope == "panel" else f"group:{name}"
+        if not payload:
+            log.info("playlist cleared on %s", source)
+            self.manager.received(source, None, b"", now)
+            return
+        try:
+            playlist = parse_playlist(payload, max_bytes=self.p.cfg.mqtt.max_message_kb * 1024,
+                                      layouts=self.layouts)
+        except ContentError as exc:
+            self.p.event(event_playlist_rejected("; ".join(exc.errors), _playlist_id(payload)))
+            return
+        self.manager.received(source, playlist, payload, now)
+
+    def asset_arrived(self, sha: str, data: bytes, now: float) -> None:
+        if sha not in self.manager.needed_assets():
+            return  # not ours (another panel's playlist): nothing to store
+        try:
+            self.store.assets.put(sha, data)
+        except (AssetError, OSError) as exc:
+            self.p.report_error(f"asset sha256:{sha}: {exc}")
+
+    def fetched(self, msg: Any, now: float) -> None:
+        from .net.protocol import event_playlist_rejected
+
+        self.requested.discard(msg.sha)
+        if msg.path is not None:
+            try:
+                self.store.assets.put_file(msg.sha, msg.path)
+                return
+            except (AssetError, OSError) as exc:
+                reason = str(exc)
+        else:
+            reason = msg.reason or "download failed"
+        pending = self.manager.pending
+        if pending is not None and msg.sha in pending.missing:
+            self.manager.give_up(pending)
+            self.p.event(event_playlist_rejected(f"asset sha256:{msg.sha} from {msg.url}: {reason}",
+                                                 pending.playlist.id))
+        else:
+            self.p.report_error(f"asset sha256:{msg.sha} from {msg.url}: {reason}")
+
+    # -- time ---------------------------------------------------------------
+    def tick(self, now: float, wall: datetime) -> None:
+        from .net.protocol import event_playlist_rejected
+
+        decision = self.manager.poll(now)
+        for cand, reason in decision.rejected:
+            self.p.event(event_playlist_rejected(reason, cand.playlist.id))
+        for sha in decision.fetch - self.requested:
+            self.request(sha)
+        self.want_from_broker()
+        if decision.apply is not None:
+            self.apply(decision.apply, now)
+        elif (self.slide_ends is not None and now >= self.slide_ends) or (
+                self.idle_until is not None and now >= self.idle_until):
+            self.next_slide(now)
+
+    def deadlines(self, now: float, wall: datetime) -> list[float | None]:
+        return [self.slide_ends, self.idle_until, self.manager.asset_deadline()]
+
+    def request(self, sha: str) -> None:
+        """Ask for a missing asset: download it when the playlist gives a URL, else wait for its topic."""
+        url = self.url_for(sha)
+        if url is None:
+            return  # it comes retained on P/assets/SHA, to which the link is subscribed
+        if self.fetcher is None:
+            from .net.fetch import Fetcher
+
+            s = self.p.cfg.storage
+            self.fetcher = Fetcher(self.store.assets.root, self.p.inbox.put, timeout=s.fetch_timeout_s,
+                                   max_bytes=s.fetch_max_mb * 2**20)
+        if self.fetcher.submit(url, sha):
+            self.requested.add(sha)
+
+    def want_from_broker(self) -> None:
+        """Subscribe to the asset topics of what the pending playlist still misses (no URL)."""
+        link = self.p.link
+        if link is None:
+            return
+        pending = self.manager.pending
+        wanted = {sha for sha in (pending.missing if pending else ()) if self.url_for(sha) is None}
+        if wanted != self._wanted:
+            self._wanted = wanted
+            link.want_assets(wanted)
+
+    def reload(self) -> None:
+        """Show the current playlist again from its first slide (after a config reload)."""
+        if self.manager.current is not None:
+            self.show_playlist(self.manager.current.playlist, time.monotonic())
+
+    def apply(self, cand: Candidate, now: float) -> None:
+        """Persist, then show, a complete playlist."""
+        from .net.protocol import event_playlist_applied
+
+        if cand.source not in ("stored", "bundled"):
+            try:
+                self.store.save_playlist(cand.raw, {"source": cand.source,
+                                                    "applied_at": datetime.now(timezone.utc).isoformat()})
+            except OSError as exc:
+                self.p.report_error(f"cannot persist playlist {cand.playlist.id}: {exc}")
+        self.show_playlist(cand.playlist, now)
+        self.p.event(event_playlist_applied(cand.playlist.id, cand.playlist.version))
+        try:
+            removed = self.store.assets.collect(self.manager.needed_assets())
+            if removed:
+                log.info("removed %d unreferenced assets", len(removed))
+        except OSError as exc:
+            log.warning("asset clean-up failed: %s", exc)
+
+    def show_playlist(self, playlist: Playlist, now: float) -> None:
+        self.p.set_layout(playlist.layout or self.p.cfg.display.layout)
+        self.p.renderer.set_ticker(playlist.ticker, now)
+        self.rotation.replace(playlist.slides)
+        self.next_slide(now)
+
+    def next_slide(self, now: float) -> None:
+        """Advance to the next eligible slide, skipping those whose image cannot be shown."""
+        wall = datetime.now(timezone.utc)
+        tz = self.p.tz
+        for _ in range(max(1, len(self.rotation.slides))):
+            slide = self.rotation.next(wall, tz)
+            if slide is None:
+                break
+            path = None
+            if isinstance(slide, ImageSlide):
+                path = self.asset_path(slide.asset)
+                if path is None:
+                    self.p.report_error(f"slide {slide.id}: image sha256:{slide.asset} is missing")
+                    continue
+            try:
+                self.p.renderer.show(slide, now, path)
+            except AssetError as exc:
+                self.p.report_error(f"slide {slide.id}: {exc}")
+                continue
+            self.slide_ends = now + slide.duration
+            self.idle_until = None
+            self.prefetch(wall)
+            return
+        # Nothing eligible: the idle screen until some slide may become eligible.
+        self.p.renderer.show(None, now, None)
+        self.slide_ends = None
+        nxt = self.rotation.next_eligible(wall, tz)
+        self.idle_until = now + min(3600.0, max(1.0, (nxt - wall).total_seconds())) if nxt else now + 3600.0
+
+    def prefetch(self, wall: datetime) -> None:
+        slide = self.rotation.peek(wall, self.p.tz)
+        if isinstance(slide, ImageSlide):
+            path = self.asset_path(slide.asset)
+            if path is not None:
+                self.p.renderer.prefetch(slide, path)
+
+    def close(self) -> None:
+        if self.fetcher is not None:
+            self.fetcher.close()
+
+
+def _playlist_id(payload: bytes) -> str | None:
+    """The ``id`` of a rejected playlist when it can be read, for the event."""
+    import json
+
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and len(value) <= 64 else None

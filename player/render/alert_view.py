@@ -1,0 +1,466 @@
+"""The alert screen: the overlay that replaces the playlist while an alert applies.
+
+    view = AlertView(None, flash=True, led=False)
+    view.set_alerts(alert, count_at_level=2, index=0, image=None, now=time.monotonic())
+    renderer.set_overlay(view)
+
+Layout (full screen), readable from across a street: a band at the top with the
+pictogram, the level's word (ALERTE, VIGILANCE, INFORMATION) and "1/2" when alerts of
+that level take turns; below it the title as large as fits, the body, and the alert's
+image beside them (below them on a portrait screen); a white EXERCICE strip along the
+bottom when the alert is an exercise. Colours per level: critical white on deep red with
+a yellow band, warning black on amber with a black band, info white on blue with a white
+band.
+
+``mode="banner"`` (how ``info`` alerts show by default, config ``alerts.info_mode``)
+draws a band over the bottom of the playlist instead, covering the ticker:
+:meth:`AlertView.banner_rect`. Its one line of text scrolls when it does not fit.
+
+On LED matrices (``led=True``) nothing is anti-aliased and the title and the body
+each keep a readable size: a title that does not fit on one line at
+:data:`LED_MIN_PX` pixels or more (and at least :data:`STATIC_SHARE` of its row's full
+size) scrolls right to left at a constant speed instead of shrinking; so does a body that
+does not fit.
+
+Attention animation (``flash=True``, critical and warning only): the top band inverts
+its colours (the yellow band turns black with yellow ink, and back). Photosensitivity
+guidance, WCAG 2.x success criterion 2.3.1 "Three Flashes or Below Threshold", allows
+nothing that flashes more than three times in any one second; a flash is a pair of
+opposite changes of luminance. The band keeps each state for :data:`FLASH_HALF_PERIOD`
+(0.5 s): at most 2 changes of luminance in any second, which is 1 flash per second, and
+still at most 2 even if each change were counted as a flash. The flashing area is the
+band alone, never the whole screen, and never a change to or from saturated red.
+With ``flash=False`` the picture is still and :meth:`AlertView.next_frame` returns None
+(unless text scrolls).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+import pygame
+
+from player.alerts import Alert
+from player.render.fonts import Color, FontFace, open_face
+from player.render.pictograms import PictogramName, draw_pictogram
+from player.render.text import TextPainter
+from player.render.ticker import Ticker
+
+FLASH_HALF_PERIOD = 0.5
+"""Seconds each state of the attention animation lasts: 2 changes (1 flash) per second."""
+MAX_FLASHES_PER_SECOND = 2
+"""The documented bound (WCAG 2.3.1 allows 3); see the module docstring."""
+LED_MIN_PX = 8
+"""Smallest text size, in pixels, shown still on an LED matrix; smaller scrolls instead."""
+STATIC_SHARE = 0.6
+"""A one-line text stays still only at this share of its row's full size or more."""
+MODES = ("fullscreen", "banner")
+FLASHING_LEVELS = ("critical", "warning")
+
+LABELS = {"critical": "ALERTE", "warning": "VIGILANCE", "info": "INFORMATION"}
+EXERCISE_LABEL = "EXERCICE"
+EXERCISE_STRIP: Color = (255, 255, 255)
+EXERCISE_INK: Color = (0, 0, 0)
+
+_FLOOD = re.compile(r"\b(crues?|inondations?|submersions?|débordements?|montée des eaux|flood\w*)\b", re.I)
+_STOP = re.compile(r"\b(interdit\w*|fermée?s?|fermeture|barrée?s?|évacu\w*|confinement|closed|evacuat\w*)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Palette:
+    """Colours of one level: the screen, its text, the top band and the band's ink."""
+
+    background: Color
+    text: Color
+    band: Color
+    band_ink: Color
+
+    def colours(self) -> frozenset[Color]:
+        return frozenset({self.background, self.text, self.band, self.band_ink, EXERCISE_STRIP, EXERCISE_INK})
+
+
+PALETTES: dict[str, Palette] = {
+    "critical": Palette((160, 0, 0), (255, 255, 255), (255, 210, 0), (0, 0, 0)),
+    "warning": Palette((255, 170, 0), (0, 0, 0), (0, 0, 0), (255, 170, 0)),
+    "info": Palette((0, 60, 150), (255, 255, 255), (255, 255, 255), (0, 60, 150)),
+}
+
+
+def pictogram_for(alert: Alert) -> PictogramName:
+    """The pictogram for ``alert``: waves when its text speaks of a flood, a cross when of
+    a closure or evacuation, else the warning triangle (info: the "i" disc)."""
+    text = f"{alert.title} {alert.body}"
+    if _FLOOD.search(text):
+        return "flood"
+    if _STOP.search(text):
+        return "stop"
+    return "info" if alert.level == "info" else "warning"
+
+
+@dataclass(frozen=True)
+class AlertLayout:
+    """Where each part of the alert screen goes, in surface coordinates.
+
+    ``band`` is the top band in full-screen mode and the whole banner in banner mode;
+    ``flash`` is the area the attention animation inverts; ``title`` and ``body`` are
+    the text areas (``body`` None when there is no body or, in banner mode, the text is
+    one line in ``title``); ``image``, ``counter`` and ``exercise`` are None when absent.
+    """
+
+    band: pygame.Rect
+    flash: pygame.Rect
+    pictogram: pygame.Rect
+    label: pygame.Rect | None
+    counter: pygame.Rect | None
+    title: pygame.Rect
+    body: pygame.Rect | None
+    image: pygame.Rect | None
+    exercise: pygame.Rect | None
+
+
+@dataclass
+class _Built:
+    """Everything drawn for one alert at one surface size, reused every frame."""
+
+    size: tuple[int, int]
+    layout: AlertLayout
+    base: pygame.Surface  # the whole screen (full screen) or the banner, minus the flash area
+    origin: tuple[int, int]  # where ``base`` goes on the surface
+    tiles: tuple[pygame.Surface, pygame.Surface]  # the flash area: normal, inverted
+    scrolls: list[tuple[Ticker, pygame.Rect]]
+
+
+class AlertView:
+    """The alert overlay (see the module docstring); main thread only.
+
+    ``font``: a :class:`FontFace`, a font file path, or None for pygame's bundled font.
+    ``antialias`` defaults to ``not led``. ``banner_fraction``: the banner's share of the
+    screen height (default 0.12, LED 0.25: the built-in layouts' ticker bands fit under
+    it). ``scroll_speed``: pixels per second for scrolling text (default LED 24,
+    else a twelfth of the width per second). ``flash_for``: seconds the animation runs
+    after an alert appears (None: as long as it shows).
+    """
+
+    revision: int
+    """Incremented whenever what the view shows changes (not on animation steps)."""
+
+    def __init__(self, font: FontFace | str | None = None, *, antialias: bool | None = None,
+                 flash: bool = True, led: bool = False, mode: str = "fullscreen",
+                 banner_fraction: float | None = None, scroll_speed: float | None = None,
+                 flash_for: float | None = None) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        face = font if isinstance(font, FontFace) else open_face(font)
+        self.led = led
+        self.flash = flash
+        self.flash_for = flash_for
+        self.mode = mode
+        self.banner_fraction = banner_fraction if banner_fraction is not None else (0.25 if led else 0.12)
+        if not 0 < self.banner_fraction <= 1:
+            raise ValueError(f"banner_fraction must be in (0, 1], got {self.banner_fraction}")
+        self.scroll_speed = scroll_speed
+        self.painter = TextPainter(face, antialias=(not led) if antialias is None else antialias,
+                                   line_spacing=1.0 if led else 1.1)
+        self.revision = 0
+        self._alert: Alert | None = None
+        self._count = 1
+        self._index = 0
+        self._image: pygame.Surface | None = None
+        self._mode = mode
+        self._start = 0.0
+        self._built: _Built | None = None
+
+    # --- what to show --------------------------------------------------------------------
+
+    @property
+    def current(self) -> Alert | None:
+        """The alert shown, or None (the view then draws nothing)."""
+        return self._alert
+
+    @property
+    def shown_mode(self) -> str:
+        """``fullscreen`` or ``banner``: how the current alert is drawn."""
+        return self._mode
+
+    def set_alerts(self, current: Alert | None, count_at_level: int = 1, index: int = 0,
+                   image: pygame.Surface | None = None, now: float = 0.0,
+                   mode: str | None = None) -> bool:
+        """Show ``current`` (None: nothing), the ``index``-th (from 0) of ``count_at_level``
+        alerts taking turns, with ``image`` (the decoded asset) if any; ``mode`` overrides
+        the constructor's for this alert. ``now`` (monotonic) starts the animations.
+        Returns True when the picture changed (calling it again with the same values
+        changes nothing and does not restart the animation)."""
+        mode = self.mode if mode is None else mode
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        count = max(1, int(count_at_level))
+        index = min(max(0, int(index)), count - 1)
+        if (current == self._alert and count == self._count and index == self._index
+                and image is self._image and mode == self._mode):
+            return False
+        if current is not None and current.level not in PALETTES:
+            raise ValueError(f"unknown alert level {current.level!r}")
+        if current != self._alert:
+            self._start = now  # a turn to the next alert restarts the animation and scrolling
+        self._alert, self._count, self._index, self._image, self._mode = current, count, index, image, mode
+        self._built = None
+        self.revision += 1
+        return True
+
+    # --- geometry --------------------------------------------------------------------------
+
+    def _min_row(self) -> int:
+        """Rows a line of text needs at the smallest readable LED size."""
+        return self.painter.face.line_height(LED_MIN_PX)
+
+    def banner_rect(self, size: tuple[int, int]) -> pygame.Rect:
+        """The band over the bottom of the screen that banner mode paints (nothing else)."""
+        w, h = size
+        bh = min(h, max(round(h * self.banner_fraction), self._min_row() + 2))
+        return pygame.Rect(0, h - bh, w, bh)
+
+    def layout(self, size: tuple[int, int]) -> AlertLayout:
+        """Where the current alert's parts go on a surface of ``size``."""
+        if self._mode == "banner":
+            return self._banner_layout(size)
+        return self._full_layout(size)
+
+    def _full_layout(self, size: tuple[int, int]) -> AlertLayout:
+        w, h = size
+        alert = self._alert
+        led = self.led
+        min_row = self._min_row() if led else 1
+        m = max(1, round(min(w, h) * (0.02 if led else 0.03)))
+        bh = max(round(h * (0.22 if led else 0.16)), min_row + 2)
+        band = pygame.Rect(0, 0, w, bh)
+        pad = 1 if led else max(1, round(bh * 0.12))
+        text_pad = 1 if led else round(bh * 0.15)  # above and below the band's words
+        pictogram = pygame.Rect(m, pad, bh - 2 * pad, bh - 2 * pad)
+        counter = None
+        right = w - m
+        if self._count > 1:
+            text = self._counter_text()
+            px = self.painter.line_px(text, w, bh - 2 * text_pad)
+            cw = self.painter.face.width(text, px) + 2
+            counter = pygame.Rect(right - cw, text_pad, cw, bh - 2 * text_pad)
+            right = counter.x - m
+        label_x = pictogram.right + m
+        label = pygame.Rect(label_x, text_pad, max(1, right - label_x), bh - 2 * text_pad)
+
+        exercise = None
+        bottom = h
+        if alert is not None and alert.exercise:
+            eh = max(round(h * (0.14 if led else 0.1)), min_row)
+            exercise = pygame.Rect(0, h - eh, w, eh)
+            bottom = exercise.y
+        gap = 0 if led else m
+        area = pygame.Rect(m, bh + gap, w - 2 * m, max(1, bottom - bh - 2 * gap))
+        image = None
+        if self._image is not None and not led:
+            if w >= h:
+                iw = round(area.w * 0.4)
+                image = pygame.Rect(area.right - iw, area.y, iw, area.h)
+                area.w = max(1, area.w - iw - m)
+            else:
+                ih = round(area.h * 0.4)
+                image = pygame.Rect(area.x, area.bottom - ih, area.w, ih)
+                area.h = max(1, area.h - ih - m)
+        title, body = self._split(area, min_row)
+        return AlertLayout(band, band.copy(), pictogram, label, counter, title, body, image, exercise)
+
+    def _split(self, area: pygame.Rect, min_row: int) -> tuple[pygame.Rect, pygame.Rect | None]:
+        """The title and body areas: the title as large as fits in its share, the body below."""
+        alert = self._alert
+        if alert is None or not alert.body.strip():
+            return area.copy(), None
+        if self.led:
+            # The body row is the smaller, so the body never looks bigger than the title.
+            th = max(min_row, round(area.h * 0.55))
+            th = min(th, max(min_row, area.h - min_row))
+            return pygame.Rect(area.x, area.y, area.w, th), pygame.Rect(area.x, area.y + th, area.w, max(1, area.h - th))
+        fitted = self.painter.fit(alert.title, "", area.w, round(area.h * 0.5))
+        th = max(1, fitted.height)
+        gap = round(area.h * 0.04)
+        return (pygame.Rect(area.x, area.y, area.w, th),
+                pygame.Rect(area.x, area.y + th + gap, area.w, max(1, area.h - th - gap)))
+
+    def _banner_layout(self, size: tuple[int, int]) -> AlertLayout:
+        band = self.banner_rect(size)
+        rule = max(1, round(band.h * 0.06))  # a line in the band colour along the banner's top
+        inner = pygame.Rect(band.x, band.y + rule, band.w, band.h - rule)
+        tile = pygame.Rect(band.x, inner.y, inner.h, inner.h)
+        pad = max(1, round(inner.h * 0.12))
+        m = pad
+        x = tile.right + m
+        right = band.right - m
+        counter = None
+        if self._count > 1:
+            text = self._counter_text()
+            px = self.painter.line_px(text, band.w, round(inner.h * 0.6))
+            cw = self.painter.face.width(text, px) + 2
+            counter = pygame.Rect(right - cw, inner.y + pad, cw, inner.h - 2 * pad)
+            right = counter.x - m
+        exercise = None
+        if self._alert is not None and self._alert.exercise:
+            text = EXERCISE_LABEL
+            px = self.painter.line_px(text, band.w, round(inner.h * 0.5))
+            ew = self.painter.face.width(text, px) + 2 * pad
+            exercise = pygame.Rect(x, inner.y + pad, ew, inner.h - 2 * pad)
+            x = exercise.right + m
+        title = pygame.Rect(x, inner.y + pad // 2, max(1, right - x), max(1, inner.h - pad))
+        pictogram = tile.inflate(-2 * pad, -2 * pad)
+        return AlertLayout(band, tile, pictogram, None, counter, title, None, None, exercise)
+
+    def _counter_text(self) -> str:
+        return f"{self._index + 1}/{self._count}"
+
+    # --- animation -----------------------------------------------------------------------
+
+    def _flashing(self, now: float) -> bool:
+        alert = self._alert
+        if not self.flash or alert is None or alert.level not in FLASHING_LEVELS:
+            return False
+        return self.flash_for is None or now - self._start < self.flash_for
+
+    def inverted(self, now: float) -> bool:
+        """True while the attention animation shows its inverted state at ``now``."""
+        if not self._flashing(now) or now < self._start:
+            return False
+        return math.floor((now - self._start) / FLASH_HALF_PERIOD) % 2 == 1
+
+    def next_frame(self, now: float) -> float | None:
+        """Monotonic time of the next change of picture; None when it is still."""
+        if self._alert is None:
+            return None
+        due: list[float] = []
+        if self._flashing(now):
+            steps = max(-1, math.floor((now - self._start) / FLASH_HALF_PERIOD))
+            due.append(self._start + (steps + 1) * FLASH_HALF_PERIOD + 1e-7)
+            if self.flash_for is not None:
+                due.append(self._start + self.flash_for + 1e-7)
+        if self._built is not None:
+            for ticker, _ in self._built.scrolls:
+                t = ticker.next_frame(now)
+                if t is not None:
+                    due.append(t)
+        return min(due) if due else None
+
+    # --- drawing ---------------------------------------------------------------------------
+
+    def draw(self, surface: pygame.Surface, now: float, wall: datetime) -> None:
+        """Paint the current alert as it is at ``now``; nothing when there is none."""
+        if self._alert is None:
+            return
+        size = surface.get_size()
+        built = self._built
+        if built is None or built.size != size:
+            built = self._built = self._build(size)
+        surface.blit(built.base, built.origin)
+        surface.blit(built.tiles[1 if self.inverted(now) else 0], built.layout.flash.topleft)
+        for ticker, rect in built.scrolls:
+            ticker.draw(surface, rect, now)
+
+    def _speed(self, width: int) -> float:
+        if self.scroll_speed is not None:
+            return self.scroll_speed
+        return 24.0 if self.led else max(60.0, width / 12)
+
+    def _build(self, size: tuple[int, int]) -> _Built:
+        alert = self._alert
+        assert alert is not None
+        palette = PALETTES[alert.level]
+        lay = self.layout(size)
+        banner = self._mode == "banner"
+        origin = lay.band.topleft if banner else (0, 0)
+        base = pygame.Surface(lay.band.size if banner else size)
+        base.fill(palette.background)
+        # Everything below is drawn on ``base``: shift the layout by ``origin``.
+        ox, oy = origin
+
+        def local(r: pygame.Rect) -> pygame.Rect:
+            return r.move(-ox, -oy)
+
+        scrolls: list[tuple[Ticker, pygame.Rect]] = []
+        if banner:
+            base.fill(palette.band, (0, 0, lay.band.w, lay.flash.y - lay.band.y))
+            text = alert.title if not alert.body.strip() else f"{alert.title} — {alert.body}"
+            scrolls += self._line(base, local(lay.title), lay.title, text, palette.text, palette.background)
+        else:
+            scrolls += self._title(base, lay.title, alert.title, palette)
+            if lay.body is not None:
+                scrolls += self._body(base, lay.body, alert.body, palette)
+            if lay.image is not None and self._image is not None:
+                self._blit_image(base, lay.image)
+        if banner and lay.counter is not None:  # in full screen it is part of the band
+            self.painter.draw_line(base, local(lay.counter), self._counter_text(), palette.text)
+        if lay.exercise is not None:
+            base.fill(EXERCISE_STRIP, local(lay.exercise))
+            self.painter.draw_line(base, local(lay.exercise).inflate(-2, -2), EXERCISE_LABEL, EXERCISE_INK)
+        tiles = (self._tile(lay, palette, alert, inverted=False), self._tile(lay, palette, alert, inverted=True))
+        return _Built(size, lay, base, origin, tiles, scrolls)
+
+    def _tile(self, lay: AlertLayout, palette: Palette, alert: Alert, inverted: bool) -> pygame.Surface:
+        """The flash area in one of its two states: the top band, or the banner's pictogram tile."""
+        fill, ink = (palette.band_ink, palette.band) if inverted else (palette.band, palette.band_ink)
+        tile = pygame.Surface(lay.flash.size)
+        tile.fill(fill)
+        at = (-lay.flash.x, -lay.flash.y)
+        draw_pictogram(tile, lay.pictogram.move(at), pictogram_for(alert), ink, fill,
+                       antialias=self.painter.antialias)
+        if lay.label is not None:
+            self.painter.draw_line(tile, lay.label.move(at), LABELS[alert.level], ink, align="left")
+        if lay.counter is not None and self._mode != "banner":
+            self.painter.draw_line(tile, lay.counter.move(at), self._counter_text(), ink, align="right")
+        return tile
+
+    def _title(self, base: pygame.Surface, rect: pygame.Rect, title: str,
+               palette: Palette) -> list[tuple[Ticker, pygame.Rect]]:
+        if self.led:
+            return self._line(base, rect, rect, title, palette.text, palette.background)
+        self.painter.draw(base, rect, title, "", palette.text, "center")
+        return []
+
+    def _body(self, base: pygame.Surface, rect: pygame.Rect, body: str,
+              palette: Palette) -> list[tuple[Ticker, pygame.Rect]]:
+        if self.led:
+            fitted = self.painter.fit("", body, rect.w, rect.h)
+            if fitted.truncated or fitted.body_px < LED_MIN_PX:
+                return self._line(base, rect, rect, body, palette.text, palette.background)
+        self.painter.draw(base, rect, "", body, palette.text, "center")
+        return []
+
+    def _line(self, base: pygame.Surface, local: pygame.Rect, rect: pygame.Rect, text: str, color: Color,
+              background: Color) -> list[tuple[Ticker, pygame.Rect]]:
+        """``text`` on one line in ``rect``: still when it fits at a readable size, else a
+        scroll (returned, with its place on the surface, to draw every frame)."""
+        painter = self.painter
+        one_line = " ".join(painter.prepare(text).split("\n"))
+        if not one_line:
+            return []
+        full = painter.line_px(one_line, 1 << 30, rect.h)
+        px = painter.line_px(one_line, rect.w, rect.h)
+        readable = max(LED_MIN_PX, math.ceil(full * STATIC_SHARE))
+        if px >= readable and painter.face.width(one_line, px) <= rect.w:
+            painter.draw_line(base, local, text, color)
+            return []
+        band = pygame.Rect(rect.x, rect.y, rect.w, rect.h)
+        return [(Ticker(painter, [text], band.size, color, background, self._speed(base.get_width()),
+                        self._start), band)]
+
+    def _blit_image(self, base: pygame.Surface, rect: pygame.Rect) -> None:
+        image = self._image
+        assert image is not None
+        iw, ih = image.get_size()
+        if iw <= 0 or ih <= 0 or rect.w <= 0 or rect.h <= 0:
+            return
+        scale = min(rect.w / iw, rect.h / ih)
+        size = (max(1, round(iw * scale)), max(1, round(ih * scale)))
+        if image.get_bitsize() not in (24, 32):
+            deep = pygame.Surface(image.get_size(), pygame.SRCALPHA)
+            deep.blit(image, (0, 0))
+            image = deep
+        scaled = pygame.transform.smoothscale(image, size)
+        base.blit(scaled, (rect.x + (rect.w - size[0]) // 2, rect.y + (rect.h - size[1]) // 2))
