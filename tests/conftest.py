@@ -15,4 +15,4 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 # Fixture modules owned by each part of the suite.
-pytest_plugins = ["fixtures_broker"]
+pytest_plugins = ["fixtures_broker", "fixtures_player"]
