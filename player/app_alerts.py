@@ -140,8 +140,11 @@ class AlertPart:
         if self.view is None:
             from .render.alert_view import AlertView
 
-            self.view = AlertView(self.p.renderer.painter, flash=self.cfg.flash,
-                                  led=self.p.layout.name.startswith("led") or self.p.renderer.logical_size[1] <= 128)
+            d = self.p.cfg.display
+            led = d.output == "ledmatrix" or not self.p.layout.antialias or self.p.renderer.logical_size[1] <= 128
+            ticker = self.p.layout.zone("ticker")
+            self.view = AlertView(d.font or self.p.layout.font, antialias=d.antialias, flash=self.cfg.flash,
+                                  led=led, banner_fraction=ticker.rect[3] if ticker is not None else None)
         same_level = [a for a in self.board.active() if a.level == alert.level]
         index = next((i for i, a in enumerate(self._turn_order(same_level)) if a.key == alert.key), 0)
         mode = "banner" if alert.level == "info" and self.cfg.info_mode == "banner" else "fullscreen"

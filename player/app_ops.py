@@ -167,7 +167,8 @@ class OpsPart:
         if connected and not was:
             self.hb_due = time.monotonic()  # tell the crews at once that we are back
         if self.identify_view is not None:
-            self.identify_view.set_connection(reason)
+            self.identify_view.update(info=self.panel_info())
+            self.refresh_overlay()
 
     # -- commands (CONTRACT §6) ------------------------------------------------------
     def command(self, payload: bytes, now: float) -> None:
@@ -193,17 +194,22 @@ class OpsPart:
         from .render.identify import IdentifyView
 
         seconds = cmd.seconds or 30
-        self.identify_view = IdentifyView(self.p.renderer.painter, self.identity_info(), until=now + seconds)
+        d = self.p.cfg.display
+        self.identify_view = IdentifyView(self.panel_info(), until=now + seconds, font=d.font or self.p.layout.font,
+                                          antialias=d.antialias, led=d.output == "ledmatrix", start=now)
         self.identify_until = now + seconds
         self.refresh_overlay()
         return None
 
-    def identity_info(self) -> dict[str, Any]:
+    def panel_info(self) -> Any:
+        """What the identify screen and the test card say about this panel."""
+        from .render.identify import PanelInfo, describe_addresses
+
         c = self.p.cfg
-        return {"panel": c.panel.id, "name": c.panel.name, "firmware": self.p.version,
-                "broker": f"{c.mqtt.host}:{c.mqtt.port}" if c.mqtt.enabled else "disabled",
-                "connection": self.link_status, "groups": list(c.panel.groups),
-                "resolution": f"{self.p.output.size[0]}x{self.p.output.size[1]}"}
+        return PanelInfo(panel_id=c.panel.id, name=c.panel.name, firmware=self.p.version,
+                         addresses=tuple(describe_addresses()),
+                         broker=f"{c.mqtt.host}:{c.mqtt.port}" if c.mqtt.enabled else "",
+                         connected=self.connected if c.mqtt.enabled else None)
 
     def cmd_screenshot(self, cmd: Command, now: float) -> str | None:
         import pygame

@@ -214,9 +214,10 @@ class Renderer:
         """Put a full-screen layer over everything (None removes it).
 
         While an overlay is up, the scene beneath is not animated (the ticker and clock
-        resume where they should be when it goes away).
+        resume where they should be when it goes away). Setting the same overlay
+        again redraws it: that is how a changed overlay (the next alert's turn) is shown.
         """
-        if overlay is self._overlay:
+        if overlay is None and self._overlay is None:
             return
         self._overlay = overlay
         self._overlay_due = None
