@@ -138,7 +138,8 @@ class Player:
         self.output = open_output(d.output, size=d.size, path=d.path, device=d.device, fps=d.fps,
                                   led=led, wait_s=d.wait_s)
         w, h = self.output.size
-        cache = ImageCache(max(d.image_cache_mb * 2**20, 3 * w * h * 4),
+        cache_bytes = d.image_cache_mb * 2**20 if d.image_cache_mb else 2 * w * h * 4
+        cache = ImageCache(cache_bytes,
                            on_error=lambda key, err: self.inbox.put(Call(lambda: self.report_error(str(err)))))
         self.renderer = Renderer(
             self.output.size, self.layout, tz=self.tz, rotation=d.rotation, fps=d.fps,

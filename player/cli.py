@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
                       help="where the png output writes the picture")
     demo.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT (default 1280x720)")
     demo.add_argument("--layout", default="landscape")
+    from .firstboot import add_firstboot_parser
+    from .provision import add_provision_parser
+
+    add_provision_parser(sub)
+    add_firstboot_parser(sub)
     return parser
 
 
@@ -137,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_player(args.config)
     if args.command == "demo":
         return cmd_demo(args)
+    if hasattr(args, "handler"):
+        return int(args.handler(args))
     _parser().print_help()
     return EXIT_INVALID
 

@@ -73,7 +73,7 @@ class DisplayConfig:
     antialias: bool | None = None  # None: the layout's setting
     transition: str = "fade"
     transition_s: float = 0.6
-    image_cache_mb: int = 48
+    image_cache_mb: int | None = None  # None: room for two decoded full-screen images
     wait_s: float = 0.0  # fbdev: how long to wait for the device at start before running without it
     led: LedMatrixConfig = field(default_factory=LedMatrixConfig)
 
@@ -249,7 +249,7 @@ def _display(root: Node) -> DisplayConfig:
         antialias=node.boolean("antialias", None),
         transition=node.string("transition", d.transition, choices=("fade", "cut")),
         transition_s=float(node.number("transition_s", d.transition_s, minimum=0, maximum=5)),
-        image_cache_mb=node.integer("image_cache_mb", d.image_cache_mb, minimum=4, maximum=1024),
+        image_cache_mb=node.integer("image_cache_mb", None, minimum=4, maximum=1024),
         wait_s=float(node.number("wait_s", d.wait_s, minimum=0, maximum=600)),
         led=led,
     )
