@@ -220,7 +220,7 @@ class Player:
         """One pass of the loop: wait for a message or the next deadline, act, draw."""
         now = time.monotonic()
         upcoming = self.deadlines(now, utcnow())
-        timeout = max(0.0, min(upcoming) - now) if upcoming else 3600.0
+        timeout = min(3600.0, max(0.0, min(upcoming) - now)) if upcoming else 3600.0
         try:
             msg: object | None = self.inbox.get(timeout=timeout)
         except queue.Empty:

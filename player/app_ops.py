@@ -260,7 +260,8 @@ class OpsPart:
         r = self.readings
         local = datetime.now(timezone.utc).astimezone(self.p.tz)
         ambient = r.ambient if r is not None else None
-        ok = bool(r is not None and r.light_ok)
+        # With no light sensor the schedule is the normal mode, not a fault.
+        ok = self.p.cfg.sensors.light.type == "none" or bool(r is not None and r.light_ok)
         temp = r.cpu_temp_c if r is not None else None
         value = self.brightness_ctl.update(ambient, now, local, temp, ok)
         if value != self.brightness and self.actuator is not None:

@@ -135,6 +135,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv) == ["--version"]:
+        print(f"panel-player {__version__}")  # answered before the sub-commands import their libraries
+        return 0
     args = _parser().parse_args(argv)
     if args.command == "check":
         return cmd_check(args.config)

@@ -66,9 +66,12 @@ class BrightnessController:
         self._last_sample = None
 
     # -- operator --------------------------------------------------------
-    def override(self, value: float, seconds: float, now_mono: float) -> None:
-        """Hold ``value`` percent for ``seconds`` (from the ``brightness`` command)."""
-        if not (0 <= value <= 100) or not (seconds > 0 and math.isfinite(seconds)):
+    def override(self, value: float, seconds: float | None, now_mono: float) -> None:
+        """Hold ``value`` percent for ``seconds`` (from the ``brightness`` command);
+        ``None``: until the next override or a restart."""
+        if seconds is None:
+            seconds = math.inf
+        if not (0 <= value <= 100) or not seconds > 0 or math.isnan(seconds):
             raise ValueError("override needs 0 <= value <= 100 and seconds > 0")
         self._override = (float(value), now_mono + seconds)
 
@@ -77,7 +80,9 @@ class BrightnessController:
 
     def override_until(self) -> float | None:
         """Monotonic time the override ends (the main loop adds it to its deadlines)."""
-        return self._override[1] if self._override else None
+        if self._override is None or not math.isfinite(self._override[1]):
+            return None
+        return self._override[1]
 
     # -- the rules -------------------------------------------------------
     def update(self, ambient: float | None, now_mono: float, local_time: datetime,
