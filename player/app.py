@@ -84,6 +84,7 @@ class Player:
         self.fps_window: list[float] = []
         self.first_frame_at: float | None = None
         self._on_frame: list[Callable[[float], None]] = []
+        self.early_events: list[dict[str, Any]] = []
         self.content = ContentPart(self)
         self.alerts = AlertPart(self)
         self.ops = OpsPart(self)
@@ -96,6 +97,8 @@ class Player:
         log.log(level, "event %s", {k: v for k, v in event.items() if k != "ts"})
         if self.link is not None:
             self.link.publish_event(event)
+        elif len(self.early_events) < 100:
+            self.early_events.append(event)  # sent once the link exists
 
     def report_error(self, reason: str, publish: bool = True) -> None:
         """An error the crews should see: logged, in the heartbeat, and as an ``error`` event."""
@@ -139,8 +142,8 @@ class Player:
                                   led=led, wait_s=d.wait_s)
         w, h = self.output.size
         cache_bytes = d.image_cache_mb * 2**20 if d.image_cache_mb else 2 * w * h * 4
-        cache = ImageCache(cache_bytes,
-                           on_error=lambda key, err: self.inbox.put(Call(lambda: self.report_error(str(err)))))
+        # A failed background decode surfaces again, as AssetError, when its slide is shown.
+        cache = ImageCache(cache_bytes, on_error=lambda key, err: log.debug("prefetch failed: %s", err))
         self.renderer = Renderer(
             self.output.size, self.layout, tz=self.tz, rotation=d.rotation, fps=d.fps,
             transition=d.transition, transition_s=d.transition_s, font=d.font, antialias=d.antialias,

@@ -41,6 +41,7 @@ class ContentPart:
         self.fetcher: Any = None
         self.requested: set[str] = set()
         self._wanted: set[str] | None = None
+        self.broken: set[str] = set()  # assets that failed to decode: skipped until a new playlist
         self.layouts = known_layouts()
 
     # -- assets -----------------------------------------------------------
@@ -226,6 +227,7 @@ class ContentPart:
             log.warning("asset clean-up failed: %s", exc)
 
     def show_playlist(self, playlist: Playlist, now: float) -> None:
+        self.broken.clear()
         self.p.set_layout(playlist.layout or self.p.cfg.display.layout)
         self.p.renderer.set_ticker(playlist.ticker, now)
         self.rotation.replace(playlist.slides)
@@ -241,6 +243,8 @@ class ContentPart:
                 break
             path = None
             if isinstance(slide, ImageSlide):
+                if slide.asset in self.broken:
+                    continue
                 path = self.asset_path(slide.asset)
                 if path is None:
                     self.p.report_error(f"slide {slide.id}: image sha256:{slide.asset} is missing")
@@ -248,6 +252,8 @@ class ContentPart:
             try:
                 self.p.renderer.show(slide, now, path)
             except AssetError as exc:
+                if isinstance(slide, ImageSlide):
+                    self.broken.add(slide.asset)
                 self.p.report_error(f"slide {slide.id}: {exc}")
                 continue
             self.slide_ends = now + slide.duration

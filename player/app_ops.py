@@ -76,6 +76,9 @@ class OpsPart:
         try:
             self.p.link = MqttLink(settings, self.p.cfg.panel.id, self.p.cfg.panel.groups, self.p.inbox)
             self.p.link.start()
+            for event in self.p.early_events:
+                self.p.link.publish_event(event)  # queued by the link until it is connected
+            self.p.early_events.clear()
         except (ConfigError, OSError) as exc:
             self.p.link = None
             self.link_status = f"not started: {exc}"
