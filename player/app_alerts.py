@@ -51,6 +51,10 @@ class AlertPart:
         self.shown = None
         self.dirty = True
 
+    def assets(self) -> frozenset[str]:
+        """The images of the active alerts."""
+        return frozenset(a.asset for a in self.board.active() if a.asset)
+
     def ids(self) -> list[str]:
         return sorted({a.id for a in self.board.active()})
 

@@ -130,13 +130,20 @@ class ContentPart:
             return
         self.manager.received(source, playlist, payload, now)
 
+    def needed_assets(self) -> frozenset[str]:
+        """Every asset still in use: playlists (current, pending, fall-back) and active alerts."""
+        return self.manager.needed_assets() | self.p.alerts.assets()
+
     def asset_arrived(self, sha: str, data: bytes, now: float) -> None:
-        if sha not in self.manager.needed_assets():
+        if sha not in self.needed_assets():
             return  # not ours (another panel's playlist): nothing to store
         try:
             self.store.assets.put(sha, data)
         except (AssetError, OSError) as exc:
             self.p.report_error(f"asset sha256:{sha}: {exc}")
+            return
+        if sha in self.p.alerts.assets():
+            self.p.alerts.dirty = True  # redraw the alert with its picture
 
     def fetched(self, msg: Any, now: float) -> None:
         from .net.protocol import event_playlist_rejected
@@ -198,6 +205,7 @@ class ContentPart:
             return
         pending = self.manager.pending
         wanted = {sha for sha in (pending.missing if pending else ()) if self.url_for(sha) is None}
+        wanted |= {sha for sha in self.p.alerts.assets() if not self.has_asset(sha)}
         if wanted != self._wanted:
             self._wanted = wanted
             link.want_assets(wanted)
@@ -219,8 +227,9 @@ class ContentPart:
                 self.p.report_error(f"cannot persist playlist {cand.playlist.id}: {exc}")
         self.show_playlist(cand.playlist, now)
         self.p.event(event_playlist_applied(cand.playlist.id, cand.playlist.version))
+        self.p.ops.notable("playlist applied")
         try:
-            removed = self.store.assets.collect(self.manager.needed_assets())
+            removed = self.store.assets.collect(self.needed_assets())
             if removed:
                 log.info("removed %d unreferenced assets", len(removed))
         except OSError as exc:

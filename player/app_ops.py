@@ -290,6 +290,7 @@ class OpsPart:
             "display": {"output": p.cfg.display.output, "healthy": bool(getattr(p.output, "healthy", True)),
                         "status": getattr(p.output, "status", "")},
             "mqtt_connected": self.connected,
+            "groups": list(p.cfg.panel.groups),
             "sensor_faults": list(r.faults) if r is not None else [],
             "brightness_source": getattr(self.brightness_ctl, "source", None),
         }

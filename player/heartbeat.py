@@ -198,9 +198,20 @@ def notable_change(prev: dict[str, Any] | None, cur: dict[str, Any], *, hot_c: f
         return "over-temperature"
     if cur.get("under_voltage") is True and prev.get("under_voltage") is not True:
         return "under-voltage"
-    display, was = cur.get("display"), prev.get("display")
-    if display != was and was is not None:
-        return "display lost" if was == "ok" else ("display back" if display == "ok" else f"display {display}")
+    healthy, was = _display_healthy(cur), _display_healthy(prev)
+    if healthy is not None and was is not None and healthy != was:
+        return "display back" if healthy else "display lost"
     if set(cur.get("alerts") or ()) != set(prev.get("alerts") or ()):
         return "alerts changed"
     return None
+
+
+def _display_healthy(hb: dict[str, Any]) -> bool | None:
+    """The display's health in a heartbeat: ``display.healthy``, or a bare ``"ok"`` status."""
+    display = hb.get("display")
+    if isinstance(display, dict):
+        healthy = display.get("healthy")
+        return healthy if isinstance(healthy, bool) else None
+    if display is None:
+        return None
+    return display == "ok"

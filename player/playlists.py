@@ -108,6 +108,9 @@ class PlaylistManager:
         if not want.missing:
             self.current = want
             self.pending = None
+            if want.source not in ("stored", "bundled"):
+                # The last applied playlist is the fall-back once every topic is cleared (CONTRACT §3).
+                self.fallback = Candidate(want.playlist, want.raw, "stored", now, origin=want.source)
             return Decision(apply=want)
         if now - want.since >= self.asset_wait_s:
             self._failed.add(key)

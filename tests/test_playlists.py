@@ -54,7 +54,19 @@ def test_clearing_falls_back_through_the_precedence():
     m.received("panel", None, b"", 2.0)
     assert m.poll(2.0).apply.playlist.id == "n"
     m.received("group:nord", None, b"", 3.0)
-    assert m.poll(3.0).apply.playlist.id == "bundled"
+    # Every topic cleared: the last playlist applied stays (as it would after a restart), not the bundled one.
+    assert m.poll(3.0).apply is None
+    assert m.current.playlist.id == "n" and m.wanted().source == "stored"
+
+
+def test_clearing_everything_keeps_the_last_applied_even_after_a_higher_precedence_one():
+    m, _ = manager()
+    feed(m, "group:nord", "n", 1)
+    feed(m, "panel", "p", 1)
+    m.received("panel", None, b"", 2.0)
+    m.received("group:nord", None, b"", 2.0)
+    assert m.poll(2.0).apply is None  # "p" is on screen already
+    assert m.current.playlist.id == "p" and m.wanted().playlist.id == "p"
 
 
 def test_same_id_and_older_or_equal_version_is_ignored():
