@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keep pygame's banner out of our output
 import signal
 import sys
 import tempfile
@@ -27,8 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", help="run the player until SIGTERM/SIGINT")
     run.add_argument("--config", required=True, type=Path, help="the panel's YAML config")
-    check = sub.add_parser("check", help="validate the config and the layout it names")
+    check = sub.add_parser("check", help="validate the config and the layout it names (--preflight: and this machine)")
     check.add_argument("--config", required=True, type=Path)
+    from .preflight import add_preflight_arguments
+
+    add_preflight_arguments(check)
     demo = sub.add_parser("demo", help="play the bundled demo content (a window on a desktop, else a PNG file)")
     demo.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     demo.add_argument("--output", choices=("sdl", "png"), default=None,
@@ -39,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--layout", default="landscape")
     from .firstboot import add_firstboot_parser
     from .provision import add_provision_parser
+    from .testcard_cmd import add_testcard_parser
+
+    add_testcard_parser(sub)
 
     add_provision_parser(sub)
     add_firstboot_parser(sub)
@@ -68,17 +76,41 @@ def run_player(cfg_path: Path | None, cfg: object | None = None, seconds: float 
     from .app import Player
     from .config import Config, load_config
 
+    boot = None
     if cfg is None:
         assert cfg_path is not None
+        from .boot_errors import output_hint_from_file, show_config_errors, under_systemd
+        from .firstboot import BOOT_DIR_ENV, REJECTED_SUFFIX, maybe_import_at_start
+
+        service = under_systemd()
+        if service or os.environ.get(BOOT_DIR_ENV):
+            boot = maybe_import_at_start(cfg_path)
         try:
             cfg = load_config(cfg_path)
         except ConfigError as exc:
             print(f"{cfg_path}: invalid config", file=sys.stderr)
             for err in exc.errors:
                 print(f"  {err}", file=sys.stderr)
-            return EXIT_INVALID
+            if not service:
+                return EXIT_INVALID
+            # Under systemd: show the errors on the panel instead of restart-looping dark.
+            setup_logging()
+            errors = list(exc.errors)
+            hint = output_hint_from_file(cfg_path)
+            if boot is not None and boot.errors:
+                errors = [f"panel-player.yaml: {e}" for e in boot.errors] + errors
+                hint = hint or output_hint_from_file(Path(boot.source + REJECTED_SUFFIX))
+            # 0 after SIGTERM; 75 once the config file is fixed: systemd starts the player again.
+            return show_config_errors(errors, hint=hint, watch=cfg_path)
     assert isinstance(cfg, Config)
     setup_logging(cfg.log_level)
+    if boot is not None and boot.errors and not boot.installed and _recent(boot.at, 600):
+        # A fresh refusal is shown for a while, for the installer still at the panel;
+        # at later restarts the panel goes straight to its content.
+        from .boot_errors import output_hint_from_config, show_rejected_boot_file
+
+        if not show_rejected_boot_file(boot.errors, hint=output_hint_from_config(cfg)):
+            return 0  # stopped while the refusal was on screen
     try:
         player = Player(cfg)
     except PanelError as exc:
@@ -97,6 +129,18 @@ def run_player(cfg_path: Path | None, cfg: object | None = None, seconds: float 
         timer.daemon = True
         timer.start()
     return player.run()
+
+
+def _recent(iso: str, seconds: float) -> bool:
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return 0 <= (datetime.now(timezone.utc) - when).total_seconds() < seconds
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -140,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args = _parser().parse_args(argv)
     if args.command == "check":
+        if args.preflight:
+            from .preflight import cmd_preflight
+
+            return cmd_preflight(args.config, timeout=args.timeout)
         return cmd_check(args.config)
     if args.command == "run":
         return run_player(args.config)

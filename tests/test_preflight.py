@@ -1,0 +1,241 @@
+"""Preflight (`panel-player check --preflight`) on a good and a broken setup: real broker, fake sysfs/dev trees."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fixtures_broker import Broker, free_port
+from test_render_text import write_bdf
+
+from player.config import Config, MqttConfig, config_from_data
+from player.preflight import (EXIT_FAIL, EXIT_OK, EXIT_WARN, FAIL, OK, WARN, CheckResult, check_disk,
+                              cmd_preflight, exit_status, format_report, probe_broker, run_preflight)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_fb_tree(root: Path, w: int = 64, h: int = 32, bpp: int = 16, device: bool = True) -> tuple[Path, Path]:
+    """A fake /sys/class/graphics/fb0 and, if ``device``, a plain file standing for /dev/fb0."""
+    sysfs = root / "sys"
+    d = sysfs / "class" / "graphics" / "fb0"
+    d.mkdir(parents=True)
+    (d / "virtual_size").write_text(f"{w},{h}\n")
+    (d / "bits_per_pixel").write_text(f"{bpp}\n")
+    (d / "stride").write_text(f"{w * bpp // 8}\n")
+    dev = root / "dev"
+    dev.mkdir()
+    if device:
+        (dev / "fb0").write_bytes(bytes(w * h * bpp // 8))
+    return sysfs, dev
+
+
+def good_data(tmp_path: Path, broker: Broker) -> dict[str, Any]:
+    (tmp_path / "state").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "cpu_temp").write_text("48300\n")
+    (tmp_path / "throttled").write_text("0x0\n")
+    return {
+        "panel": {"id": "mairie-entree", "timezone": "Europe/Paris"},
+        "display": {"output": "png", "size": [320, 180], "path": str(tmp_path / "out" / "frame.png")},
+        "mqtt": {"host": "127.0.0.1", "port": broker.port},
+        "state_dir": str(tmp_path / "state"),
+        "sensors": {"light": {"type": "mcp3008", "channel": 0},
+                    "cpu_temp": {"file": str(tmp_path / "cpu_temp")},
+                    "door": {"pin": 17, "open_when": "pressed"},
+                    "throttle": {"file": str(tmp_path / "throttled")}},
+    }
+
+
+def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
+    return {r.name: r for r in results}
+
+
+def test_good_setup_is_all_ok(tmp_path: Path, broker: Broker) -> None:
+    cfg = config_from_data(good_data(tmp_path, broker))
+    results = run_preflight(cfg, sysfs_root=tmp_path / "no-sys", dev_root=tmp_path / "no-dev", timeout=3,
+                            clock=lambda: True)
+    found = by_name(results)
+    assert [r for r in results if r.status != OK] == []
+    assert set(found) == {"display", "font", "sensor light", "sensor cpu_temp", "sensor door", "sensor power",
+                          "broker", "clock", "disk", "state folder"}
+    assert "48.3 °C" in found["sensor cpu_temp"].detail
+    assert found["sensor door"].detail == "closed"
+    assert f"127.0.0.1:{broker.port}" in found["broker"].detail
+    assert "frame.png" in found["display"].detail
+    assert list((tmp_path / "state").iterdir()) == []  # the write probe left nothing behind
+    assert list((tmp_path / "out").iterdir()) == []
+    text = format_report(results)
+    assert text.count("✓") == len(results) and "✗" not in text
+    assert text.rstrip().endswith("all good (exit 0)")
+
+
+def test_good_fbdev_reads_the_geometry_from_sysfs(tmp_path: Path, broker: Broker) -> None:
+    data = good_data(tmp_path, broker)
+    data["display"] = {"output": "fbdev", "device": "/dev/fb0"}
+    sysfs, dev = make_fb_tree(tmp_path, 1920, 1080, 16)
+    results = run_preflight(config_from_data(data), sysfs_root=sysfs, dev_root=dev, clock=lambda: True)
+    display = by_name(results)["display"]
+    assert display.status == OK
+    assert "1920x1080 16 bpp (RGB565), stride 3840" in display.detail
+
+
+def test_broken_setup_names_every_failure_and_exits_2(tmp_path: Path, broker: Broker) -> None:
+    data = good_data(tmp_path, broker)
+    sysfs, dev = make_fb_tree(tmp_path, device=False)  # sysfs says fb0, but no /dev/fb0
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    closed = free_port()
+    data["display"] = {"output": "fbdev", "device": "/dev/fb0", "font": str(write_ascii_bdf(tmp_path / "ascii.bdf"))}
+    data["mqtt"] = {"host": "127.0.0.1", "port": closed}
+    data["state_dir"] = str(blocker / "state")
+    (tmp_path / "cpu_temp").write_text("garbage\n")
+    (tmp_path / "throttled").write_text("0x50005\n")  # under-voltage now and since boot
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    out = io.StringIO()
+    code = cmd_preflight(config, sysfs_root=sysfs, dev_root=dev, timeout=2, stream=out)
+    text = out.getvalue()
+    assert code == EXIT_FAIL, text
+    lines = {line.split()[1]: line for line in text.splitlines() if line[:1] in "✓!✗"}
+    assert lines["config"].startswith("✓")
+    assert lines["display"].startswith("✗") and "no /dev/fb0" in lines["display"]
+    assert lines["font"].startswith("✗") and "é" in lines["font"] and "ç" in lines["font"]
+    assert lines["broker"].startswith("✗") and f"unreachable: 127.0.0.1:{closed}" in lines["broker"]
+    assert lines["state"].startswith("✗") and f"{blocker} is a file" in lines["state"]
+    assert "sensor cpu_temp" in text and "✗ sensor cpu_temp" in text
+    assert "✗ sensor power" in text and "under-voltage now" in text
+    assert "→ connect the screen and reboot" in text
+    assert text.rstrip().endswith("NOT ready (exit 2)")
+
+
+def write_ascii_bdf(path: Path) -> Path:
+    """A pixel font with only "H", "e" and a space: no accented letter at all."""
+    write_bdf(path)
+    text = path.read_text(encoding="ascii")
+    start = text.index("STARTCHAR eacute")
+    end = text.index("ENDCHAR", start) + len("ENDCHAR\n")
+    path.write_text(text[:start].replace("CHARS 4", "CHARS 3") + text[end:], encoding="ascii")
+    return path
+
+
+def test_invalid_config_is_one_failed_line_with_every_error(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("panel: {id: Mairie}\nmqtt: {port: abc}\n")
+    out = io.StringIO()
+    assert cmd_preflight(config, stream=out) == EXIT_FAIL
+    text = out.getvalue()
+    assert text.startswith("✗ config")
+    assert "panel.id" in text and 'mqtt.port: expected an integer, got "abc"' in text
+    assert "1 check: 0 ok, 0 warnings, 1 failure" in text
+
+
+def test_cli_report_falls_back_to_ascii(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("panel: {id: p1}\ndisplay: {output: png, size: [64, 32], path: /nonexistent/dir/f.png}\n"
+                      "mqtt: {enabled: false}\nstate_dir: " + str(tmp_path) + "\n")
+    env = dict(os.environ, PYTHONIOENCODING="ascii", SDL_VIDEODRIVER="dummy", GPIOZERO_PIN_FACTORY="mock")
+    proc = subprocess.run([sys.executable, "-m", "player.preflight", "--config", str(config), "--timeout", "1"],
+                          cwd=ROOT, env=env, capture_output=True, timeout=60)
+    text = proc.stdout.decode("ascii")  # would raise on any non-ASCII byte
+    assert proc.returncode == EXIT_FAIL, text + proc.stderr.decode()
+    assert "[ OK ] config" in text
+    assert "[FAIL] display" in text and "/nonexistent/dir does not exist" in text
+    assert "[ OK ] broker" in text and "not used" in text
+    assert "-> set display.path" in text
+
+
+def test_exit_status_and_summary() -> None:
+    ok = CheckResult("a", OK, "fine")
+    warn = CheckResult("b", WARN, "hm", "do this")
+    fail = CheckResult("c", FAIL, "bad\nsecond line", "do that")
+    assert exit_status([ok]) == EXIT_OK
+    assert exit_status([ok, warn]) == EXIT_WARN
+    assert exit_status([warn, fail, ok]) == EXIT_FAIL
+    text = format_report([ok, warn, fail], unicode=False)
+    assert text.splitlines() == [
+        "[ OK ] a  fine",
+        "[WARN] b  hm",
+        "          -> do this",
+        "[FAIL] c  bad",
+        "            second line",
+        "          -> do that",
+        "3 checks: 1 ok, 1 warning, 1 failure: NOT ready (exit 2)",
+    ]
+
+
+def test_disk_thresholds(tmp_path: Path) -> None:
+    import shutil
+
+    free = shutil.disk_usage(tmp_path).free // 2**20
+    result = check_disk(tmp_path / "not" / "yet")  # measured on the nearest existing folder
+    assert result.status == (OK if free >= 100 else WARN if free >= 20 else FAIL)
+    assert str(tmp_path) in result.detail
+
+
+def test_probe_broker_states(tmp_path: Path, auth_broker: Broker) -> None:
+    assert auth_broker.password_file is not None
+    good = MqttConfig(host="127.0.0.1", port=auth_broker.port, username="panel",
+                      password_file=auth_broker.password_file)
+    assert probe_broker(good, "probe-1", 3).state == "connected"
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-password\n")
+    refused = probe_broker(MqttConfig(host="127.0.0.1", port=auth_broker.port, username="panel",
+                                      password_file=wrong), "probe-2", 3)
+    assert refused.state == "refused", refused
+    assert "Not authorized" in refused.detail or "Bad user name or password" in refused.detail, refused
+    anonymous = probe_broker(MqttConfig(host="127.0.0.1", port=auth_broker.port, protocol="3.1.1"), "probe-3", 3)
+    assert anonymous.state == "refused"
+    missing = probe_broker(MqttConfig(host="127.0.0.1", port=auth_broker.port, username="panel",
+                                      password_file=tmp_path / "none"), "probe-4", 3)
+    assert missing.state == "error" and "mqtt.password_file" in missing.detail
+
+
+def test_probe_broker_tls(tls_broker: Broker, tmp_path: Path) -> None:
+    from player.config import TlsConfig
+
+    certs = tls_broker.certs
+    assert certs is not None and tls_broker.tls_port is not None
+    tls = TlsConfig(ca_file=certs.ca, cert_file=certs.client_cert, key_file=certs.client_key)
+    ok = probe_broker(MqttConfig(host="127.0.0.1", port=tls_broker.tls_port, tls=tls), "probe-tls", 3)
+    assert ok.state == "connected", ok
+    assert "(TLS)" in ok.detail
+    plain_on_tls = probe_broker(MqttConfig(host="127.0.0.1", port=tls_broker.tls_port), "probe-plain", 2)
+    assert plain_on_tls.state in ("refused", "unreachable") and not plain_on_tls.connected
+
+
+def test_probe_does_not_disturb_the_panels_session(broker: Broker) -> None:
+    # The probe uses its own client id: a panel connected as "p1" stays connected.
+    with broker.sub("t/#") as sub:
+        probe = probe_broker(MqttConfig(host="127.0.0.1", port=broker.port), "p1-preflight-1", 3)
+        assert probe.connected
+        broker.publish("t/x", b"still here")
+        assert sub.wait_for("t/x").payload == b"still here"
+
+
+@pytest.mark.parametrize("synced,status", [(True, OK), (False, WARN), (None, WARN)])
+def test_clock_states(tmp_path: Path, synced: bool | None, status: str) -> None:
+    from player.preflight import check_clock
+
+    assert check_clock(lambda: synced).status == status
+
+
+def _cfg(tmp_path: Path, **display: Any) -> Config:
+    return config_from_data({"panel": {"id": "p"}, "display": display, "mqtt": {"enabled": False},
+                             "state_dir": str(tmp_path)})
+
+
+def test_ledmatrix_without_rgbmatrix_fails_with_a_hint(tmp_path: Path) -> None:
+    from player.preflight import check_display
+
+    result = check_display(_cfg(tmp_path, output="ledmatrix"), tmp_path, tmp_path)
+    if "rgbmatrix" in sys.modules or __import__("importlib").util.find_spec("rgbmatrix"):
+        assert result.status == OK
+    else:
+        assert result.status == FAIL and "rgbmatrix" in result.detail and "64x32" in result.detail
