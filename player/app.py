@@ -24,7 +24,7 @@ from typing import Any
 
 from . import __version__
 from .config import Config
-from .errors import PanelError
+from .errors import DisplayUnavailable, PanelError
 from .layout import Layout, load_layout
 from .store import StateStore
 
@@ -127,8 +127,6 @@ class Player:
 
     # -- display ---------------------------------------------------------
     def open_display(self) -> None:
-        from .render.compositor import Renderer
-        from .render.images import ImageCache
         from .render.outputs import init_display, open_output
         from .render.outputs.ledmatrix import LedOptions
 
@@ -138,16 +136,38 @@ class Player:
                          parallel=d.led.parallel, hardware_mapping=d.led.hardware_mapping,
                          gpio_slowdown=d.led.gpio_slowdown, pwm_bits=d.led.pwm_bits,
                          brightness=d.led.brightness, drop_privileges=d.led.drop_privileges)
-        self.output = open_output(d.output, size=d.size, path=d.path, device=d.device, fps=d.fps,
-                                  led=led, wait_s=d.wait_s)
+
+        def opener(wait_s: float = 0.0) -> Any:
+            return open_output(d.output, size=d.size, path=d.path, device=d.device, fps=d.fps, led=led,
+                               wait_s=wait_s)
+
+        try:
+            self.output = opener(d.wait_s)
+        except DisplayUnavailable as exc:
+            # No screen yet (KMS creates /dev/fb0 only when one was connected at boot): run
+            # without it — messages are received and persisted — and retry every few seconds.
+            from .render.outputs.waiting import WaitingOutput
+
+            log.warning("%s; retrying every few seconds", exc)
+            self.output = WaitingOutput(d.size or (1920, 1080), opener, str(exc))
+        self.build_renderer()
+
+    def build_renderer(self) -> None:
+        from .render.compositor import Renderer
+        from .render.images import ImageCache
+
+        d = self.cfg.display
+        if self.renderer is not None:
+            self.renderer.close()
+            self.images.close()
         w, h = self.output.size
         cache_bytes = d.image_cache_mb * 2**20 if d.image_cache_mb else 2 * w * h * 4
         # A failed background decode surfaces again, as AssetError, when its slide is shown.
-        cache = ImageCache(cache_bytes, on_error=lambda key, err: log.debug("prefetch failed: %s", err))
+        self.images = ImageCache(cache_bytes, on_error=lambda key, err: log.debug("prefetch failed: %s", err))
         self.renderer = Renderer(
             self.output.size, self.layout, tz=self.tz, rotation=d.rotation, fps=d.fps,
             transition=d.transition, transition_s=d.transition_s, font=d.font, antialias=d.antialias,
-            images=cache,
+            images=self.images,
         )
 
     def draw(self, now: float) -> None:
@@ -207,7 +227,13 @@ class Player:
         now = time.monotonic()
         self.tick(now)
         self.draw(now)
+        # READY=1 (in ops.start) promises the first frame is out, not merely queued.
+        self.output.wait_idle(5.0)
         self.ops.start()
+        try:
+            self.alerts.warm_up()  # after the first frame: start-up is not slowed, the first alert is not either
+        except Exception:
+            log.exception("alert screen warm-up failed")
 
     def run(self) -> int:
         """Run until stopped; returns the exit status (0, or 75 for a restart)."""
@@ -246,7 +272,19 @@ class Player:
             self.report_error(f"internal error: {exc}")
         self.draw(now)
         self.output.flush(now)
+        if getattr(self.output, "ready", None) is not None:
+            self.display_arrived(now)
         self.ops.after_step(now)
+
+    def display_arrived(self, now: float) -> None:
+        """The screen that was missing at start is here: draw everything on it."""
+        self.output = self.output.ready
+        self.build_renderer()
+        self.content.reload()
+        self.alerts.layout_changed()
+        self.ops.display_changed()
+        self.tick(now)
+        self.draw(now)
 
     def close(self) -> None:
         for part in (self.ops, self.alerts, self.content):
@@ -256,6 +294,7 @@ class Player:
                 log.exception("error while closing")
         if self.renderer is not None:
             self.renderer.close()
+            self.images.close()
         if self.output is not None:
             self.output.close()
 

@@ -46,6 +46,20 @@ class AlertPart:
             log.info("restored %d active alerts", len(self.board.active()))
         self.dirty = True
 
+    def warm_up(self) -> None:
+        """Build the alert screen once at start, so the first real alert is not slowed by it."""
+        from .alerts import Alert
+
+        sample = Alert(id="warm-up", scope="all", scope_name="", level="critical", title="ALERTE",
+                       body="Évacuez les berges avant 18 h.")
+        view = self._view()
+        view.set_alerts(sample, 1, 0, None, time.monotonic(), mode="fullscreen")
+        w, h = self.p.renderer.logical_size
+        import pygame
+
+        view.draw(pygame.Surface((w, h)), time.monotonic(), datetime.now(timezone.utc))
+        view.set_alerts(None, 0, 0, None, time.monotonic())
+
     def layout_changed(self) -> None:
         self.view = None
         self.shown = None
@@ -69,6 +83,11 @@ class AlertPart:
         if isinstance(msg, Rejected) and getattr(msg.subject, "kind", None) == "alert":
             self.p.event(event_alert_rejected(getattr(msg.subject, "alert", None) or msg.topic, msg.reason))
             return True
+        if isinstance(msg, Rejected) and isinstance(msg.subject, str):
+            alert_id = _alert_topic_leaf(msg.subject, self.p.cfg.mqtt.prefix)
+            if alert_id is not None:  # an alert topic whose id level itself was refused
+                self.p.event(event_alert_rejected(alert_id, msg.reason))
+                return True
         return False
 
     def received(self, scope: str, name: str, alert_id: str, payload: bytes, retained: bool, now: float) -> None:
@@ -141,6 +160,17 @@ class AlertPart:
         if alert is None:
             self.p.ops.overlay_changed(None)
             return
+        view = self._view()
+        same_level = [a for a in self.board.active() if a.level == alert.level]
+        index = next((i for i, a in enumerate(self._turn_order(same_level)) if a.key == alert.key), 0)
+        mode = "banner" if alert.level == "info" and self.cfg.info_mode == "banner" else "fullscreen"
+        view.set_alerts(alert, len(same_level), index, self._image(alert), now, mode=mode)
+        self.p.ops.overlay_changed(view)
+        if alert.key not in self.acknowledged:
+            self.acknowledged.add(alert.key)
+            self.p.after_frame(lambda shown_at, a=alert: self._displayed(a, shown_at))
+
+    def _view(self) -> Any:
         if self.view is None:
             from .render.alert_view import AlertView
 
@@ -149,14 +179,7 @@ class AlertPart:
             ticker = self.p.layout.zone("ticker")
             self.view = AlertView(d.font or self.p.layout.font, antialias=d.antialias, flash=self.cfg.flash,
                                   led=led, banner_fraction=ticker.rect[3] if ticker is not None else None)
-        same_level = [a for a in self.board.active() if a.level == alert.level]
-        index = next((i for i, a in enumerate(self._turn_order(same_level)) if a.key == alert.key), 0)
-        mode = "banner" if alert.level == "info" and self.cfg.info_mode == "banner" else "fullscreen"
-        self.view.set_alerts(alert, len(same_level), index, self._image(alert), now, mode=mode)
-        self.p.ops.overlay_changed(self.view)
-        if alert.key not in self.acknowledged:
-            self.acknowledged.add(alert.key)
-            self.p.after_frame(lambda shown_at, a=alert: self._displayed(a, shown_at))
+        return self.view
 
     def _turn_order(self, alerts: list[Alert]) -> list[Alert]:
         return alerts
@@ -188,3 +211,15 @@ class AlertPart:
 
     def close(self) -> None:
         pass
+
+
+def _alert_topic_leaf(topic: str, prefix: str) -> str | None:
+    """The last level of a topic shaped like an alert topic (``P/panels/X/alerts/A``,
+    ``P/groups/X/alerts/A``, ``P/all/alerts/A``); ``None`` for any other topic."""
+    if not topic.startswith(prefix + "/"):
+        return None
+    levels = topic[len(prefix) + 1:].split("/")
+    if (len(levels) == 4 and levels[0] in ("panels", "groups") and levels[2] == "alerts") or (
+            len(levels) == 3 and levels[:2] == ["all", "alerts"]):
+        return levels[-1][:200]
+    return None

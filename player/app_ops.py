@@ -112,6 +112,20 @@ class OpsPart:
             self.p.store.delete_json("brightness-override")
         self.update_brightness(time.monotonic())
 
+    def display_changed(self) -> None:
+        """A new renderer and output: re-attach the overlays and the dimmer, tell the crews."""
+        self.alert_view = None
+        if self.identify_view is not None:
+            self.refresh_overlay()
+        if self.brightness is not None and self.actuator is not None:
+            from .hw.actuators import open_actuator
+
+            self.actuator.close()
+            self.actuator = open_actuator(self.p.cfg.brightness.actuator, set_dim=self.p.renderer.set_dim,
+                                          set_matrix_brightness=self.p.output.set_brightness)
+            self.actuator.set(self.brightness)
+        self.notable("display back")
+
     def close(self) -> None:
         self.notifier.stopping()
         if self.sampler is not None:
@@ -329,7 +343,9 @@ class OpsPart:
         if self.hb_reason:
             log.info("heartbeat now: %s", self.hb_reason)
             self.hb_reason = None
-        if self.p.link is not None:
+        # Only once the loop has handled the connection: until then the heartbeat would
+        # say mqtt_connected false, and handling the connection sends a fresh one anyway.
+        if self.p.link is not None and self.connected:
             self.p.link.publish_heartbeat(hb)
         self.p.alerts.save()  # keeps the stored ttl remaining close to the truth
 

@@ -178,7 +178,8 @@ def _pin(node: Node, key: str, required: bool) -> int | str | None:
 
 def _disabled(node: Node, key: str) -> bool:
     """``key: none`` / ``key: false`` switch an optional part off."""
-    return isinstance(node.value, dict) and node.value.get(key) in ("none", False)
+    value = node.value.get(key) if isinstance(node.value, dict) else None
+    return value == "none" or value is False
 
 
 def parse_sensors(node: Node) -> SensorsConfig:

@@ -13,17 +13,24 @@ The main loop owns one :class:`Renderer` and drives it with two clocks: ``now`` 
         deadline = renderer.next_deadline(time.monotonic(), datetime.now(timezone.utc))
         # ... block on the inbox until min(deadline, slide end, ...)
 
-Layers, each a surface allocated once: the *scene* (layout background, zones, slide,
-clock, ticker; logical orientation), an *output* copy used only while something sits
-on top of the scene (a transition, an overlay, software dimming), and the *physical*
-frame when the panel is rotated. A still picture costs nothing: :meth:`Renderer.render`
-returns None and :meth:`Renderer.next_deadline` None. A scrolling ticker dirties only its
-band; a minute tick only the clock zone. Only the zones that belong to the slide (main
-and title) take part in a transition: the clock and ticker keep running through it.
+Layers: the *scene* (layout background, zones, slide, clock, ticker; logical
+orientation), kept for the renderer's life; the *fade* layer, which exists only during a
+transition: it starts as a copy of what was on screen and is blended towards the scene
+in place, frame after frame (it is what is shown meanwhile); the *output* layer, which
+exists only while an overlay or software dimming sits on top; and the *physical* frame
+when the panel is rotated. A full frame is 8 MB at 1920x1080, so the optional layers are
+released as soon as they are no longer needed, and the next picture's decoding waits
+for the end of a transition rather than overlapping it.
 
-Nothing is allocated per frame on an unrotated panel. On a rotated one, each dirty
-rectangle is turned by ``pygame.transform.rotate``, which returns a new surface the size
-of that rectangle (a ticker band, not a frame).
+A still picture costs nothing: :meth:`Renderer.render` returns None and
+:meth:`Renderer.next_deadline` None. A scrolling ticker dirties only its band; a minute
+tick only the clock zone. Only the zones that belong to the slide (main and title) take
+part in a transition: the clock and ticker keep running through it.
+
+Nothing is allocated per frame on an unrotated panel (a layer per transition or overlay
+at most). On a rotated one, each dirty rectangle is turned by
+``pygame.transform.rotate``, which returns a new surface the size of that rectangle (a
+ticker band, not a frame).
 
 Rotation is the angle, clockwise, by which the picture is turned on the physical output:
 with ``rotation=90`` the logical top-left corner lands at the physical top-right.
@@ -91,6 +98,28 @@ class _ClockSpot:
             painter.draw(surface, bottom, "", french_date(local), self.color, self.align)
 
 
+def _subtract(rect: pygame.Rect, holes: Sequence[pygame.Rect]) -> list[pygame.Rect]:
+    """The parts of ``rect`` outside every hole, as non-overlapping rectangles."""
+    pieces = [rect]
+    for hole in holes:
+        kept: list[pygame.Rect] = []
+        for p in pieces:
+            cut = p.clip(hole)
+            if not cut.w or not cut.h:
+                kept.append(p)
+                continue
+            if cut.top > p.top:
+                kept.append(pygame.Rect(p.x, p.y, p.w, cut.top - p.top))
+            if cut.bottom < p.bottom:
+                kept.append(pygame.Rect(p.x, cut.bottom, p.w, p.bottom - cut.bottom))
+            if cut.left > p.left:
+                kept.append(pygame.Rect(p.x, cut.y, cut.left - p.left, cut.h))
+            if cut.right < p.right:
+                kept.append(pygame.Rect(cut.right, cut.y, p.right - cut.right, cut.h))
+        pieces = kept
+    return pieces
+
+
 def _inner(rect: pygame.Rect, zone: Zone) -> pygame.Rect:
     pad = round(zone.padding * min(rect.w, rect.h))
     inner = rect.inflate(-2 * pad, -2 * pad)
@@ -125,8 +154,10 @@ class Renderer:
         self._antialias_override = antialias
         lw, lh = self.logical_size
         self._scene = pygame.Surface(self.logical_size)
-        self._out: pygame.Surface | None = None
-        self._old: pygame.Surface | None = None
+        self._out: pygame.Surface | None = None  # the output layer (overlay, dimming)
+        self._old: pygame.Surface | None = None  # the fade layer, during a transition only
+        self._faded = 0.0  # progress already blended into the fade layer
+        self._deferred: tuple[ImageSlide, Path] | None = None  # a prefetch waiting for a transition
         self._frame = pygame.Surface(self.size) if rotation else None
         self._own_images = images is None
         self._images = images if images is not None else ImageCache(3 * lw * lh * 4)
@@ -168,7 +199,7 @@ class Renderer:
         self.painter = TextPainter(face, antialias=antialias, line_spacing=layout.line_spacing)
         lw, lh = self.logical_size
         self._rects = {zone.name: pygame.Rect(zone.pixels(lw, lh)) for zone in layout.zones}
-        self._transition_start = None
+        self._end_transition()
         self._stale = True
         if isinstance(self._slide, ImageSlide) and self._image_path is not None:
             try:
@@ -195,6 +226,7 @@ class Renderer:
         """
         if slide == self._slide and image_path == self._image_path and not self._stale:
             return  # already on screen (a one-slide playlist looping): no fade to itself
+        self._deferred = None  # it was for the slide after the current one: now stale or loaded below
         image = None
         if isinstance(slide, ImageSlide):
             if image_path is None:
@@ -207,7 +239,14 @@ class Renderer:
         self._stale = True
 
     def prefetch(self, slide: ImageSlide, path: Path) -> None:
-        """Decode ``slide``'s image in the background so that showing it never waits."""
+        """Decode ``slide``'s image in the background so that showing it never waits.
+
+        During a transition the decoding starts when the transition ends: the two
+        never hold their full-size buffers at the same time.
+        """
+        if self._transition_start is not None:
+            self._deferred = (slide, path)
+            return
         self._load(slide, path, sync=False)
 
     def set_overlay(self, overlay: Overlay | None) -> None:
@@ -252,7 +291,6 @@ class Renderer:
             progress = (now - self._transition_start) / self.transition.duration
             dirty += self._transition_areas
             if progress >= 1:
-                self._transition_start = None
                 progress = None
         if self._overlay is not None:
             if full or dirty or (self._overlay_due is not None and now >= self._overlay_due):
@@ -270,6 +308,10 @@ class Renderer:
         self._shown = source
         self._full = False
         self._last_frame = now
+        if progress is None and self._transition_start is not None:
+            self._end_transition()
+        if self._out is not None and source is not self._out:
+            self._out = None  # overlay and dimming are gone
         if full:
             return frame, None
         return frame, [self._to_physical(r) for r in dirty]
@@ -353,19 +395,26 @@ class Renderer:
     def _begin_transition(self, now: float) -> None:
         if self.transition.duration <= 0 or self._last_frame is None:
             return
-        if self._old is None:
-            self._old = pygame.Surface(self.logical_size)
-        if self._transition_start is not None:
-            # Mid-transition: freeze what is on screen now as the new starting point.
-            p = (now - self._transition_start) / self.transition.duration
-            for area in self._transition_areas:
-                self.transition.blend(self._old, self._scene, p, self._old, area)
+        if self._transition_start is not None and self._old is not None:
+            # Mid-transition: the fade layer holds what is on screen, the new starting point.
+            pass
         elif self._stale:
             return  # the scene does not hold what is on screen: cut
         else:
+            if self._old is None:
+                self._old = pygame.Surface(self.logical_size)
             self._old.blit(self._scene, (0, 0))
         self._transition_start = now
+        self._faded = 0.0
         self._transition_areas = [self._rects[z.name] for z in self._layout.zones if z.role in ("main", "title")]
+
+    def _end_transition(self) -> None:
+        """Drop the fade layer and start the decoding that waited for the transition to end."""
+        self._transition_start = None
+        self._old = None
+        deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            self._load(*deferred, sync=False)
 
     def _mark(self, rect: pygame.Rect) -> None:
         self._pending.append(rect)
@@ -464,18 +513,18 @@ class Renderer:
 
     def _present(self, now: float, wall: datetime, progress: float | None, full: bool,
                  dirty: list[pygame.Rect]) -> pygame.Surface:
-        """The logical frame to show: the scene itself, or the output layer when something is on top."""
-        if progress is None and self._overlay is None and self._dim >= 1:
-            return self._scene
+        """The logical frame to show: the scene, the fade layer, or the output layer when something is on top."""
+        rects = [self._full_rect] if full else dirty
+        base = self._scene
+        if progress is not None and self._old is not None:
+            base = self._fade_step(progress, rects)
+        if self._overlay is None and self._dim >= 1:
+            return base
         if self._out is None:
             self._out = pygame.Surface(self.logical_size)
         out = self._out
-        rects = [self._full_rect] if full else dirty
         for rect in rects:
-            out.blit(self._scene, rect.topleft, rect)
-        if progress is not None and self._old is not None:
-            for area in self._transition_areas:
-                self.transition.blend(self._old, self._scene, progress, out, area)
+            out.blit(base, rect.topleft, rect)
         if self._overlay is not None:
             self._overlay.draw(out, now, wall)
         if self._dim < 1:
@@ -483,6 +532,25 @@ class Renderer:
             for rect in rects:
                 out.fill((level, level, level), rect, special_flags=pygame.BLEND_MULT)
         return out
+
+    def _fade_step(self, progress: float, rects: list[pygame.Rect]) -> pygame.Surface:
+        """Bring the fade layer to ``progress``; returns it.
+
+        The layer already shows old and new mixed at ``self._faded``; blending the new
+        scene over it with the fraction ``(progress - faded) / (1 - faded)`` gives the
+        mix at ``progress`` without keeping the old picture apart. Outside the
+        transition areas (clock, ticker) the layer just follows the scene.
+        """
+        old, scene = self._old, self._scene
+        assert old is not None
+        for rect in rects:
+            for piece in _subtract(rect, self._transition_areas):
+                old.blit(scene, piece.topleft, piece)
+        step = 1.0 if self._faded >= 1 else (progress - self._faded) / (1 - self._faded)
+        for area in self._transition_areas:
+            self.transition.blend(old, scene, step, old, area)
+        self._faded = progress
+        return old
 
     def _rotate(self, source: pygame.Surface, dirty: list[pygame.Rect] | None) -> pygame.Surface:
         if self._frame is None:

@@ -50,12 +50,21 @@ _ORIENTATION = {
 _EXIF_ORIENTATION = 0x0112
 
 
+RAW_MODES = ("RGB", "RGBX")
+_STRIP_BYTES = 1 << 18  # packing works through strips of about this many bytes
+
+
 @dataclass(frozen=True)
 class DecodedImage:
-    """Packed RGB pixels (3 bytes per pixel, rows top to bottom) of ``size``."""
+    """Packed pixels of ``size``, rows top to bottom.
+
+    ``mode`` "RGB": 3 bytes per pixel. "RGBX": 4 bytes per pixel, the fourth unused;
+    pygame wraps such a buffer as a 32-bit surface without copying it.
+    """
 
     size: tuple[int, int]
-    data: bytes
+    data: bytes | bytearray
+    mode: str = "RGB"
 
     @property
     def nbytes(self) -> int:
@@ -63,21 +72,23 @@ class DecodedImage:
 
 
 def decode_image(path: Path, size: tuple[int, int], fit: str, background: RGB,
-                 *, max_pixels: int = MAX_PIXELS) -> DecodedImage:
-    """Decode ``path`` into exactly ``size`` pixels, upright and opaque.
+                 *, max_pixels: int = MAX_PIXELS, mode: str = "RGB") -> DecodedImage:
+    """Decode ``path`` into exactly ``size`` pixels, upright and opaque, packed as ``mode``.
 
     Raises :class:`AssetError` naming the file when it is missing, unreadable,
     corrupt, truncated or larger than ``max_pixels``; ``ValueError`` for a bad
-    ``fit`` or ``size``.
+    ``fit``, ``size`` or ``mode`` (one of :data:`RAW_MODES`).
     """
     width, height = size
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {size}")
     if fit not in FITS:
         raise ValueError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
+    if mode not in RAW_MODES:
+        raise ValueError(f"mode must be one of {', '.join(RAW_MODES)}, got {mode!r}")
     try:
         with Image.open(path) as source:
-            return _decode(source, size, fit, background, max_pixels, path)
+            return _decode(source, size, fit, background, max_pixels, path, mode)
     except AssetError:
         raise
     except FileNotFoundError:
@@ -89,7 +100,7 @@ def decode_image(path: Path, size: tuple[int, int], fit: str, background: RGB,
 
 
 def _decode(source: Image.Image, size: tuple[int, int], fit: str, background: RGB,
-            max_pixels: int, path: Path) -> DecodedImage:
+            max_pixels: int, path: Path, mode: str) -> DecodedImage:
     w0, h0 = source.size
     if w0 * h0 > max_pixels:
         raise AssetError(f"image {path} refused: {w0}x{h0} pixels is more than the limit "
@@ -107,30 +118,67 @@ def _decode(source: Image.Image, size: tuple[int, int], fit: str, background: RG
     source.load()
     orientation = _orientation(source) or orientation  # PNG may carry EXIF after the pixels
     image = _opaque_or_rgba(source)
+    if image is not source:
+        source.close()  # the converted copy is all that is needed from here on
     w, h = image.size
+    # At most two full pictures are alive at once (a 1920x1080 one is 8 MB inside
+    # Pillow): each step drops its input as soon as its output exists.
     if fit == "stretch":
-        fitted = image.resize((tw, th), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        fitted = _resize(image, (tw, th))
         offset = (0, 0)
     elif fit == "cover":
         k = max(tw / w, th / h)
         cw, ch = tw / k, th / k
         box = ((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2)
-        fitted = image.resize((tw, th), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+        fitted = _resize(image, (tw, th), box)
         offset = (0, 0)
     else:
         k = min(tw / w, th / h)
         fw, fh = max(1, min(tw, round(w * k))), max(1, min(th, round(h * k)))
-        fitted = image.resize((fw, fh), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        fitted = _resize(image, (fw, fh))
         offset = ((tw - fw) // 2, (th - fh) // 2)
+    if fitted is not image:
+        image.close()
     if fitted.mode == "RGB" and fitted.size == (tw, th):
         out = fitted
     else:
         out = Image.new("RGB", (tw, th), background)
         out.paste(fitted, offset, fitted if fitted.mode == "RGBA" else None)
+        fitted.close()
     if orientation in _ORIENTATION:
-        out = out.transpose(_ORIENTATION[orientation])
+        turned = out.transpose(_ORIENTATION[orientation])
+        out.close()
+        out = turned
     assert out.size == size
-    return DecodedImage(size=size, data=out.tobytes())
+    try:
+        return DecodedImage(size=size, data=_pack(out, mode), mode=mode)
+    finally:
+        out.close()
+
+
+def _resize(image: Image.Image, size: tuple[int, int],
+            box: tuple[float, float, float, float] | None = None) -> Image.Image:
+    """``image`` resampled to ``size`` (Lanczos); the image itself when nothing would change."""
+    if image.size == size and (box is None or box == (0, 0, *size)):
+        return image
+    return image.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+
+
+def _pack(image: Image.Image, mode: str) -> bytearray:
+    """The pixels of an RGB ``image`` as ``mode`` bytes, without a second full-size copy.
+
+    ``Image.tobytes`` gathers the picture in chunks and joins them (twice its size at
+    the peak); here strips are packed straight into the one result buffer.
+    """
+    w, h = image.size
+    row = w * len(mode)
+    data = bytearray(row * h)
+    rows = max(1, _STRIP_BYTES // row)
+    for top in range(0, h, rows):
+        bottom = min(h, top + rows)
+        with image.crop((0, top, w, bottom)) as strip:
+            data[top * row:bottom * row] = strip.tobytes("raw", mode)
+    return data
 
 
 def _orientation(image: Image.Image) -> int:
@@ -232,6 +280,8 @@ class ImageCache:
     def prefetch(self, key: Hashable, path: Path, size: tuple[int, int], fit: str, background: RGB) -> bool:
         """Queue a decode in the background; never blocks.
 
+        Room for the new picture is made first (least recently used pictures go), so
+        that the pixels held, including the one being decoded, stay within the bound.
         Returns False when the queue is full (the caller can fall back to
         :meth:`load_now` later), True when queued or already available.
         """
@@ -241,6 +291,7 @@ class ImageCache:
                 return False
             if key in self._entries or key in self._queued or key in self._failed:
                 return True
+            self._make_room(int(size[0]) * int(size[1]) * 4)
             try:
                 self._jobs.put_nowait(_Job(key, Path(path), (int(size[0]), int(size[1])), fit,
                                            (int(background[0]), int(background[1]), int(background[2]))))
@@ -250,10 +301,15 @@ class ImageCache:
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, name="image-decoder", daemon=True)
                 self._worker.start()
+        self._bury()
         return True
 
     def get(self, key: Hashable, like: pygame.Surface | None = None) -> pygame.Surface | None:
-        """The ready surface for ``key`` (in ``like``'s pixel format), or None if not decoded yet.
+        """The ready surface for ``key``, or None if not decoded yet.
+
+        The surface has ``like``'s depth (the display's when omitted) and no per-pixel
+        alpha: blitting it onto ``like`` is a plain copy. A 32-bit one shares the
+        decoded buffer, so handing it out costs neither a copy nor memory.
 
         Raises :class:`AssetError` when the background decode of ``key`` failed.
         Main thread only. The surface stays owned by the cache: blit it, don't draw on it.
@@ -290,8 +346,12 @@ class ImageCache:
             ready = None  # retry: the file may have been replaced since
         if ready is not None:
             return ready
-        decoded = decode_image(Path(path), size, fit, background, max_pixels=self.max_pixels)
+        with self._lock:
+            self._make_room(int(size[0]) * int(size[1]) * 4)
+        self._bury()
+        decoded = decode_image(Path(path), size, fit, background, max_pixels=self.max_pixels, mode="RGBX")
         surface = _to_surface(decoded, like)
+        del decoded
         with self._lock:
             self._failed.pop(key, None)
             self._store(key, surface, _surface_bytes(surface))
@@ -346,7 +406,8 @@ class ImageCache:
                     continue
             result: DecodedImage | AssetError
             try:
-                result = decode_image(job.path, job.size, job.fit, job.background, max_pixels=self.max_pixels)
+                result = decode_image(job.path, job.size, job.fit, job.background, max_pixels=self.max_pixels,
+                                      mode="RGBX")
             except AssetError as exc:
                 result = exc
             except ValueError as exc:
@@ -372,6 +433,11 @@ class ImageCache:
             self._drop(old)
         self._entries[key] = entry
         self._used += nbytes
+
+    def _make_room(self, nbytes: int) -> None:
+        """Evict least recently used entries until ``nbytes`` more fit within the bound (lock held)."""
+        while self._entries and self._used + nbytes > self.max_bytes:
+            self._drop(self._entries.pop(next(iter(self._entries))))
 
     def _trim(self, keep: Hashable) -> None:
         """Evict least recently used entries until within budget; ``keep`` always stays."""
@@ -400,13 +466,21 @@ _reference: pygame.Surface | None = None
 
 
 def _to_surface(decoded: DecodedImage, like: pygame.Surface | None) -> pygame.Surface:
-    """A pygame surface owning its pixels, in ``like``'s format (else the display's, else 32-bit)."""
+    """A surface of ``decoded`` to blit onto ``like`` (else the display, else a 32-bit surface).
+
+    32-bit targets without per-pixel alpha get the decoded buffer itself, wrapped
+    (it stays alive as long as the surface): no copy, and the blit onto the target
+    swaps channels in C if their order differs. Other targets get a converted copy.
+    """
     global _reference
-    raw = pygame.image.frombuffer(decoded.data, decoded.size, "RGB")
-    if like is not None:
-        return raw.convert(like)
-    if pygame.display.get_init() and pygame.display.get_surface() is not None:
-        return raw.convert()
-    if _reference is None:
-        _reference = pygame.Surface((1, 1), 0, 32)
-    return raw.convert(_reference)
+    raw = pygame.image.frombuffer(decoded.data, decoded.size, decoded.mode)
+    target = like
+    if target is None and pygame.display.get_init():
+        target = pygame.display.get_surface()
+    if target is None:
+        if _reference is None:
+            _reference = pygame.Surface((1, 1), 0, 32)
+        target = _reference
+    if decoded.mode == "RGBX" and target.get_bitsize() == 32 and not target.get_flags() & pygame.SRCALPHA:
+        return raw
+    return raw.convert(target)

@@ -78,13 +78,16 @@ def init_display(kind: str, size: Size | None = None) -> None:
 
 def open_output(kind: str, *, size: Size | None, path: Path | None = None,
                 device: str = "/dev/fb0", fps: int = 30,
-                sysfs_root: Path = Path("/sys"), led: LedOptions | None = None,
+                sysfs_root: Path | None = None, led: LedOptions | None = None,
                 wait_s: float = 0) -> Output:
     """Open the output named by ``display.output``.
 
     ``size`` is required for png and sdl; fbdev and ledmatrix take theirs from the
     device (read ``output.size``).  ``wait_s`` is how long fbdev waits for its device.
     ``fps`` is accepted for symmetry with the config; frame pacing is the loop's job.
+    ``sysfs_root`` (fbdev) defaults to ``/sys``, or for development to the fake tree
+    named by the ``PANEL_PLAYER_SYSFS_ROOT`` environment variable (a plain file then
+    stands for the device: ``display.device: /tmp/fb0``).
 
     Raises DisplayUnavailable (fbdev device still absent after ``wait_s``),
     MissingDependency (rgbmatrix not installed; the message says how to build it),

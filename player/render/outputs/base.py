@@ -61,6 +61,10 @@ class Output(ABC):
     def flush(self, now: float) -> None:
         """Do the work that was due at :meth:`next_deadline` (``now`` is monotonic)."""
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until every frame handed over is on the device; False on time-out."""
+        return True
+
     def close(self) -> None:
         """Release the device.  Safe to call twice."""
         self._closed = True

@@ -13,10 +13,17 @@ Geometry comes from the device, never from the config:
   framebuffer reports are assumed: 16 bpp RGB565, 24 bpp RGB888 stored B,G,R and
   32 bpp XRGB8888 stored B,G,R,X (little-endian 0x00RRGGBB words).
 
-Pixel conversion happens in C: the changed rows of the frame are blitted into a pygame
-surface that has the device's depth and colour masks, and the bytes of those rows are
-copied to the mapped memory, row by row when the strides differ.  Only the rows covered
-by the dirty rectangles are written; the first frame is always written whole.
+Pixel conversion happens in C: when the frame's format is not the device's, the changed
+rows are blitted, a strip of :data:`CONVERT_ROWS` rows at a time, into a small pygame
+surface that has the device's depth and colour masks (a full-frame one would cost 4 to
+8 MB for nothing); the bytes are then copied to the mapped memory, row by row when the
+strides differ.  A frame already in the device's format (XRGB8888 on a 32-bit display)
+is copied directly.  Only the rows covered by the dirty rectangles are written; the
+first frame is always written whole.
+
+For development without a panel, :data:`SYSFS_ROOT_ENV` points the default sysfs root
+at a fake tree (``<root>/class/graphics/fbN/…``) so that a plain file can stand for the
+device; production leaves it unset.
 
 Under KMS, ``/dev/fb0`` exists only if a screen was connected at boot:
 :func:`open_fbdev` waits and retries for ``wait_s`` seconds, then raises
@@ -48,6 +55,8 @@ log = logging.getLogger(__name__)
 
 FBIOGET_VSCREENINFO = 0x4600
 _VSCREENINFO = struct.Struct("=40I")  # struct fb_var_screeninfo: 160 bytes of __u32
+SYSFS_ROOT_ENV = "PANEL_PLAYER_SYSFS_ROOT"  # development only: a fake sysfs tree
+CONVERT_ROWS = 32  # rows per conversion strip (1920 px at 32 bpp: 240 kB)
 KDSETMODE = 0x4B3A
 KD_TEXT, KD_GRAPHICS = 0, 1
 
@@ -87,6 +96,15 @@ class FbInfo:
         kind = {16: "RGB565", 24: "RGB888", 32: "XRGB8888"}.get(self.bits_per_pixel, "?")
         return (f"{self.width}x{self.height} {self.bits_per_pixel} bpp "
                 f"({kind}), stride {self.stride}")
+
+
+def default_sysfs_root() -> Path:
+    """``/sys``, or the fake tree named by ``PANEL_PLAYER_SYSFS_ROOT`` (development, benchmarks)."""
+    fake = os.environ.get(SYSFS_ROOT_ENV)
+    if fake:
+        log.warning("%s=%s: reading framebuffer geometry from a fake sysfs tree", SYSFS_ROOT_ENV, fake)
+        return Path(fake)
+    return Path("/sys")
 
 
 def sysfs_dir(device: str | os.PathLike[str], sysfs_root: Path) -> Path:
@@ -168,8 +186,7 @@ class FbdevOutput(Output):
         self.info = info
         self._fd = fd
         self._mm = mm
-        flags = pygame.SRCALPHA if info.masks[3] else 0
-        self._conv = pygame.Surface(self.size, flags, info.bits_per_pixel, info.masks)
+        self._conv: pygame.Surface | None = None  # conversion strip, made at the first foreign frame
         self._first = True
         self._tty_fd: int | None = None
         self.status = f"ok: {device} {info.describe()}"
@@ -178,9 +195,12 @@ class FbdevOutput(Output):
         self._check_frame(frame)
         spans = row_spans(None if self._first else dirty, self.size)
         if spans:
-            src = frame if self._same_format(frame) else self._convert(frame, spans)
             try:
-                self._copy(src, spans)
+                if self._same_format(frame):
+                    for top, bottom in spans:
+                        self._copy(frame, top, top, bottom - top)
+                else:
+                    self._convert_and_copy(frame, spans)
             except (OSError, ValueError) as e:
                 self.healthy = False
                 self.status = f"error writing {self.device}: {e}"
@@ -192,29 +212,35 @@ class FbdevOutput(Output):
         return (frame.get_bitsize() == self.info.bits_per_pixel
                 and frame.get_masks() == self.info.masks)
 
-    def _convert(self, frame: pygame.Surface, spans: list[tuple[int, int]]) -> pygame.Surface:
-        # Frames are opaque pictures; a per-pixel alpha would blend onto stale rows.
-        width = self.size[0]
+    def _convert_and_copy(self, frame: pygame.Surface, spans: list[tuple[int, int]]) -> None:
+        if self._conv is None:
+            flags = pygame.SRCALPHA if self.info.masks[3] else 0
+            rows = min(CONVERT_ROWS, self.size[1])
+            self._conv = pygame.Surface((self.size[0], rows), flags, self.info.bits_per_pixel, self.info.masks)
+        conv, width, rows = self._conv, self.size[0], self._conv.get_height()
         for top, bottom in spans:
-            area = pygame.Rect(0, top, width, bottom - top)
-            self._conv.blit(frame, area, area)
-        return self._conv
+            for y in range(top, bottom, rows):
+                n = min(rows, bottom - y)
+                # Frames are opaque pictures; a per-pixel alpha would blend onto stale rows.
+                conv.blit(frame, (0, 0), pygame.Rect(0, y, width, n))
+                self._copy(conv, 0, y, n)
 
-    def _copy(self, src: pygame.Surface, spans: list[tuple[int, int]]) -> None:
+    def _copy(self, src: pygame.Surface, src_top: int, top: int, count: int) -> None:
+        """Copy ``count`` rows of ``src`` from ``src_top`` to the device rows from ``top``."""
         stride, base = self.info.stride, self.info.offset
         pitch = src.get_pitch()
         row_bytes = self.size[0] * self.info.bytes_per_pixel
         mm = self._mm
         # The view locks the surface; it must be released before the next blit.
         with memoryview(src.get_buffer()) as view:
-            for top, bottom in spans:
-                if pitch == stride:
-                    mm[base + top * stride:base + bottom * stride] = (
-                        view[top * pitch:bottom * pitch])
-                    continue
-                for y in range(top, bottom):
-                    dst = base + y * stride
-                    mm[dst:dst + row_bytes] = view[y * pitch:y * pitch + row_bytes]
+            if pitch == stride:
+                mm[base + top * stride:base + (top + count) * stride] = (
+                    view[src_top * pitch:(src_top + count) * pitch])
+                return
+            for i in range(count):
+                dst = base + (top + i) * stride
+                at = (src_top + i) * pitch
+                mm[dst:dst + row_bytes] = view[at:at + row_bytes]
 
     def hide_console(self, tty: str = "/dev/tty0") -> bool:
         """Stop the text console drawing (cursor, messages) over the picture.
@@ -282,14 +308,18 @@ def _open_once(device: str, sysfs_root: Path) -> FbdevOutput:
         raise
 
 
-def open_fbdev(device: str = "/dev/fb0", sysfs_root: Path = Path("/sys"),
+def open_fbdev(device: str = "/dev/fb0", sysfs_root: Path | None = None,
                wait_s: float = 0, poll_s: float = 0.1) -> FbdevOutput:
     """Open ``device``, waiting up to ``wait_s`` seconds for it to appear.
+
+    ``sysfs_root`` defaults to :func:`default_sysfs_root`.
 
     Raises DisplayUnavailable (still absent after ``wait_s``; retry later) or
     OutputError (present but unusable).
     """
     deadline = time.monotonic() + max(0.0, wait_s)
+    if sysfs_root is None:
+        sysfs_root = default_sysfs_root()
     while True:
         try:
             return _open_once(device, sysfs_root)

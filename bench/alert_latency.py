@@ -1,0 +1,266 @@
+"""Alert latency: publish → ``alert.displayed.displayed_at``, next to the broker's own transit time.
+
+A real mosquitto and a real ``panel-player run`` (png output) on this machine. For each
+sample the wall-clock time is taken just before the PUBLISH (QoS 1, retained) leaves a
+connected client, and compared with ``displayed_at``, when the player handed the first
+frame showing the alert to its output (same clock, same machine). The alert is then
+cancelled (empty payload) and the next one is sent once ``alert.ended`` is back.
+
+Two pictures under the alert: a still one (fullscreen text slide: the loop sleeps until
+the alert wakes it) and an animated one (landscape layout, ticker at the configured fps:
+the alert may arrive while a frame is being drawn).
+
+Reference, interleaved with the samples of each picture: a plain paho subscriber on its
+own topic, same payload, same QoS, publish → ``on_message`` on the same clock.
+
+Goal: panel p99 ≤ broker p99 + one frame period at the configured fps.
+
+Each is measured twice: on mosquitto with its default settings, and with
+``set_tcp_nodelay true``. With the defaults, Nagle's algorithm on the broker holds a
+PUBLISH to the panel while the panel has not acknowledged the broker's previous
+segment (e.g. the PUBACK of the panel's last event), and the panel's TCP stack delays
+that acknowledgement up to 40 ms: an alert that follows other traffic within that
+window arrives late, whatever the player does.
+
+``displayed_at`` is given to the millisecond (truncated): the middle of that millisecond
+is used. The first alert of each player (fonts and alert screen built on first use) is
+reported apart and not in the percentiles.
+
+Run::
+
+    .venv/bin/python -m bench.alert_latency            # 200 alerts per picture
+    .venv/bin/python -m bench.alert_latency --smoke    # 20, for CI
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT / "tests") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tests"))
+
+from fixtures_broker import Broker  # noqa: E402
+from fixtures_player import PREFIX, PanelProcess, text_playlist  # noqa: E402
+
+ALERT = {"level": "critical", "title": "ALERTE CRUE",
+         "body": "Évacuez les berges de l'Isère avant 18 h. Ne vous engagez pas sur les ponts."}
+TICKER = ["Collecte des encombrants jeudi 3 décembre", "Marché de Noël place de la Mairie du 12 au 24 décembre"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def _client(broker: Broker, on_message: Any = None) -> Any:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:10]}",
+                         protocol=mqtt.MQTTv5)
+    connected = threading.Event()
+    client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None
+    if on_message is not None:
+        client.on_message = on_message
+    client.connect(broker.host, broker.port, keepalive=30)
+    client.loop_start()
+    if not connected.wait(5):
+        raise RuntimeError("bench client could not connect to the broker")
+    return client
+
+
+class Reference:
+    """The broker's publish → subscriber time for one payload, on the publisher's clock."""
+
+    def __init__(self, broker: Broker, publisher: Any) -> None:
+        self.publisher = publisher
+        self.topic = f"bench/reference/{uuid.uuid4().hex[:8]}"
+        self._received: float | None = None
+        self._cond = threading.Condition()
+        subscribed = threading.Event()
+        self.client = _client(broker, self._on_message)
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.subscribe(self.topic, qos=1)
+        if not subscribed.wait(5):
+            raise RuntimeError("reference subscriber got no SUBACK")
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        with self._cond:
+            self._received = time.time()
+            self._cond.notify_all()
+
+    def sample(self, payload: bytes) -> float:
+        with self._cond:
+            self._received = None
+        sent = time.time()
+        info = self.publisher.publish(self.topic, payload, qos=1, retain=True)
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._received is not None, timeout=5):
+                raise RuntimeError("reference message not received within 5 s")
+            received = self._received
+        info.wait_for_publish(5)
+        assert received is not None
+        return received - sent
+
+    def close(self) -> None:
+        self.publisher.publish(self.topic, b"", qos=1, retain=True).wait_for_publish(5)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _displayed_at(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() + 0.0005
+
+
+def _ticker_moves(p: PanelProcess, size: tuple[int, int]) -> bool:
+    """Whether the ticker band of the PNG changes within 3 s (the picture is animated)."""
+    band = (0, int(size[1] * 0.91), size[0], size[1])
+    first = p.picture().crop(band).tobytes()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        if p.picture().crop(band).tobytes() != first:
+            return True
+    return False
+
+
+def measure(broker: Broker, folder: Path, picture: str, count: int, size: tuple[int, int],
+            fps: int) -> dict[str, Any]:
+    """``count`` alerts on one player showing ``picture`` (``still`` or ``ticker``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    p = PanelProcess(broker, folder, "bench", size=size, extra={"display": {"fps": fps}})
+    publisher = _client(broker)
+    reference = Reference(broker, publisher)
+    topic = f"{PREFIX}/panels/bench/alerts/latence"
+    payload = json.dumps(ALERT).encode()
+    try:
+        if picture == "ticker":
+            playlist = text_playlist("bench-ticker", 1, "#003366", title="Mairie", layout="landscape",
+                                     ticker=TICKER)
+        else:
+            playlist = text_playlist("bench-still", 1, "#003366", title="Mairie de Saint-Martin")
+        mark = p.sub.mark()
+        p.publish("panels/bench/playlist", playlist, retain=True)
+        p.wait_event("playlist.applied", after=mark, timeout=20, where=lambda e: e.get("playlist") == playlist["id"])
+        time.sleep(1.0)  # the start-up transition and first PNG writes are not what is measured
+        animated = _ticker_moves(p, size)
+        if picture == "ticker" and not animated:
+            raise RuntimeError("the ticker does not animate: the measurement would be of a still picture")
+
+        first: float | None = None
+        panel: list[float] = []
+        broker_s: list[float] = []
+        for i in range(count + 1):
+            if i > 0:
+                broker_s.append(reference.sample(payload))
+            mark = p.sub.mark()
+            sent = time.time()
+            publisher.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+            shown = p.wait_event("alert.displayed", after=mark, where=lambda e: e.get("alert") == "latence")
+            latency = _displayed_at(shown["displayed_at"]) - sent
+            if i == 0:
+                first = latency
+            else:
+                panel.append(latency)
+            publisher.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+            p.wait_event("alert.ended", after=mark, where=lambda e: e.get("alert") == "latence")
+        if p.proc is None or p.proc.poll() is not None:
+            raise RuntimeError("the player stopped during the measurement")
+    finally:
+        reference.close()
+        publisher.disconnect()
+        publisher.loop_stop()
+        p.stop()
+        p.close()
+    frame = 1.0 / fps
+    out = {
+        "picture": picture, "samples": len(panel), "animated": animated, "first_alert_s": first,
+        "panel_p50_s": percentile(panel, 50), "panel_p99_s": percentile(panel, 99), "panel_max_s": max(panel),
+        "broker_p50_s": percentile(broker_s, 50), "broker_p99_s": percentile(broker_s, 99),
+        "frame_s": frame,
+    }
+    out["goal_met"] = out["panel_p99_s"] <= out["broker_p99_s"] + frame
+    return out
+
+
+BROKER_CONFIGS = {
+    "mosquitto defaults": "",
+    # Nagle's algorithm off on the broker's client sockets: a small PUBLISH then leaves at once
+    # even when the panel has not yet acknowledged the broker's previous segment (the panel's
+    # delayed ACK would otherwise hold it up to 40 ms on Linux).
+    "set_tcp_nodelay true": "set_tcp_nodelay true\n",
+}
+
+
+def run(count: int = 200, size: tuple[int, int] = (1920, 1080), fps: int = 30) -> dict[str, Any]:
+    """Measure both pictures with ``count`` alerts each, on a broker with its default
+    settings and on one with ``set_tcp_nodelay true``; print the tables; return the figures
+    as ``{broker config: {picture: figures}}``."""
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    results: dict[str, Any] = {}
+    for name, extra_conf in BROKER_CONFIGS.items():
+        with tempfile.TemporaryDirectory(prefix="alert-latency-") as tmp:
+            folder = Path(tmp)
+            broker = Broker(folder / "broker")
+            if extra_conf:
+                broker.conf.write_text(broker.conf.read_text() + extra_conf)
+            broker.start()
+            try:
+                results[name] = {picture: measure(broker, folder / picture, picture, count, size, fps)
+                                 for picture in ("still", "ticker")}
+            finally:
+                broker.stop()
+        _print(results[name], size, fps, name)
+    return results
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def _print(results: dict[str, dict[str, Any]], size: tuple[int, int], fps: int, broker: str) -> None:
+    frame = 1000.0 / fps
+    print(f"\n== alert latency, publish → displayed_at, png output {size[0]}x{size[1]}, {fps} fps, "
+          f"broker: {broker}")
+    print(f"   goal: panel p99 ≤ broker p99 + one frame ({frame:.1f} ms)")
+    head = ("picture", "alerts", "broker p50", "broker p99", "panel p50", "panel p99", "panel max", "first alert",
+            "goal")
+    rows = [head]
+    for picture, r in results.items():
+        label = "still text slide" if picture == "still" else "landscape + ticker"
+        rows.append((label, str(r["samples"]), _ms(r["broker_p50_s"]), _ms(r["broker_p99_s"]),
+                     _ms(r["panel_p50_s"]), _ms(r["panel_p99_s"]), _ms(r["panel_max_s"]),
+                     _ms(r["first_alert_s"]), "met" if r["goal_met"] else "NOT met"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    for row in rows:
+        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=200, help="alerts per picture (default 200)")
+    parser.add_argument("--smoke", action="store_true", help="20 alerts per picture (CI)")
+    parser.add_argument("--size", default="1920x1080", help="panel size WxH (default 1920x1080)")
+    parser.add_argument("--fps", type=int, default=30, help="display.fps (default 30)")
+    args = parser.parse_args(argv)
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    run(20 if args.smoke else args.count, (w, h), args.fps)
+    return 0  # figures to read, not a timed test: a noisy machine must not fail CI
+
+
+if __name__ == "__main__":
+    sys.exit(main())
