@@ -38,6 +38,44 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+LIMITED_EVENTS = frozenset({"playlist.rejected", "alert.rejected", "error"})
+
+
+class EventLimiter:
+    """A token bucket: ``rate`` events a second on average, bursts of ``burst``."""
+
+    def __init__(self, rate: float = 50.0, burst: float = 200.0) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.stamp = time.monotonic()
+        self.held = 0
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def allow(self, now: float) -> bool:
+        self._refill(now)
+        if self.tokens >= 1 and not self.held:
+            self.tokens -= 1
+            return True
+        self.held += 1
+        return False
+
+    def take_held(self, now: float) -> int:
+        """How many were held back, once the bucket has room for the report again."""
+        self._refill(now)
+        if not self.held or self.tokens < 1:
+            return 0
+        held, self.held = self.held, 0
+        self.tokens -= 1
+        return held
+
+    def next_report(self) -> float | None:
+        return None if not self.held else self.stamp + max(0.0, 1 - self.tokens) / self.rate
+
+
 @dataclass(frozen=True)
 class Stop:
     """Ask the loop to end (signal handler, tests)."""
@@ -85,13 +123,22 @@ class Player:
         self.first_frame_at: float | None = None
         self._on_frame: list[Callable[[float], None]] = []
         self.early_events: list[dict[str, Any]] = []
+        self.limiter = EventLimiter()
         self.content = ContentPart(self)
         self.alerts = AlertPart(self)
         self.ops = OpsPart(self)
 
     # -- helpers for the parts -------------------------------------------
-    def event(self, event: dict[str, Any]) -> None:
-        """Publish an event (CONTRACT §7) and log it."""
+    def event(self, event: dict[str, Any], limit: bool = True) -> None:
+        """Publish an event (CONTRACT §7) and log it.
+
+        Refusals and errors are rate-limited (a flood of hostile messages must not
+        crowd out command answers in the outgoing queue); what is held back is
+        counted and reported in one ``error`` event once the flood ebbs.
+        """
+        if limit and event["type"] in LIMITED_EVENTS and not self.limiter.allow(time.monotonic()):
+            log.debug("event held back (flood): %s", event)
+            return
         level = logging.WARNING if event["type"].endswith(("rejected", "failed")) or event["type"] == "error" \
             else logging.INFO
         log.log(level, "event %s", {k: v for k, v in event.items() if k != "ts"})
@@ -99,6 +146,14 @@ class Player:
             self.link.publish_event(event)
         elif len(self.early_events) < 100:
             self.early_events.append(event)  # sent once the link exists
+
+    def flush_held_events(self, now: float) -> None:
+        held = self.limiter.take_held(now)
+        if held:
+            from .net.protocol import event_error
+
+            self.event(event_error(f"{held} more refusals or errors were not sent one by one "
+                                   f"(more than {self.limiter.rate:g} a second)"), limit=False)
 
     def report_error(self, reason: str, publish: bool = True) -> None:
         """An error the crews should see: logged, in the heartbeat, and as an ``error`` event."""
@@ -197,7 +252,8 @@ class Player:
         self.inbox.put(Stop(code, reason))
 
     def deadlines(self, now: float, wall: datetime) -> list[float]:
-        found = [t for t in (self.renderer.next_deadline(now, wall), self.output.next_deadline()) if t is not None]
+        found = [t for t in (self.renderer.next_deadline(now, wall), self.output.next_deadline(),
+                             self.limiter.next_report()) if t is not None]
         for part in (self.content, self.alerts, self.ops):
             found.extend(t for t in part.deadlines(now, wall) if t is not None)
         return found
@@ -270,6 +326,7 @@ class Player:
         except Exception as exc:
             log.exception("error in the timed work")
             self.report_error(f"internal error: {exc}")
+        self.flush_held_events(now)
         self.draw(now)
         self.output.flush(now)
         if getattr(self.output, "ready", None) is not None:

@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -276,6 +277,10 @@ class MqttLink:
             self.connected = False
             self._state(False, f"connection refused by the broker: {reason_code}")
             return
+        sock = client.socket()
+        if sock is not None and hasattr(sock, "setsockopt"):
+            # Events and acknowledgements leave at once, not after the broker's delayed ACK.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             wanted = sorted(self._assets)
         filters = self.topics.subscriptions() + [self.topics.asset(sha) for sha in wanted]

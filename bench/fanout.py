@@ -1,0 +1,499 @@
+"""Fan-out: N simulated panels on one mosquitto, time from a group push until every panel applied it.
+
+Each simulated panel runs the panel's real protocol code without rendering: a
+:class:`player.net.link.MqttLink` (its own paho client and network thread),
+:func:`player.content.parse_playlist` and a
+:class:`player.playlists.PlaylistManager` whose assets are in memory; it
+answers ``playlist.applied`` through :meth:`MqttLink.publish_event`, as the
+player does. The push is ``panelctl push``'s own :func:`player.ctl.push.push`
+to the group, which publishes the playlist retained and collects the answers.
+
+Reference, same run and same broker: the broker's own fan-out of the same
+payload to N plain paho subscribers (time from the publish until all N have it).
+Goal: the push ≤ 3× that floor.
+
+Run: ``python -m bench.fanout [N ...]`` (default 100 500 1000) or ``--smoke`` (N = 20).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import queue
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from player.config import known_layouts
+from player.content import parse_playlist
+from player.ctl.client import CtlClient
+from player.ctl.push import Prepared, prepare_playlist, push
+from player.ctl.settings import CtlSettings
+from player.errors import ContentError
+from player.net.link import LinkSettings, MqttLink
+from player.net.protocol import (Inbound, LinkState, event_playlist_applied, event_playlist_rejected,
+                                 iso_now)
+from player.playlists import Candidate, PlaylistManager
+
+GROUP = "centre-ville"
+SHARDS = 4  # threads standing in for the panels' main loops
+REPEATS = 3
+# paho waits on select(), which cannot watch a descriptor numbered 1024 or more; each client
+# holds three (its socket and a wake-up pair), so one process hosts at most ~300 of them.
+CLIENTS_PER_PROCESS = 300
+GOAL_RATIO = 3.0
+ASSET = hashlib.sha256(b"affiche du marche").hexdigest()  # every simulated panel "has" this image
+
+
+# -- the broker ---------------------------------------------------------------------------
+
+
+class Mosquitto:
+    """A throw-away mosquitto on a free loopback port, sized for many clients."""
+
+    def __init__(self, folder: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        conf = folder / "mosquitto.conf"
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "persistence false",
+                 "max_connections -1", "set_tcp_nodelay true",
+                 # panelctl receives one answer per panel at once: keep them all queued, do not drop.
+                 "max_queued_messages 100000", "log_dest none"]
+        if os.geteuid() == 0:
+            lines.insert(0, "user root")
+        conf.write_text("\n".join(lines) + "\n")
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.close()
+                    raise RuntimeError("mosquitto did not start") from None
+                time.sleep(0.01)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        if self.proc.stderr:
+            self.proc.stderr.close()
+
+
+def raise_fd_limit(needed: int) -> None:
+    """Make room for ``needed`` descriptors here and in the mosquitto we start (it inherits the limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < needed:
+        print(f"  warning: only {target} file descriptors allowed; {needed} wanted", file=sys.stderr)
+
+
+# -- the simulated panels ----------------------------------------------------------------------
+
+
+class _Tagged(queue.Queue):  # type: ignore[type-arg]
+    """The inbox a link sees: forwards each item, tagged with its panel, to that panel's shard."""
+
+    def __init__(self, panel: SimPanel, shard: queue.Queue[tuple[SimPanel, object]]) -> None:
+        super().__init__()
+        self.panel = panel
+        self.shard = shard
+
+    def put_nowait(self, item: object) -> None:
+        self.shard.put((self.panel, item))
+
+    def put(self, item: object, block: bool = True, timeout: float | None = None) -> None:
+        self.shard.put((self.panel, item))
+
+
+class SimPanel:
+    """One panel's protocol side; :meth:`handle` runs on its shard thread only."""
+
+    def __init__(self, panel_id: str, port: int, prefix: str, shard: queue.Queue[tuple[SimPanel, object]],
+                 on_connected: Callable[[], None], fallback: Candidate) -> None:
+        self.id = panel_id
+        self.assets = {ASSET}
+        self.manager = PlaylistManager([GROUP], self.assets.__contains__, asset_wait_s=60)
+        self.manager.start_with(fallback)
+        self.on_connected = on_connected
+        self.connected_once = False
+        settings = LinkSettings(host="127.0.0.1", port=port, prefix=prefix, keepalive=60, session_expiry=0)
+        self.link = MqttLink(settings, panel_id, [GROUP], _Tagged(self, shard))
+        self.layouts = known_layouts()
+
+    def handle(self, item: object) -> None:
+        now = time.monotonic()
+        if isinstance(item, LinkState) and item.connected:
+            current = self.manager.current.playlist if self.manager.current else None
+            self.link.publish_heartbeat({"panel": self.id, "ts": iso_now(), "groups": [GROUP],
+                                         "playlist": current.identity() if current else None})
+            if not self.connected_once:
+                self.connected_once = True
+                self.on_connected()
+        elif isinstance(item, Inbound) and item.route.kind == "playlist":
+            source = "panel" if item.route.scope == "panel" else f"group:{item.route.name}"
+            if not item.payload:
+                self.manager.received(source, None, b"", now)
+            else:
+                try:
+                    playlist = parse_playlist(item.payload, max_bytes=1 << 20, layouts=self.layouts)
+                except ContentError as exc:
+                    self.link.publish_event(event_playlist_rejected("; ".join(exc.errors)))
+                    return
+                self.manager.received(source, playlist, item.payload, now)
+            decision = self.manager.poll(now)
+            for cand, reason in decision.rejected:
+                self.link.publish_event(event_playlist_rejected(reason, cand.playlist.id))
+            if decision.apply is not None:
+                pl = decision.apply.playlist
+                self.link.publish_event(event_playlist_applied(pl.id, pl.version))
+
+
+def _shard_loop(shard: queue.Queue[tuple[SimPanel, object] | None]) -> None:
+    while (job := shard.get()) is not None:
+        panel, item = job
+        try:
+            panel.handle(item)
+        except Exception as exc:  # a benchmark must report, not hang
+            print(f"  simulated panel {panel.id} failed: {exc!r}", file=sys.stderr)
+
+
+class Fleet:
+    """Simulated panels ``sim-<i>`` for each i in ``ids``, connected; ``close()`` stops them.
+
+    ``nodelay`` turns Nagle's algorithm off on their sockets once connected (a what-if:
+    the link itself does not do it).
+    """
+
+    def __init__(self, ids: list[int], port: int, prefix: str, nodelay: bool = False) -> None:
+        n = len(ids)
+        fallback_raw = (b'{"id":"defaut","version":0,"slides":[{"id":"a","type":"text","title":"Bienvenue"}]}')
+        fallback = Candidate(parse_playlist(fallback_raw), fallback_raw, "bundled", time.monotonic())
+        self.shards: list[queue.Queue[Any]] = [queue.Queue() for _ in range(SHARDS)]
+        self.threads = [threading.Thread(target=_shard_loop, args=(q,), daemon=True) for q in self.shards]
+        for t in self.threads:
+            t.start()
+        self._cond = threading.Condition()
+        self.connected = 0
+
+        def one_more() -> None:
+            with self._cond:
+                self.connected += 1
+                self._cond.notify_all()
+
+        self.panels = [SimPanel(f"sim-{i:04d}", port, prefix, self.shards[i % SHARDS], one_more, fallback)
+                       for i in ids]
+        for p in self.panels:
+            p.link.start()
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.connected == n, timeout=60 + n / 20):
+                raise RuntimeError(f"only {self.connected} of {n} simulated panels connected")
+        if nodelay:
+            for p in self.panels:
+                sock = p.link._client.socket()
+                if sock is not None:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def close(self) -> None:
+        for p in self.panels:
+            p.link.stop()
+        for q in self.shards:
+            q.put(None)
+        for t in self.threads:
+            t.join(5)
+
+
+# -- the reference: plain subscribers ---------------------------------------------------------------
+
+
+class PlainSubscribers:
+    """Plain paho clients subscribed to one topic, recording when a message reaches each."""
+
+    def __init__(self, ids: list[int], port: int, topic: str) -> None:
+        self.n = len(ids)
+        self.topic = topic
+        self._cond = threading.Condition()
+        self._times: list[float] = []
+        self._acked = 0
+        self.clients = []
+        for i in ids:
+            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"plain-{i:04d}-{uuid.uuid4().hex[:6]}",
+                            protocol=mqtt.MQTTv5)
+            c.on_connect = lambda c, u, f, rc, p: c.subscribe(self.topic, qos=1)
+            c.on_subscribe = self._on_subscribe
+            c.on_message = self._on_message
+            c.connect_async("127.0.0.1", port, keepalive=60)
+            c.loop_start()
+            self.clients.append(c)
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._acked == self.n, timeout=60 + self.n / 20):
+                raise RuntimeError(f"only {self._acked} of {self.n} plain subscribers subscribed")
+
+    def _on_subscribe(self, *args: Any) -> None:
+        with self._cond:
+            self._acked += 1
+            self._cond.notify_all()
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        at = time.monotonic()
+        with self._cond:
+            self._times.append(at)
+            self._cond.notify_all()
+
+    def reset(self) -> None:
+        with self._cond:
+            self._times.clear()
+
+    def last(self, timeout: float = 60) -> float:
+        """When the message reached the last subscriber (``time.monotonic()``, system-wide on Linux)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self._times) >= self.n, timeout=timeout):
+                raise RuntimeError(f"only {len(self._times)} of {self.n} subscribers got the message")
+            return max(self._times)
+
+    def close(self) -> None:
+        for c in self.clients:
+            c.disconnect()
+            c.loop_stop()
+
+
+def _worker(conn: Connection, ids: list[int], port: int, prefix: str, topic: str, nodelay: bool) -> None:
+    """One process of the simulation: a share of the panels and of the plain subscribers."""
+    fleet = plain = None
+    try:
+        fleet = Fleet(ids, port, prefix, nodelay)
+        plain = PlainSubscribers(ids, port, topic)
+        conn.send("ready")
+        while (order := conn.recv()) != "close":
+            if order == "reset":
+                plain.reset()
+                conn.send("ok")
+            elif order == "last":
+                conn.send(plain.last())
+    except Exception as exc:  # the parent reports it
+        conn.send(f"error: {exc!r}")
+    finally:
+        for part in (plain, fleet):
+            if part is not None:
+                part.close()
+        conn.close()
+
+
+class Simulation:
+    """``n`` simulated panels and ``n`` plain subscribers spread over ``procs`` processes.
+
+    The panels of a real fleet each have their own CPU; one Python process
+    hosting hundreds of them would measure its own interpreter lock instead.
+    """
+
+    def __init__(self, n: int, port: int, prefix: str, topic: str, procs: int, nodelay: bool) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.pipes: list[Connection] = []
+        self.procs = []
+        for k in range(procs):
+            ids = list(range(k, n, procs))
+            if not ids:
+                continue
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, ids, port, prefix, topic, nodelay), daemon=True)
+            proc.start()
+            self.pipes.append(parent)
+            self.procs.append(proc)
+        for pipe in self.pipes:
+            self._expect(pipe, "ready", 120 + n / 10)
+
+    @staticmethod
+    def _expect(pipe: Connection, word: str, timeout: float) -> Any:
+        if not pipe.poll(timeout):
+            raise RuntimeError(f"a simulation process did not answer {word!r} within {timeout:g} s")
+        answer = pipe.recv()
+        if isinstance(answer, str) and answer.startswith("error"):
+            raise RuntimeError(f"simulation process: {answer}")
+        if word != "value" and answer != word:
+            raise RuntimeError(f"simulation process said {answer!r}, expected {word!r}")
+        return answer
+
+    def floor(self, publisher: CtlClient, topic: str, payload: bytes) -> float:
+        """Time from publishing ``payload`` until every plain subscriber has it."""
+        for pipe in self.pipes:
+            pipe.send("reset")
+        for pipe in self.pipes:
+            self._expect(pipe, "ok", 10)
+        start = time.monotonic()
+        publisher.publish(topic, payload, retain=True)
+        for pipe in self.pipes:
+            pipe.send("last")
+        return max(self._expect(pipe, "value", 60) for pipe in self.pipes) - start
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            try:
+                pipe.send("close")
+            except OSError:
+                pass
+        for proc in self.procs:
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
+
+
+class Answers:
+    """A plain subscriber on every panel's events: when the last expected ``playlist.applied`` came in."""
+
+    def __init__(self, port: int, prefix: str) -> None:
+        self._cond = threading.Condition()
+        self.applied: dict[int, list[float]] = {}
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"answers-{uuid.uuid4().hex[:6]}",
+                                  protocol=mqtt.MQTTv5)
+        subscribed = threading.Event()
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{prefix}/panels/+/events", qos=1)
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port, keepalive=60)
+        self.client.loop_start()
+        if not subscribed.wait(10):
+            raise RuntimeError("the answer collector could not subscribe")
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        at = time.monotonic()
+        try:
+            event = json.loads(message.payload)
+        except ValueError:
+            return
+        if isinstance(event, dict) and event.get("type") == "playlist.applied":
+            with self._cond:
+                self.applied.setdefault(int(event.get("version", -1)), []).append(at)
+                self._cond.notify_all()
+
+    def last(self, version: int, n: int, timeout: float = 60) -> float:
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.applied.get(version, ())) >= n, timeout):
+                raise RuntimeError(f"only {len(self.applied.get(version, ()))} of {n} panels applied v{version}")
+            return max(self.applied[version])
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class TimedCtlClient(CtlClient):
+    """panelctl's client, noting when push() publishes the playlist (the start of the fan-out)."""
+
+    published_at = 0.0
+
+    def publish(self, topic: str, payload: bytes | str, **kwargs: Any) -> None:
+        if topic.endswith("/playlist"):
+            self.published_at = time.monotonic()
+        super().publish(topic, payload, **kwargs)
+
+
+# -- the measurement ---------------------------------------------------------------------------------
+
+
+def group_playlist(version: int) -> Prepared:
+    """What an operator pushes to a group: a few text slides and one image, validated like panelctl does."""
+    data = {"id": "fanout", "version": version, "layout": "landscape", "slides": [
+        {"id": f"info-{i}", "type": "text", "duration": 8, "title": f"Information {i}",
+         "body": "Marché de Noël place de la Mairie, du 12 au 24 décembre.",
+         "style": {"background": "#003366", "color": "#ffffff", "align": "center"}} for i in range(6)
+    ] + [{"id": "affiche", "type": "image", "duration": 10, "asset": f"sha256:{ASSET}", "fit": "contain"}],
+        "ticker": ["Collecte des encombrants jeudi 3 décembre"]}
+    return prepare_playlist(data, Path("."), max_asset_bytes=2 << 20, max_message_bytes=1 << 20)
+
+
+def measure(n: int, repeats: int = REPEATS, procs: int | None = None, nodelay: bool = False) -> dict[str, float]:
+    """Median floor and push fan-out for ``n`` panels (seconds)."""
+    procs = procs or max(os.cpu_count() or 2, -(-2 * n // CLIENTS_PER_PROCESS))
+    prefix = "bench"
+    topic = f"{prefix}/reference/playlist"
+    with tempfile.TemporaryDirectory(prefix="fanout-") as tmp:
+        broker = Mosquitto(Path(tmp))
+        sim = answers = None
+        try:
+            settings = CtlSettings(port=broker.port, prefix=prefix)
+            t0 = time.monotonic()
+            sim = Simulation(n, broker.port, prefix, topic, procs, nodelay)
+            connect_s = time.monotonic() - t0
+            answers = Answers(broker.port, prefix)
+            floors, pushes, totals = [], [], []
+            with CtlClient(settings) as publisher, TimedCtlClient(settings) as ctl:
+                for r in range(repeats):
+                    prepared = group_playlist(version=r + 1)
+                    floors.append(sim.floor(publisher, topic, prepared.payload))
+                    out, err = io.StringIO(), io.StringIO()
+                    start = time.monotonic()
+                    code = push(ctl, prefix, prepared, panels=[], groups=[GROUP], timeout=60, wait=True,
+                                max_asset_bytes=2 << 20, out=out, err=err)
+                    totals.append(time.monotonic() - start)
+                    applied = [line for line in out.getvalue().splitlines() if " applied " in f" {line} "]
+                    if code != 0 or len(applied) != n:
+                        raise RuntimeError(f"push to {n} panels: exit {code}, {len(applied)} applied\n"
+                                           + out.getvalue()[-2000:])
+                    pushes.append(answers.last(r + 1, n) - ctl.published_at)
+        finally:
+            if answers is not None:
+                answers.close()
+            if sim is not None:
+                sim.close()
+            broker.close()
+    return {"panels": n, "processes": procs, "connect_s": connect_s, "floor_s": statistics.median(floors),
+            "push_s": statistics.median(pushes), "push_total_s": statistics.median(totals)}
+
+
+def run(counts: list[int], nodelay: bool = False) -> dict[str, Any]:
+    """Measure each N in ``counts``; prints the table and returns ``{N: figures}`` plus ``goal_met``.
+
+    ``nodelay``: a what-if with Nagle's algorithm off on the simulated panels' sockets.
+    """
+    raise_fd_limit(4 * max(counts) + 512)
+    rows = {n: measure(n, nodelay=nodelay) for n in counts}
+    print(f"\n== fan-out: panelctl push of a group playlist to N simulated panels"
+          f"{' (TCP_NODELAY what-if)' if nodelay else ''} "
+          f"(median of {REPEATS}; goal ≤ {GOAL_RATIO:g}× the broker's floor)")
+    print(f"  {'N':>5}  {'broker floor':>12}  {'push → all applied':>18}  {'ratio':>6}  "
+          f"{'push() wall time':>16}  {'fleet connect':>13}  {'processes':>9}")
+    met = True
+    for n, r in rows.items():
+        ratio = r["push_s"] / r["floor_s"] if r["floor_s"] > 0 else float("inf")
+        r["ratio"] = ratio
+        met = met and ratio <= GOAL_RATIO
+        print(f"  {n:>5}  {r['floor_s'] * 1000:>9.1f} ms  {r['push_s'] * 1000:>15.1f} ms  {ratio:>5.2f}×  "
+              f"{r['push_total_s'] * 1000:>13.1f} ms  {r['connect_s']:>11.2f} s  {r['processes']:>9}")
+    print(f"  goal met: {'yes' if met else 'NO'}")
+    sys.stdout.flush()
+    return {"rows": rows, "goal_met": met}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__)
+    parser.add_argument("counts", nargs="*", type=int, help="fleet sizes (default 100 500 1000)")
+    parser.add_argument("--smoke", action="store_true", help="N = 20 only")
+    parser.add_argument("--nodelay", action="store_true",
+                        help="what-if: turn Nagle's algorithm off on the simulated panels' sockets")
+    args = parser.parse_args()
+    run([20] if args.smoke else (args.counts or [100, 500, 1000]), nodelay=args.nodelay)
