@@ -116,6 +116,7 @@ class Player:
         self.layout_name = cfg.display.layout
         self.layout: Layout = load_layout(self.layout_name)
         self.renderer: Any = None
+        self.images: Any = None
         self.output: Any = None
         self.link: Any = None
         self.frames = 0

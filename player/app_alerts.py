@@ -9,6 +9,7 @@ change, so they are on screen again at once after a restart or a power cut.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from datetime import datetime, timezone
@@ -168,7 +169,7 @@ class AlertPart:
         self.p.ops.overlay_changed(view)
         if alert.key not in self.acknowledged:
             self.acknowledged.add(alert.key)
-            self.p.after_frame(lambda shown_at, a=alert: self._displayed(a, shown_at))
+            self.p.after_frame(functools.partial(self._displayed, alert))
 
     def _view(self) -> Any:
         if self.view is None:

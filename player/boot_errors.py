@@ -114,7 +114,7 @@ def output_hint_from_file(path: Path) -> OutputHint | None:
     return OutputHint(
         output=display["output"],
         device=device if isinstance(device, str) and device.startswith("/") else FB_DEVICE,
-        size=(size[0], size[1]) if ok_size else None,
+        size=(size[0], size[1]) if ok_size and size is not None else None,
         path=Path(png) if isinstance(png, str) and png else None,
         rotation=rotation if rotation in (0, 90, 180, 270) else 0,
         led=dict(led) if isinstance(led, dict) else {},
@@ -132,7 +132,7 @@ def _led_options(raw: dict[str, Any]) -> Any:
     from .render.outputs.ledmatrix import LedOptions
 
     known = {f.name: f for f in fields(LedOptions)}
-    good = {k: v for k, v in raw.items() if k in known and isinstance(v, (int, str, bool))}
+    good: dict[str, Any] = {k: v for k, v in raw.items() if k in known and isinstance(v, (int, str, bool))}
     try:
         return LedOptions(**good)
     except TypeError:

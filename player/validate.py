@@ -117,7 +117,7 @@ class Node:
             value = self.value.get(key)
         return Node(value, join(self.path, key), self.problems)
 
-    def section(self, key: str, allowed: Iterable[str], required: bool = False) -> Node:
+    def section(self, key: str, allowed: Iterable[str] | None, required: bool = False) -> Node:
         """A nested mapping; an absent optional section reads as an empty one."""
         node = self.child(key)
         if node.value is None:

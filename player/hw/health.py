@@ -8,6 +8,8 @@ Example::
 
 from __future__ import annotations
 
+from typing import Any
+
 import ctypes
 import ctypes.util
 import os
@@ -119,7 +121,7 @@ class Health:
     def uptime_s(self) -> int:
         return int(time.monotonic() - self.started)
 
-    def figures(self) -> dict[str, object]:
+    def figures(self) -> dict[str, Any]:
         """``uptime_s``, ``rss_mb``, ``disk_free_mb``, ``cpu_temp_c``, ``clock_synced``,
         ``under_voltage``, ``throttled`` (the last two from the firmware, else ``None``)."""
         flags = throttled(self.throttle_file) if self.throttle_file else None

@@ -260,8 +260,8 @@ def open_sensors(cfg: SensorsConfig, pin_factory: Any = None) -> Sensors:
         # the figure is then simply unknown (null), not a fault.
         if cfg.cpu_temp_file is not None and (cfg.cpu_temp_file != THERMAL_ZONE0
                                               or os.path.exists(THERMAL_ZONE0)):
-            path = cfg.cpu_temp_file
-            sensors.cpu_temp = _guarded("cpu_temp", lambda: FileCpuTemp(path), sensors.open_faults)
+            temp_path: str = cfg.cpu_temp_file
+            sensors.cpu_temp = _guarded("cpu_temp", lambda: FileCpuTemp(temp_path), sensors.open_faults)
         if cfg.door is not None:
             door = cfg.door
             sensors.door = _guarded("door", lambda: GpioDoor(door, pin_factory), sensors.open_faults)

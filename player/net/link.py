@@ -316,7 +316,7 @@ class MqttLink:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._put(self.check(message.topic if _topic_is_utf8(message) else None,
-                             message.payload, bool(message.retain)))
+                             bytes(message.payload), bool(message.retain)))
 
     def check(self, topic: str | None, payload: bytes, retained: bool) -> Inbound | Rejected:
         """Turn a received message into an inbox item (pure: topic, size and hash checks)."""
