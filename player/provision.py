@@ -35,6 +35,7 @@ import yaml
 
 from . import __version__
 from .errors import ConfigError
+from .store import fsync_dir
 
 DEFAULT_CONFIG = Path("/etc/panel-player/config.yaml")
 SERVICE_USER = "panel-player"
@@ -110,15 +111,6 @@ def find_owner(name: str | None) -> tuple[Owner | None, str | None]:
             return Owner(wanted, entry.pw_uid, entry.pw_gid), None
         return None, (f'--owner: only root can give files to "{wanted}"' if name else None)
     return Owner(wanted, entry.pw_uid, entry.pw_gid), None
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make renames and deletions in ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_file(path: Path, data: bytes, mode: int, uid: int = -1, gid: int = -1) -> None:
