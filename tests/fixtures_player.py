@@ -58,6 +58,9 @@ class PanelProcess:
             "mqtt": {"host": "127.0.0.1", "port": broker.port, "prefix": PREFIX, "keepalive": keepalive},
             "state_dir": str(folder / "state"),
             "heartbeat": {"interval": 30},
+            # Full brightness day and night: colours checked by the tests must not
+            # depend on the hour the suite runs at (the default dims to 20 % at night).
+            "brightness": {"fallback": {"day": 100, "night": 100}},
         }
         for key, value in (extra or {}).items():
             if isinstance(value, dict):
