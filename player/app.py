@@ -183,19 +183,13 @@ class Player:
 
     # -- display ---------------------------------------------------------
     def open_display(self) -> None:
-        from .render.outputs import init_display, open_output
-        from .render.outputs.ledmatrix import LedOptions
+        from .render.outputs import init_display, open_configured
 
         d = self.cfg.display
         init_display(d.output, d.size)
-        led = LedOptions(rows=d.led.rows, cols=d.led.cols, chain_length=d.led.chain_length,
-                         parallel=d.led.parallel, hardware_mapping=d.led.hardware_mapping,
-                         gpio_slowdown=d.led.gpio_slowdown, pwm_bits=d.led.pwm_bits,
-                         brightness=d.led.brightness, drop_privileges=d.led.drop_privileges)
 
         def opener(wait_s: float = 0.0) -> Any:
-            return open_output(d.output, size=d.size, path=d.path, device=d.device, fps=d.fps, led=led,
-                               wait_s=wait_s)
+            return open_configured(d, wait_s=wait_s)
 
         try:
             self.output = opener(d.wait_s)
@@ -279,6 +273,13 @@ class Player:
     def start(self) -> None:
         """Everything up to the first frame; nothing here waits for a network."""
         self.open_display()
+        try:
+            # Built before any picture is decoded: the alert screen's fonts and buffers
+            # then sit below the image cache instead of in holes it leaves, and the
+            # first real alert is not slowed by building them.
+            self.alerts.warm_up()
+        except Exception:
+            log.exception("alert screen warm-up failed")
         self.content.start()
         self.alerts.start()
         now = time.monotonic()
@@ -287,10 +288,6 @@ class Player:
         # READY=1 (in ops.start) promises the first frame is out, not merely queued.
         self.output.wait_idle(5.0)
         self.ops.start()
-        try:
-            self.alerts.warm_up()  # after the first frame: start-up is not slowed, the first alert is not either
-        except Exception:
-            log.exception("alert screen warm-up failed")
 
     def run(self) -> int:
         """Run until stopped; returns the exit status (0, or 75 for a restart)."""

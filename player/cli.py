@@ -158,6 +158,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "display": {"output": output, "size": [width, height], "path": str(args.png), "layout": args.layout},
         "mqtt": {"enabled": False},
         "state_dir": str(state),
+        # A desktop preview: the picture as it is drawn, not dimmed for the night street.
+        "brightness": {"fallback": {"day": 100, "night": 100}},
     }
     try:
         cfg = config_from_data(data)
@@ -183,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"panel-player {__version__}")  # answered before the sub-commands import their libraries
         return 0
     args = _parser().parse_args(argv)
+    if args.command in ("run", "demo", "testcard"):
+        from .memory import tune_allocator
+
+        tune_allocator()  # before any picture is decoded
     if args.command == "check":
         if args.preflight:
             from .preflight import cmd_preflight

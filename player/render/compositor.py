@@ -19,8 +19,10 @@ transition: it starts as a copy of what was on screen and is blended towards the
 in place, frame after frame (it is what is shown meanwhile); the *output* layer, which
 exists only while an overlay or software dimming sits on top; and the *physical* frame
 when the panel is rotated. A full frame is 8 MB at 1920x1080, so the optional layers are
-released as soon as they are no longer needed, and the next picture's decoding waits
-for the end of a transition rather than overlapping it.
+released as soon as they are no longer needed. Likewise a decoded picture leaves the
+image cache once it is drawn into the scene (the cache then holds only what is to come),
+and the next picture's decoding waits until the current one is drawn and any transition
+has ended, rather than overlapping them.
 
 A still picture costs nothing: :meth:`Renderer.render` returns None and
 :meth:`Renderer.next_deadline` None. A scrolling ticker dirties only its band; a minute
@@ -157,14 +159,15 @@ class Renderer:
         self._out: pygame.Surface | None = None  # the output layer (overlay, dimming)
         self._old: pygame.Surface | None = None  # the fade layer, during a transition only
         self._faded = 0.0  # progress already blended into the fade layer
-        self._deferred: tuple[ImageSlide, Path] | None = None  # a prefetch waiting for a transition
+        self._deferred: tuple[ImageSlide, Path] | None = None  # a prefetch waiting for its turn
         self._frame = pygame.Surface(self.size) if rotation else None
         self._own_images = images is None
         self._images = images if images is not None else ImageCache(3 * lw * lh * 4)
         self._full_rect = pygame.Rect(0, 0, lw, lh)
 
         self._slide: TextSlide | ImageSlide | None = None
-        self._image: pygame.Surface | None = None
+        self._image: pygame.Surface | None = None  # loaded, not yet drawn into the scene
+        self._image_key: tuple[object, ...] | None = None
         self._image_path: Path | None = None
         self._ticker_items: tuple[str, ...] = ()
         self._ticker_start = 0.0
@@ -241,13 +244,12 @@ class Renderer:
     def prefetch(self, slide: ImageSlide, path: Path) -> None:
         """Decode ``slide``'s image in the background so that showing it never waits.
 
-        During a transition the decoding starts when the transition ends: the two
-        never hold their full-size buffers at the same time.
+        The decoding starts once the current picture is drawn and any transition has
+        ended (at the next :meth:`render` or the one ending the transition): their
+        full-size buffers are never alive at the same time.
         """
-        if self._transition_start is not None:
-            self._deferred = (slide, path)
-            return
-        self._load(slide, path, sync=False)
+        self._deferred = (slide, path)
+        self._start_deferred()
 
     def set_overlay(self, overlay: Overlay | None) -> None:
         """Put a full-screen layer over everything (None removes it).
@@ -312,6 +314,7 @@ class Renderer:
             self._end_transition()
         if self._out is not None and source is not self._out:
             self._out = None  # overlay and dimming are gone
+        self._start_deferred()
         if full:
             return frame, None
         return frame, [self._to_physical(r) for r in dirty]
@@ -357,18 +360,21 @@ class Renderer:
 
     # ------------------------------------------------------------------ internals: state
 
-    def _image_key(self, slide: ImageSlide, size: tuple[int, int], background: RGB) -> tuple[object, ...]:
+    def _cache_key(self, slide: ImageSlide, size: tuple[int, int], background: RGB) -> tuple[object, ...]:
         return ("image", slide.asset, size, slide.fit, background)
 
     def _load(self, slide: ImageSlide, path: Path, *, sync: bool) -> pygame.Surface | None:
         zone = self._layout.main
         rect = self._rects[zone.name]
         background = zone.background or self._layout.background
-        key = self._image_key(slide, rect.size, background)
+        key = self._cache_key(slide, rect.size, background)
         if not sync:
             self._images.prefetch(key, path, rect.size, slide.fit, background)
             return None
-        return self._images.load_now(key, path, rect.size, slide.fit, background, like=self._scene)
+        # Blitted once into the scene: no converted copy (see ImageCache.get).
+        image = self._images.load_now(key, path, rect.size, slide.fit, background)
+        self._image_key = key
+        return image
 
     def _build_ticker(self) -> None:
         zone = self._layout.zone("ticker")
@@ -409,12 +415,15 @@ class Renderer:
         self._transition_areas = [self._rects[z.name] for z in self._layout.zones if z.role in ("main", "title")]
 
     def _end_transition(self) -> None:
-        """Drop the fade layer and start the decoding that waited for the transition to end."""
         self._transition_start = None
-        self._old = None
+        self._old = None  # the fade layer
+
+    def _start_deferred(self) -> None:
+        """Start the waiting prefetch once nothing big is in flight (see :meth:`prefetch`)."""
+        if self._deferred is None or self._transition_start is not None or self._image is not None:
+            return
         deferred, self._deferred = self._deferred, None
-        if deferred is not None:
-            self._load(*deferred, sync=False)
+        self._load(*deferred, sync=False)
 
     def _mark(self, rect: pygame.Rect) -> None:
         self._pending.append(rect)
@@ -469,7 +478,9 @@ class Renderer:
             scene.fill(self._zone_background(zone), rect)
             if self._image is not None:
                 scene.blit(self._image, rect.topleft)
-                self._image = None  # now part of the scene; the cache decides how long it lives
+                self._image = None  # now part of the scene: its pixels are not needed twice
+                if self._image_key is not None:
+                    self._images.discard(self._image_key)
         else:
             scene.fill(self._zone_background(zone), rect)
             self._clocks.append(self._clock_spot(rect, inner, zone.color, "center", idle=True))

@@ -6,7 +6,9 @@ background), ``cover`` (centre crop) or ``stretch``, transparency composited ove
 the background. It uses Pillow only, so it is safe in a worker thread.
 
 :class:`ImageCache` decodes ahead in one background thread and hands out
-pygame surfaces on the calling (main) thread::
+pygame surfaces on the calling (main) thread. Pictures are kept as packed RGB (6 MB
+at 1920x1080, against 8 MB as a 32-bit surface), and room is made for a picture
+before it is decoded, so that what is held never exceeds the bound::
 
     cache = ImageCache(max_bytes=48 * 2**20)
     cache.prefetch("poster", Path("poster.jpg"), (1920, 950), "contain", (0, 0, 0))
@@ -50,21 +52,15 @@ _ORIENTATION = {
 _EXIF_ORIENTATION = 0x0112
 
 
-RAW_MODES = ("RGB", "RGBX")
 _STRIP_BYTES = 1 << 18  # packing works through strips of about this many bytes
 
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """Packed pixels of ``size``, rows top to bottom.
-
-    ``mode`` "RGB": 3 bytes per pixel. "RGBX": 4 bytes per pixel, the fourth unused;
-    pygame wraps such a buffer as a 32-bit surface without copying it.
-    """
+    """Packed RGB pixels (3 bytes per pixel, rows top to bottom) of ``size``."""
 
     size: tuple[int, int]
     data: bytes | bytearray
-    mode: str = "RGB"
 
     @property
     def nbytes(self) -> int:
@@ -72,23 +68,21 @@ class DecodedImage:
 
 
 def decode_image(path: Path, size: tuple[int, int], fit: str, background: RGB,
-                 *, max_pixels: int = MAX_PIXELS, mode: str = "RGB") -> DecodedImage:
-    """Decode ``path`` into exactly ``size`` pixels, upright and opaque, packed as ``mode``.
+                 *, max_pixels: int = MAX_PIXELS) -> DecodedImage:
+    """Decode ``path`` into exactly ``size`` pixels, upright and opaque.
 
     Raises :class:`AssetError` naming the file when it is missing, unreadable,
     corrupt, truncated or larger than ``max_pixels``; ``ValueError`` for a bad
-    ``fit``, ``size`` or ``mode`` (one of :data:`RAW_MODES`).
+    ``fit`` or ``size``.
     """
     width, height = size
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {size}")
     if fit not in FITS:
         raise ValueError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
-    if mode not in RAW_MODES:
-        raise ValueError(f"mode must be one of {', '.join(RAW_MODES)}, got {mode!r}")
     try:
         with Image.open(path) as source:
-            return _decode(source, size, fit, background, max_pixels, path, mode)
+            return _decode(source, size, fit, background, max_pixels, path)
     except AssetError:
         raise
     except FileNotFoundError:
@@ -100,7 +94,7 @@ def decode_image(path: Path, size: tuple[int, int], fit: str, background: RGB,
 
 
 def _decode(source: Image.Image, size: tuple[int, int], fit: str, background: RGB,
-            max_pixels: int, path: Path, mode: str) -> DecodedImage:
+            max_pixels: int, path: Path) -> DecodedImage:
     w0, h0 = source.size
     if w0 * h0 > max_pixels:
         raise AssetError(f"image {path} refused: {w0}x{h0} pixels is more than the limit "
@@ -151,7 +145,7 @@ def _decode(source: Image.Image, size: tuple[int, int], fit: str, background: RG
         out = turned
     assert out.size == size
     try:
-        return DecodedImage(size=size, data=_pack(out, mode), mode=mode)
+        return DecodedImage(size=size, data=_pack(out))
     finally:
         out.close()
 
@@ -164,20 +158,20 @@ def _resize(image: Image.Image, size: tuple[int, int],
     return image.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
 
 
-def _pack(image: Image.Image, mode: str) -> bytearray:
-    """The pixels of an RGB ``image`` as ``mode`` bytes, without a second full-size copy.
+def _pack(image: Image.Image) -> bytearray:
+    """The pixels of an RGB ``image`` as packed bytes, without a second full-size copy.
 
     ``Image.tobytes`` gathers the picture in chunks and joins them (twice its size at
     the peak); here strips are packed straight into the one result buffer.
     """
     w, h = image.size
-    row = w * len(mode)
+    row = w * 3
     data = bytearray(row * h)
     rows = max(1, _STRIP_BYTES // row)
     for top in range(0, h, rows):
         bottom = min(h, top + rows)
         with image.crop((0, top, w, bottom)) as strip:
-            data[top * row:bottom * row] = strip.tobytes("raw", mode)
+            data[top * row:bottom * row] = strip.tobytes()
     return data
 
 
@@ -291,7 +285,7 @@ class ImageCache:
                 return False
             if key in self._entries or key in self._queued or key in self._failed:
                 return True
-            self._make_room(int(size[0]) * int(size[1]) * 4)
+            self._make_room(int(size[0]) * int(size[1]) * 3)
             try:
                 self._jobs.put_nowait(_Job(key, Path(path), (int(size[0]), int(size[1])), fit,
                                            (int(background[0]), int(background[1]), int(background[2]))))
@@ -307,9 +301,10 @@ class ImageCache:
     def get(self, key: Hashable, like: pygame.Surface | None = None) -> pygame.Surface | None:
         """The ready surface for ``key``, or None if not decoded yet.
 
-        The surface has ``like``'s depth (the display's when omitted) and no per-pixel
-        alpha: blitting it onto ``like`` is a plain copy. A 32-bit one shares the
-        decoded buffer, so handing it out costs neither a copy nor memory.
+        With ``like``, the picture is converted once to ``like``'s pixel format (worth it
+        for a picture blitted again and again). Without, it is the decoded 24-bit pixels
+        themselves, wrapped without a copy (for a picture blitted once, e.g. into a
+        scene: the blit converts on the fly and no second buffer is ever made).
 
         Raises :class:`AssetError` when the background decode of ``key`` failed.
         Main thread only. The surface stays owned by the cache: blit it, don't draw on it.
@@ -347,9 +342,10 @@ class ImageCache:
         if ready is not None:
             return ready
         with self._lock:
-            self._make_room(int(size[0]) * int(size[1]) * 4)
+            self._queued.discard(key)  # a background decode of it, queued or running, is not wanted now
+            self._make_room(int(size[0]) * int(size[1]) * 3)
         self._bury()
-        decoded = decode_image(Path(path), size, fit, background, max_pixels=self.max_pixels, mode="RGBX")
+        decoded = decode_image(Path(path), size, fit, background, max_pixels=self.max_pixels)
         surface = _to_surface(decoded, like)
         del decoded
         with self._lock:
@@ -358,6 +354,14 @@ class ImageCache:
             self._trim(keep=key)
         self._bury()
         return surface
+
+    def discard(self, key: Hashable) -> None:
+        """Forget ``key``'s picture (it has been drawn where it is needed). Main thread."""
+        with self._lock:
+            entry = self._entries.pop(key, None)
+            if entry is not None:
+                self._drop(entry)
+        self._bury()
 
     def clear(self) -> None:
         """Forget every picture (main thread)."""
@@ -400,32 +404,37 @@ class ImageCache:
             job = self._jobs.get()
             if job is None:
                 return
-            with self._lock:
-                if job.key in self._entries or self._closed:  # loaded meanwhile by load_now()
-                    self._queued.discard(job.key)
-                    continue
-            result: DecodedImage | AssetError
+            self._run_job(job)  # in its own frame: nothing decoded stays referenced while waiting
+
+    def _run_job(self, job: _Job) -> None:
+        with self._lock:
+            if job.key not in self._queued or job.key in self._entries or self._closed:
+                self._queued.discard(job.key)  # loaded meanwhile by load_now(), or closing
+                return
+        result: DecodedImage | AssetError
+        try:
+            result = decode_image(job.path, job.size, job.fit, job.background, max_pixels=self.max_pixels)
+        except AssetError as exc:
+            result = exc
+        except ValueError as exc:
+            result = AssetError(f"image {job.path}: {exc}")
+        with self._lock:
+            wanted = job.key in self._queued
+            self._queued.discard(job.key)
+            if not wanted:
+                return  # load_now() did it meanwhile: no second copy, no report
+            if isinstance(result, DecodedImage) and job.key not in self._entries and not self._closed:
+                self._store(job.key, result, result.nbytes)
+                self._trim(keep=job.key)
+            elif isinstance(result, AssetError):
+                self._failed[job.key] = result
+                while len(self._failed) > 64:
+                    self._failed.popitem(last=False)
+        if isinstance(result, AssetError) and self._on_error is not None:
             try:
-                result = decode_image(job.path, job.size, job.fit, job.background, max_pixels=self.max_pixels,
-                                      mode="RGBX")
-            except AssetError as exc:
-                result = exc
-            except ValueError as exc:
-                result = AssetError(f"image {job.path}: {exc}")
-            with self._lock:
-                self._queued.discard(job.key)
-                if isinstance(result, DecodedImage) and job.key not in self._entries and not self._closed:
-                    self._store(job.key, result, result.nbytes)
-                    self._trim(keep=job.key)
-                elif isinstance(result, AssetError):
-                    self._failed[job.key] = result
-                    while len(self._failed) > 64:
-                        self._failed.popitem(last=False)
-            if isinstance(result, AssetError) and self._on_error is not None:
-                try:
-                    self._on_error(job.key, result)
-                except Exception:  # noqa: BLE001 - a faulty reporter must not kill the decoder thread
-                    pass
+                self._on_error(job.key, result)
+            except Exception:  # noqa: BLE001 - a faulty reporter must not kill the decoder thread
+                pass
 
     def _store(self, key: Hashable, entry: _Entry, nbytes: int) -> None:
         old = self._entries.pop(key, None)
@@ -462,25 +471,7 @@ class ImageCache:
                 self._graveyard.clear()
 
 
-_reference: pygame.Surface | None = None
-
-
 def _to_surface(decoded: DecodedImage, like: pygame.Surface | None) -> pygame.Surface:
-    """A surface of ``decoded`` to blit onto ``like`` (else the display, else a 32-bit surface).
-
-    32-bit targets without per-pixel alpha get the decoded buffer itself, wrapped
-    (it stays alive as long as the surface): no copy, and the blit onto the target
-    swaps channels in C if their order differs. Other targets get a converted copy.
-    """
-    global _reference
-    raw = pygame.image.frombuffer(decoded.data, decoded.size, decoded.mode)
-    target = like
-    if target is None and pygame.display.get_init():
-        target = pygame.display.get_surface()
-    if target is None:
-        if _reference is None:
-            _reference = pygame.Surface((1, 1), 0, 32)
-        target = _reference
-    if decoded.mode == "RGBX" and target.get_bitsize() == 32 and not target.get_flags() & pygame.SRCALPHA:
-        return raw
-    return raw.convert(target)
+    """``decoded`` wrapped as a 24-bit surface (it keeps the buffer alive), or a copy in ``like``'s format."""
+    raw = pygame.image.frombuffer(decoded.data, decoded.size, "RGB")
+    return raw if like is None else raw.convert(like)

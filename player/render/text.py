@@ -33,6 +33,7 @@ NNBSP = "\u202f"  # narrow no-break space: before ; ! ?
 NBSP = "\u00a0"  # no-break space: before : and inside « »
 ELLIPSIS = "…"
 TITLE_RATIO = 1.5
+LINE_CACHE_BYTES = 2 * 2**20  # rendered lines kept per painter; re-rendering one costs a few ms
 
 _HSPACE = "[ \t\u00a0\u202f\u2009\u2006]"
 _URL = re.compile(r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://|www\.)\S+|[\w.+-]+@[\w-]+\.[\w.-]+")
@@ -45,6 +46,19 @@ _COLON = re.compile(rf"(?<=[^\s;:!?«]){_HSPACE}*(:)(?=$|\s|[;:!?»)\]\"'’])")
 _OPEN_QUOTE = re.compile(rf"«{_HSPACE}*(?=[^\s»])")
 _CLOSE_QUOTE = re.compile(rf"(?<=[^\s«]){_HSPACE}*»")
 _APOSTROPHE = re.compile(r"(?<=[^\W\d_])'")
+
+
+def last_true(lo: int, hi: int, ok: Callable[[int], bool]) -> int:
+    """The largest ``i`` in ``lo..hi`` with ``ok(i)``, for an ``ok`` that is true up to
+    some point and false after it (a size that fits, then sizes that do not); ``lo``
+    when none is, without calling ``ok(lo)``: the caller decides what that means."""
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _outside_urls(pattern: re.Pattern[str], repl: Callable[[re.Match[str]], str], text: str) -> str:
@@ -122,6 +136,44 @@ class _LRU(Generic[K, V]):
         return value
 
 
+class _SurfaceLRU(Generic[K]):
+    """Least-recently-used surfaces, bounded in bytes of pixels.
+
+    A count bound is no bound for rendered lines: one line of a full-screen clock is
+    several megabytes, and a clock draws a new one every minute. A surface larger than
+    the whole budget is handed back without being kept.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.used = 0
+        self._data: OrderedDict[K, pygame.Surface] = OrderedDict()
+
+    def get(self, key: K) -> pygame.Surface | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: pygame.Surface) -> pygame.Surface:
+        old = self._data.pop(key, None)
+        if old is not None:
+            self.used -= _nbytes(old)
+        size = _nbytes(value)
+        if size > self.max_bytes:
+            return value
+        self._data[key] = value
+        self.used += size
+        while self.used > self.max_bytes:
+            _, evicted = self._data.popitem(last=False)
+            self.used -= _nbytes(evicted)
+        return value
+
+
+def _nbytes(surface: pygame.Surface) -> int:
+    return surface.get_pitch() * surface.get_height()
+
+
 def _clean(text: str) -> str:
     """Newlines normalised, tabs as spaces, outer blank space removed."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
@@ -155,7 +207,7 @@ class TextPainter:
         self.line_spacing = line_spacing
         self.typography = typography
         self._fit_cache: _LRU[tuple[str, str, int, int], FittedText] = _LRU(256)
-        self._lines: _LRU[tuple[str, int, tuple[int, ...]], pygame.Surface] = _LRU(512)
+        self._lines: _SurfaceLRU[tuple[str, int, tuple[int, ...]]] = _SurfaceLRU(LINE_CACHE_BYTES)
 
     # --- measuring ----------------------------------------------------------------------
 
@@ -178,13 +230,8 @@ class TextPainter:
         """``word`` cut into pieces each as wide as fits (at least one character each)."""
         pieces = []
         while word:
-            lo, hi = 1, len(word)
-            while lo < hi:  # longest prefix that fits
-                mid = (lo + hi + 1) // 2
-                if self.face.width(word[:mid], px) <= width:
-                    lo = mid
-                else:
-                    hi = mid - 1
+            # The longest prefix that fits; one character at least.
+            lo = last_true(1, len(word), lambda n: self.face.width(word[:n], px) <= width)
             while lo < len(word) and lo > 1 and unicodedata.combining(word[lo]):
                 lo -= 1  # keep accents with their letter
             pieces.append(word[:lo])
@@ -273,14 +320,15 @@ class TextPainter:
         best = self._layout(title, body, pairs[0], width, break_words)
         if not self._fits(best, pairs[0], width, height):
             return None
-        lo, hi = 0, len(pairs) - 1
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            lines = self._layout(title, body, pairs[mid], width, break_words)
-            if self._fits(lines, pairs[mid], width, height):
-                lo, best = mid, lines
-            else:
-                hi = mid - 1
+        found = {0: best}
+
+        def fits(i: int) -> bool:
+            lines = self._layout(title, body, pairs[i], width, break_words)
+            found[i] = lines
+            return self._fits(lines, pairs[i], width, height)
+
+        lo = last_true(0, len(pairs) - 1, fits)
+        best = found[lo]
         assert best is not None
         return self._fitted(pairs[lo], best[0], best[1])
 
@@ -294,13 +342,7 @@ class TextPainter:
         """The longest start of ``text`` that, followed by "…", fits ``width`` ("" if none)."""
         if self.face.width(text, px) <= width:
             return text
-        lo, hi = 0, len(text)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self.face.width(text[:mid].rstrip() + ELLIPSIS, px) <= width:
-                lo = mid
-            else:
-                hi = mid - 1
+        lo = last_true(0, len(text), lambda n: self.face.width(text[:n].rstrip() + ELLIPSIS, px) <= width)
         shortened = text[:lo].rstrip() + ELLIPSIS
         return shortened if self.face.width(shortened, px) <= width else ""
 
@@ -324,15 +366,8 @@ class TextPainter:
         """Largest size at which ``text`` (already prepared) fits on one line in the box,
         or the smallest size when none does."""
         sizes = self.face.sizes(height)
-        lo, hi = 0, len(sizes) - 1
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            px = sizes[mid]
-            if self.face.line_height(px) <= height and self.face.width(text, px) <= width:
-                lo = mid
-            else:
-                hi = mid - 1
-        return sizes[lo]
+        return sizes[last_true(0, len(sizes) - 1, lambda i: self.face.line_height(sizes[i]) <= height
+                                 and self.face.width(text, sizes[i]) <= width)]
 
     # --- drawing ------------------------------------------------------------------------
 
