@@ -66,11 +66,10 @@ class OpsPart:
         m = self.p.cfg.mqtt
         if not m.enabled:
             return
-        from .net.link import LinkSettings, MqttLink, TlsSettings
+        from .net.link import LinkSettings, MqttLink
 
-        tls = TlsSettings(m.tls.ca_file, m.tls.cert_file, m.tls.key_file) if m.tls else None
         settings = LinkSettings(host=m.host, port=m.port, prefix=m.prefix, username=m.username,
-                                password_file=m.password_file, tls=tls, keepalive=m.keepalive,
+                                password_file=m.password_file, tls=m.tls, keepalive=m.keepalive,
                                 protocol=m.protocol, session_expiry=m.session_expiry,
                                 max_message_bytes=m.max_message_kb * 1024, max_asset_bytes=m.max_asset_kb * 1024)
         try:

@@ -218,6 +218,8 @@ class ErrorsView:
         """(text size, pages of (first line of an error?, text)): the largest size at which every error fits, else
         the smallest readable size and as many pages as needed (an error is not split
         across pages unless it is longer than a page)."""
+        from .render.text import last_true
+
         cached = self._plans.get(size)
         if cached is not None:
             return cached
@@ -237,14 +239,7 @@ class ErrorsView:
         def fits(px: int) -> bool:
             return height(sum(len(b) for b in wrapped(px)), px) <= body.h
 
-        lo, hi = 0, len(sizes) - 1
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if fits(sizes[mid]):
-                lo = mid
-            else:
-                hi = mid - 1
-        px = sizes[lo]
+        px = sizes[last_true(0, len(sizes) - 1, lambda i: fits(sizes[i]))]
         if fits(px) and px >= min(self._min_px(size), sizes[-1]):
             result = (px, [[line for block in wrapped(px) for line in block]])
         else:

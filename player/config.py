@@ -80,6 +80,8 @@ class DisplayConfig:
 
 @dataclass(frozen=True)
 class TlsConfig:
+    """``mqtt.tls``: CA bundle (None: the system's), client certificate and key (both or neither)."""
+
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None

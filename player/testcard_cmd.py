@@ -164,17 +164,11 @@ class TestCardRunner:
 
     # -- set-up --------------------------------------------------------------------------
     def _open_output(self) -> Any:
-        from .render.outputs import init_display, open_output
-        from .render.outputs.ledmatrix import LedOptions
+        from .render.outputs import init_display, open_configured
 
         d = self.cfg.display
         init_display(d.output, d.size)
-        led = LedOptions(rows=d.led.rows, cols=d.led.cols, chain_length=d.led.chain_length,
-                         parallel=d.led.parallel, hardware_mapping=d.led.hardware_mapping,
-                         gpio_slowdown=d.led.gpio_slowdown, pwm_bits=d.led.pwm_bits,
-                         brightness=d.led.brightness, drop_privileges=d.led.drop_privileges)
-        return open_output(d.output, size=d.size, path=d.path, device=d.device, fps=d.fps,
-                           sysfs_root=self.sysfs_root, led=led, wait_s=d.wait_s)
+        return open_configured(d, wait_s=d.wait_s, sysfs_root=self.sysfs_root)
 
     def _start_sensors(self) -> Any:
         from .hw.sampler import Sampler

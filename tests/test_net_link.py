@@ -15,7 +15,8 @@ import pytest
 from fixtures_broker import Broker, LinkChild
 
 from player.errors import ConfigError
-from player.net.link import LinkSettings, MqttLink, TlsSettings
+from player.config import TlsConfig
+from player.net.link import LinkSettings, MqttLink
 from player.net.protocol import Inbound, LinkError, LinkState, Rejected
 
 P = "signage"
@@ -344,7 +345,7 @@ def test_tls_with_client_certificate(tls_broker: Broker) -> None:
     certs = tls_broker.certs
     assert certs is not None and tls_broker.tls_port is not None
     inbox: queue.Queue[object] = queue.Queue()
-    tls = TlsSettings(ca_file=certs.ca, cert_file=certs.client_cert, key_file=certs.client_key)
+    tls = TlsConfig(ca_file=certs.ca, cert_file=certs.client_cert, key_file=certs.client_key)
     link = MqttLink(LinkSettings(port=tls_broker.tls_port, tls=tls, reconnect_min=0.1), "secure", [], inbox)
     try:
         link.start()
@@ -355,7 +356,7 @@ def test_tls_with_client_certificate(tls_broker: Broker) -> None:
         link.stop()
     # Without the client certificate the broker refuses the handshake.
     inbox2: queue.Queue[object] = queue.Queue()
-    anon = MqttLink(LinkSettings(port=tls_broker.tls_port, tls=TlsSettings(ca_file=certs.ca),
+    anon = MqttLink(LinkSettings(port=tls_broker.tls_port, tls=TlsConfig(ca_file=certs.ca),
                                  reconnect_min=0.1), "anon", [], inbox2)
     try:
         anon.start()
@@ -367,9 +368,9 @@ def test_tls_with_client_certificate(tls_broker: Broker) -> None:
 
 def test_tls_settings_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="mqtt.tls.ca_file: no such file"):
-        MqttLink(LinkSettings(tls=TlsSettings(ca_file=tmp_path / "nope.crt")), "p", [], queue.Queue())
+        MqttLink(LinkSettings(tls=TlsConfig(ca_file=tmp_path / "nope.crt")), "p", [], queue.Queue())
     with pytest.raises(ConfigError, match="cert_file and key_file go together"):
-        MqttLink(LinkSettings(tls=TlsSettings(cert_file=tmp_path / "c")), "p", [], queue.Queue())
+        MqttLink(LinkSettings(tls=TlsConfig(cert_file=tmp_path / "c")), "p", [], queue.Queue())
 
 
 def test_username_and_password_file(auth_broker: Broker, tmp_path: Path) -> None:

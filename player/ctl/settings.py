@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
-from ..net.link import TlsSettings
+from ..config import TlsConfig
 from ..net.topics import TopicError, check_prefix
 from ..validate import Node, Problems, describe
 
@@ -49,7 +49,7 @@ class CtlSettings:
     prefix: str = "signage"
     username: str | None = None
     password_file: Path | None = None
-    tls: TlsSettings | None = None
+    tls: TlsConfig | None = None
     max_message_kb: int = 1024
     max_asset_kb: int = 2048
     source: Path | None = None  # the config file read, if any
@@ -164,7 +164,7 @@ def load_settings(config: str | None, overrides: dict[str, Any],
     if problems:
         where = f" (in {path})" if data else ""
         raise ConfigError([e + where for e in problems.errors])
-    tls = TlsSettings(files["ca_file"], files["cert_file"], files["key_file"]) if tls_on else None
+    tls = TlsConfig(files["ca_file"], files["cert_file"], files["key_file"]) if tls_on else None
     return CtlSettings(host=host, port=port or (8883 if tls else 1883), prefix=str(prefix),
                        username=username, password_file=Path(password_file).expanduser() if password_file else None,
                        tls=tls, max_message_kb=int(max_message_kb or 1024), max_asset_kb=int(max_asset_kb or 2048),

@@ -35,6 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ..config import TlsConfig
 from ..errors import ConfigError
 from .protocol import Inbound, LinkError, LinkState, Rejected, iso_now
 from .topics import PanelTopics, TopicError
@@ -48,15 +49,6 @@ MAX_QUEUED_OUTGOING = 1000
 
 
 @dataclass(frozen=True)
-class TlsSettings:
-    """CA bundle (``None``: the system's), client certificate and key (both or neither)."""
-
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-
-
-@dataclass(frozen=True)
 class LinkSettings:
     """Broker address and link behaviour (``mqtt`` section of the config)."""
 
@@ -65,7 +57,7 @@ class LinkSettings:
     prefix: str = "signage"
     username: str | None = None
     password_file: Path | None = None
-    tls: TlsSettings | None = None
+    tls: TlsConfig | None = None
     keepalive: int = 30
     protocol: str = "5"  # "5" or "3.1.1"
     session_expiry: int = 86400
@@ -145,7 +137,7 @@ class MqttLink:
         return client
 
     @staticmethod
-    def _set_tls(client: mqtt.Client, tls: TlsSettings) -> None:
+    def _set_tls(client: mqtt.Client, tls: TlsConfig) -> None:
         if (tls.cert_file is None) != (tls.key_file is None):
             raise ConfigError(["mqtt.tls: cert_file and key_file go together"])
         for key in ("ca_file", "cert_file", "key_file"):
@@ -349,4 +341,4 @@ def _json(data: dict[str, Any]) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-__all__ = ["LinkSettings", "MqttLink", "TlsSettings", "read_password"]
+__all__ = ["LinkSettings", "MqttLink", "read_password"]

@@ -30,7 +30,7 @@ import pygame
 
 from player import __version__
 from player.render.fonts import Color, FontFace, open_face
-from player.render.text import TextPainter
+from player.render.text import TextPainter, last_true
 
 SIOCGIFADDR = 0x8915
 SYS_NET = Path("/sys/class/net")
@@ -156,14 +156,8 @@ def _row_size(painter: TextPainter, rows: Sequence[Row], width: int, height: int
         value_w = max((face.width(value, px) for _, value in rows), default=0)
         return label_w + gap + value_w <= width
 
-    lo, hi = 0, len(sizes) - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if fits(sizes[mid]):
-            lo = mid
-        else:
-            hi = mid - 1
-    return sizes[lo] if fits(sizes[lo]) else 0
+    px = sizes[last_true(0, len(sizes) - 1, lambda i: fits(sizes[i]))]
+    return px if fits(px) else 0
 
 
 def plan_info_block(rect: pygame.Rect, rows: Sequence[Row], painter: TextPainter, *,

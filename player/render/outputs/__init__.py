@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pygame
 
@@ -29,11 +30,14 @@ from player.render.outputs.ledmatrix import LedMatrixOutput, LedOptions, open_le
 from player.render.outputs.png import PngOutput, open_png, write_atomically
 from player.render.outputs.sdl import SdlOutput, open_sdl
 
+if TYPE_CHECKING:
+    from player.config import DisplayConfig
+
 KINDS = ("fbdev", "sdl", "png", "ledmatrix")
 
 __all__ = [
     "KINDS", "FbInfo", "FbdevOutput", "LedMatrixOutput", "LedOptions", "Output",
-    "PngOutput", "SdlOutput", "Size", "clip_rects", "init_display", "open_output",
+    "PngOutput", "SdlOutput", "Size", "clip_rects", "init_display", "open_configured", "open_output",
     "read_info", "row_spans", "write_atomically",
 ]
 
@@ -106,3 +110,13 @@ def open_output(kind: str, *, size: Size | None, path: Path | None = None,
     if kind == "ledmatrix":
         return open_ledmatrix(led, size)
     raise OutputError(f"unknown display output {kind!r} (expected one of {', '.join(KINDS)})")
+
+
+def open_configured(d: DisplayConfig, *, wait_s: float = 0, sysfs_root: Path | None = None) -> Output:
+    """:func:`open_output` with the settings of the ``display:`` section ``d``."""
+    led = LedOptions(rows=d.led.rows, cols=d.led.cols, chain_length=d.led.chain_length,
+                     parallel=d.led.parallel, hardware_mapping=d.led.hardware_mapping,
+                     gpio_slowdown=d.led.gpio_slowdown, pwm_bits=d.led.pwm_bits,
+                     brightness=d.led.brightness, drop_privileges=d.led.drop_privileges)
+    return open_output(d.output, size=d.size, path=d.path, device=d.device, fps=d.fps,
+                       sysfs_root=sysfs_root, led=led, wait_s=wait_s)
