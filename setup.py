@@ -44,7 +44,7 @@ setup(
         "tzdata",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2"],
+        "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2", "mypy>=1.10", "types-PyYAML"],
     },
     cmdclass={"build_py": BuildWithData},
     entry_points={

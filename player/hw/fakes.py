@@ -45,7 +45,7 @@ SPI_PINS: dict[int, tuple[int, int, int, tuple[int, ...]]] = {
 _MODELS: dict[str, tuple[int, int, int]] = {"mcp3008": (8, 4, 1), "mcp3002": (2, 3, 0)}
 
 
-class SimulatedADC(MockSPIDevice):  # type: ignore[misc]
+class SimulatedADC(MockSPIDevice):
     """A 10-bit MCP3xxx ADC on gpiozero's mock SPI pins.
 
     Create it (with :meth:`attach`) *before* the gpiozero ``MCP3008`` that reads

@@ -20,8 +20,13 @@ TRANSITIONS = ("cut", "fade")
 class Transition(Protocol):
     """Draws the frame at ``progress`` (0 = old, 1 = new) into ``out`` within ``area``."""
 
-    name: str
-    duration: float  # seconds; 0 means the new frame shows at once
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def duration(self) -> float:
+        """Seconds; 0 means the new frame shows at once."""
+        ...
 
     def blend(self, old: pygame.Surface, new: pygame.Surface, progress: float, out: pygame.Surface,
               area: pygame.Rect | None = None) -> None: ...

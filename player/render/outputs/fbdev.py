@@ -232,7 +232,7 @@ class FbdevOutput(Output):
         row_bytes = self.size[0] * self.info.bytes_per_pixel
         mm = self._mm
         # The view locks the surface; it must be released before the next blit.
-        with memoryview(src.get_buffer()) as view:
+        with memoryview(src.get_buffer()) as view:  # type: ignore[arg-type]  # BufferProxy has the buffer protocol
             if pitch == stride:
                 mm[base + top * stride:base + (top + count) * stride] = (
                     view[src_top * pitch:(src_top + count) * pitch])
