@@ -48,17 +48,14 @@ class AlertPart:
         self.dirty = True
 
     def warm_up(self) -> None:
-        """Build the alert screen once at start, so the first real alert is not slowed by it."""
+        """Build the alert screen once before the first frame, so the first real alert is not slowed by it."""
         from .alerts import Alert
 
         sample = Alert(id="warm-up", scope="all", scope_name="", level="critical", title="ALERTE",
                        body="Évacuez les berges avant 18 h.")
         view = self._view()
         view.set_alerts(sample, 1, 0, None, time.monotonic(), mode="fullscreen")
-        w, h = self.p.renderer.logical_size
-        import pygame
-
-        view.draw(pygame.Surface((w, h)), time.monotonic(), datetime.now(timezone.utc))
+        view.draw(self.p.renderer.scratch(), time.monotonic(), datetime.now(timezone.utc))
         view.set_alerts(None, 0, 0, None, time.monotonic())
 
     def layout_changed(self) -> None:

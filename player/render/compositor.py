@@ -251,6 +251,15 @@ class Renderer:
         self._deferred = (slide, path)
         self._start_deferred()
 
+    def scratch(self) -> pygame.Surface:
+        """A full-size surface to draw on before the first frame, to build caches (the
+        alert screen's fonts) without a buffer of its own; what is drawn there is never
+        shown: the first frame is composed afresh."""
+        if self._last_frame is not None:
+            raise RuntimeError("the scratch surface exists only before the first frame")
+        self._stale = True
+        return self._scene
+
     def set_overlay(self, overlay: Overlay | None) -> None:
         """Put a full-screen layer over everything (None removes it).
 
