@@ -88,13 +88,20 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
-class MqttConfig:
+class BrokerAccess:
+    """Where the broker is and how to log in: what the player's link, its ``mqtt:``
+    section and panelctl have in common."""
+
     host: str = "127.0.0.1"
     port: int = 1883
     prefix: str = "signage"
     username: str | None = None
     password_file: Path | None = None
     tls: TlsConfig | None = None
+
+
+@dataclass(frozen=True)
+class MqttConfig(BrokerAccess):
     keepalive: int = 30
     protocol: str = "5"
     session_expiry: int = 86400

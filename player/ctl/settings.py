@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
-from ..config import TlsConfig
+from ..config import BrokerAccess, TlsConfig
 from ..net.topics import TopicError, check_prefix
 from ..validate import Node, Problems, describe
 
@@ -41,15 +41,9 @@ TLS_KEYS = ("ca_file", "cert_file", "key_file")
 
 
 @dataclass(frozen=True)
-class CtlSettings:
+class CtlSettings(BrokerAccess):
     """Broker address, credentials and limits used by every panelctl command."""
 
-    host: str = "127.0.0.1"
-    port: int = 1883
-    prefix: str = "signage"
-    username: str | None = None
-    password_file: Path | None = None
-    tls: TlsConfig | None = None
     max_message_kb: int = 1024
     max_asset_kb: int = 2048
     source: Path | None = None  # the config file read, if any

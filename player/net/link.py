@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ..config import TlsConfig
+from ..config import BrokerAccess, TlsConfig
 from ..errors import ConfigError
 from .protocol import Inbound, LinkError, LinkState, Rejected, iso_now
 from .topics import PanelTopics, TopicError
@@ -49,15 +49,9 @@ MAX_QUEUED_OUTGOING = 1000
 
 
 @dataclass(frozen=True)
-class LinkSettings:
+class LinkSettings(BrokerAccess):
     """Broker address and link behaviour (``mqtt`` section of the config)."""
 
-    host: str = "127.0.0.1"
-    port: int = 1883
-    prefix: str = "signage"
-    username: str | None = None
-    password_file: Path | None = None
-    tls: TlsConfig | None = None
     keepalive: int = 30
     protocol: str = "5"  # "5" or "3.1.1"
     session_expiry: int = 86400
