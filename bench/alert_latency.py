@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
 
-from fixtures_broker import Broker  # noqa: E402
+from fixtures_broker import Broker, connect_client  # noqa: E402
 from fixtures_player import PREFIX, PanelProcess, text_playlist  # noqa: E402
 
 ALERT = {"level": "critical", "title": "ALERTE CRUE",
@@ -65,20 +65,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _client(broker: Broker, on_message: Any = None) -> Any:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:10]}",
-                         protocol=mqtt.MQTTv5)
-    connected = threading.Event()
-    client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None
-    if on_message is not None:
-        client.on_message = on_message
-    client.connect(broker.host, broker.port, keepalive=30)
-    client.loop_start()
-    if not connected.wait(5):
-        raise RuntimeError("bench client could not connect to the broker")
-    return client
+    return connect_client(broker, f"bench-{uuid.uuid4().hex[:10]}", on_message=on_message)
 
 
 class Reference:

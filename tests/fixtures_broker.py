@@ -224,7 +224,7 @@ class Broker:
     def publish(self, topic: str, payload: bytes | str | None, *, qos: int = 1, retain: bool = False,
                 timeout: float = 5.0) -> None:
         """Publish with a short-lived client and wait until the broker has it (QoS 1 ack)."""
-        client = _connect(self, f"pub-{uuid.uuid4().hex[:12]}")
+        client = connect_client(self, f"pub-{uuid.uuid4().hex[:12]}")
         try:
             info = client.publish(topic, payload, qos=qos, retain=retain)
             info.wait_for_publish(timeout)
@@ -234,8 +234,9 @@ class Broker:
             client.loop_stop()
 
 
-def _connect(broker: Broker, client_id: str, protocol: str = "5",
-             on_message: Callable[..., None] | None = None) -> Any:
+def connect_client(broker: Broker, client_id: str, protocol: str = "5",
+                   on_message: Callable[..., None] | None = None) -> Any:
+    """A paho client connected to ``broker`` (its network loop running); raises if it cannot connect."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -261,7 +262,7 @@ class Sub:
     def __init__(self, broker: Broker, topics: tuple[str, ...], protocol: str = "5") -> None:
         self.messages: list[Any] = []
         self._cond = threading.Condition()
-        self._client = _connect(broker, f"sub-{uuid.uuid4().hex[:12]}", protocol, self._on_message)
+        self._client = connect_client(broker, f"sub-{uuid.uuid4().hex[:12]}", protocol, self._on_message)
         acked: set[int] = set()
 
         def on_subscribe(c: Any, u: Any, mid: int, codes: Any, p: Any) -> None:
@@ -444,34 +445,27 @@ def _child_main(spec_json: str) -> int:
 # -- fixtures -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path / "broker")
+def _running(b: Broker) -> Iterator[Broker]:
     b.start()
     try:
         yield b
     finally:
         b.stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    yield from _running(Broker(tmp_path / "broker"))
 
 
 @pytest.fixture
 def tls_broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path / "broker", tls=True)
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
+    yield from _running(Broker(tmp_path / "broker", tls=True))
 
 
 @pytest.fixture
 def auth_broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path / "broker", password=f"pw-{uuid.uuid4().hex[:10]}")
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
+    yield from _running(Broker(tmp_path / "broker", password=f"pw-{uuid.uuid4().hex[:10]}"))
 
 
 @pytest.fixture

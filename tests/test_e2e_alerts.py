@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures_broker import Broker, wait_until
+from fixtures_broker import Broker, connect_client, wait_until
 from fixtures_player import PREFIX, PanelProcess, rgb, text_playlist
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -44,19 +44,7 @@ CI_MARGIN = 0.25  # seconds allowed on top of broker transit + one frame on a lo
 
 
 def _client(broker: Broker, on_message: Callable[..., None] | None = None) -> Any:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"e2e-{uuid.uuid4().hex[:10]}",
-                         protocol=mqtt.MQTTv5)
-    connected = threading.Event()
-    client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None
-    if on_message is not None:
-        client.on_message = on_message
-    client.connect(broker.host, broker.port, keepalive=30)
-    client.loop_start()
-    assert connected.wait(5), "test client could not connect"
-    return client
+    return connect_client(broker, f"e2e-{uuid.uuid4().hex[:10]}", on_message=on_message)
 
 
 class Publisher:
