@@ -116,7 +116,7 @@ def raise_fd_limit(needed: int) -> None:
 # -- the simulated panels ----------------------------------------------------------------------
 
 
-class _Tagged(queue.Queue):  # type: ignore[type-arg]
+class _Tagged(queue.Queue[object]):
     """The inbox a link sees: forwards each item, tagged with its panel, to that panel's shard."""
 
     def __init__(self, panel: SimPanel, shard: queue.Queue[tuple[SimPanel, object]]) -> None:
@@ -142,6 +142,7 @@ class SimPanel:
         self.manager.start_with(fallback)
         self.on_connected = on_connected
         self.connected_once = False
+        self.stages: dict[int, tuple[float, float]] = {}  # version -> (message in, answer handed to paho)
         settings = LinkSettings(host="127.0.0.1", port=port, prefix=prefix, keepalive=60, session_expiry=0)
         self.link = MqttLink(settings, panel_id, [GROUP], _Tagged(self, shard))
         self.layouts = known_layouts()
@@ -172,6 +173,7 @@ class SimPanel:
             if decision.apply is not None:
                 pl = decision.apply.playlist
                 self.link.publish_event(event_playlist_applied(pl.id, pl.version))
+                self.stages[pl.version] = (item.received, time.monotonic())  # received: on the network thread
 
 
 def _shard_loop(shard: queue.Queue[tuple[SimPanel, object] | None]) -> None:
@@ -184,13 +186,9 @@ def _shard_loop(shard: queue.Queue[tuple[SimPanel, object] | None]) -> None:
 
 
 class Fleet:
-    """Simulated panels ``sim-<i>`` for each i in ``ids``, connected; ``close()`` stops them.
+    """Simulated panels ``sim-<i>`` for each i in ``ids``, connected; ``close()`` stops them."""
 
-    ``nodelay`` turns Nagle's algorithm off on their sockets once connected (a what-if:
-    the link itself does not do it).
-    """
-
-    def __init__(self, ids: list[int], port: int, prefix: str, nodelay: bool = False) -> None:
+    def __init__(self, ids: list[int], port: int, prefix: str) -> None:
         n = len(ids)
         fallback_raw = (b'{"id":"defaut","version":0,"slides":[{"id":"a","type":"text","title":"Bienvenue"}]}')
         fallback = Candidate(parse_playlist(fallback_raw), fallback_raw, "bundled", time.monotonic())
@@ -213,11 +211,6 @@ class Fleet:
         with self._cond:
             if not self._cond.wait_for(lambda: self.connected == n, timeout=60 + n / 20):
                 raise RuntimeError(f"only {self.connected} of {n} simulated panels connected")
-        if nodelay:
-            for p in self.panels:
-                sock = p.link._client.socket()
-                if sock is not None:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def close(self) -> None:
         for p in self.panels:
@@ -282,11 +275,11 @@ class PlainSubscribers:
             c.loop_stop()
 
 
-def _worker(conn: Connection, ids: list[int], port: int, prefix: str, topic: str, nodelay: bool) -> None:
+def _worker(conn: Connection, ids: list[int], port: int, prefix: str, topic: str) -> None:
     """One process of the simulation: a share of the panels and of the plain subscribers."""
     fleet = plain = None
     try:
-        fleet = Fleet(ids, port, prefix, nodelay)
+        fleet = Fleet(ids, port, prefix)
         plain = PlainSubscribers(ids, port, topic)
         conn.send("ready")
         while (order := conn.recv()) != "close":
@@ -295,6 +288,9 @@ def _worker(conn: Connection, ids: list[int], port: int, prefix: str, topic: str
                 conn.send("ok")
             elif order == "last":
                 conn.send(plain.last())
+            elif isinstance(order, tuple) and order[0] == "stages":
+                got = [p.stages[order[1]] for p in fleet.panels if order[1] in p.stages]
+                conn.send((max(g[0] for g in got), max(g[1] for g in got)) if got else None)
     except Exception as exc:  # the parent reports it
         conn.send(f"error: {exc!r}")
     finally:
@@ -311,7 +307,7 @@ class Simulation:
     hosting hundreds of them would measure its own interpreter lock instead.
     """
 
-    def __init__(self, n: int, port: int, prefix: str, topic: str, procs: int, nodelay: bool) -> None:
+    def __init__(self, n: int, port: int, prefix: str, topic: str, procs: int) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.pipes: list[Connection] = []
         self.procs = []
@@ -320,7 +316,7 @@ class Simulation:
             if not ids:
                 continue
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, ids, port, prefix, topic, nodelay), daemon=True)
+            proc = ctx.Process(target=_worker, args=(child, ids, port, prefix, topic), daemon=True)
             proc.start()
             self.pipes.append(parent)
             self.procs.append(proc)
@@ -349,6 +345,15 @@ class Simulation:
         for pipe in self.pipes:
             pipe.send("last")
         return max(self._expect(pipe, "value", 60) for pipe in self.pipes) - start
+
+    def stages(self, version: int) -> tuple[float, float]:
+        """When the last panel had playlist ``version`` and when the last one had answered."""
+        for pipe in self.pipes:
+            pipe.send(("stages", version))
+        got = [self._expect(pipe, "value", 10) for pipe in self.pipes]
+        if any(g is None for g in got):
+            raise RuntimeError(f"some simulation process has no panel that applied v{version}")
+        return max(g[0] for g in got), max(g[1] for g in got)
 
     def close(self) -> None:
         for pipe in self.pipes:
@@ -426,7 +431,7 @@ def group_playlist(version: int) -> Prepared:
     return prepare_playlist(data, Path("."), max_asset_bytes=2 << 20, max_message_bytes=1 << 20)
 
 
-def measure(n: int, repeats: int = REPEATS, procs: int | None = None, nodelay: bool = False) -> dict[str, float]:
+def measure(n: int, repeats: int = REPEATS, procs: int | None = None) -> dict[str, float]:
     """Median floor and push fan-out for ``n`` panels (seconds)."""
     procs = procs or max(os.cpu_count() or 2, -(-2 * n // CLIENTS_PER_PROCESS))
     prefix = "bench"
@@ -437,10 +442,10 @@ def measure(n: int, repeats: int = REPEATS, procs: int | None = None, nodelay: b
         try:
             settings = CtlSettings(port=broker.port, prefix=prefix)
             t0 = time.monotonic()
-            sim = Simulation(n, broker.port, prefix, topic, procs, nodelay)
+            sim = Simulation(n, broker.port, prefix, topic, procs)
             connect_s = time.monotonic() - t0
             answers = Answers(broker.port, prefix)
-            floors, pushes, totals = [], [], []
+            floors, pushes, totals, arrivals, answers_out = [], [], [], [], []
             with CtlClient(settings) as publisher, TimedCtlClient(settings) as ctl:
                 for r in range(repeats):
                     prepared = group_playlist(version=r + 1)
@@ -455,6 +460,9 @@ def measure(n: int, repeats: int = REPEATS, procs: int | None = None, nodelay: b
                         raise RuntimeError(f"push to {n} panels: exit {code}, {len(applied)} applied\n"
                                            + out.getvalue()[-2000:])
                     pushes.append(answers.last(r + 1, n) - ctl.published_at)
+                    arrived, answered = sim.stages(r + 1)
+                    arrivals.append(arrived - ctl.published_at)
+                    answers_out.append(answered - ctl.published_at)
         finally:
             if answers is not None:
                 answers.close()
@@ -462,28 +470,28 @@ def measure(n: int, repeats: int = REPEATS, procs: int | None = None, nodelay: b
                 sim.close()
             broker.close()
     return {"panels": n, "processes": procs, "connect_s": connect_s, "floor_s": statistics.median(floors),
-            "push_s": statistics.median(pushes), "push_total_s": statistics.median(totals)}
+            "push_s": statistics.median(pushes), "push_total_s": statistics.median(totals),
+            "arrived_s": statistics.median(arrivals), "answered_s": statistics.median(answers_out)}
 
 
-def run(counts: list[int], nodelay: bool = False) -> dict[str, Any]:
-    """Measure each N in ``counts``; prints the table and returns ``{N: figures}`` plus ``goal_met``.
-
-    ``nodelay``: a what-if with Nagle's algorithm off on the simulated panels' sockets.
-    """
+def run(counts: list[int]) -> dict[str, Any]:
+    """Measure each N in ``counts``; prints the table and returns ``{N: figures}`` plus ``goal_met``."""
     raise_fd_limit(4 * max(counts) + 512)
-    rows = {n: measure(n, nodelay=nodelay) for n in counts}
-    print(f"\n== fan-out: panelctl push of a group playlist to N simulated panels"
-          f"{' (TCP_NODELAY what-if)' if nodelay else ''} "
+    rows = {n: measure(n) for n in counts}
+    print(f"\n== fan-out: panelctl push of a group playlist to N simulated panels "
           f"(median of {REPEATS}; goal ≤ {GOAL_RATIO:g}× the broker's floor)")
     print(f"  {'N':>5}  {'broker floor':>12}  {'push → all applied':>18}  {'ratio':>6}  "
-          f"{'push() wall time':>16}  {'fleet connect':>13}  {'processes':>9}")
+          f"{'last panel has it':>17}  {'last answer sent':>16}  {'push() wall time':>16}  "
+          f"{'fleet connect':>13}  {'processes':>9}")
     met = True
     for n, r in rows.items():
         ratio = r["push_s"] / r["floor_s"] if r["floor_s"] > 0 else float("inf")
         r["ratio"] = ratio
         met = met and ratio <= GOAL_RATIO
         print(f"  {n:>5}  {r['floor_s'] * 1000:>9.1f} ms  {r['push_s'] * 1000:>15.1f} ms  {ratio:>5.2f}×  "
+              f"{r['arrived_s'] * 1000:>14.1f} ms  {r['answered_s'] * 1000:>13.1f} ms  "
               f"{r['push_total_s'] * 1000:>13.1f} ms  {r['connect_s']:>11.2f} s  {r['processes']:>9}")
+    print("  (the three middle columns count from the moment push() publishes the playlist)")
     print(f"  goal met: {'yes' if met else 'NO'}")
     sys.stdout.flush()
     return {"rows": rows, "goal_met": met}
@@ -493,7 +501,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__)
     parser.add_argument("counts", nargs="*", type=int, help="fleet sizes (default 100 500 1000)")
     parser.add_argument("--smoke", action="store_true", help="N = 20 only")
-    parser.add_argument("--nodelay", action="store_true",
-                        help="what-if: turn Nagle's algorithm off on the simulated panels' sockets")
     args = parser.parse_args()
-    run([20] if args.smoke else (args.counts or [100, 500, 1000]), nodelay=args.nodelay)
+    run([20] if args.smoke else (args.counts or [100, 500, 1000]))

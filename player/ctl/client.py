@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -88,7 +88,7 @@ class CtlClient:
         self._marker = 0
 
     # -- connection ------------------------------------------------------------
-    def connect(self, timeout: float = CONNECT_TIMEOUT) -> CtlClient:
+    def connect(self, timeout: float = CONNECT_TIMEOUT) -> Self:
         """Connect (clean session) and wait for the CONNACK; :class:`CtlError` on failure."""
         where = self.settings.address
         try:
@@ -113,7 +113,7 @@ class CtlClient:
         finally:
             self._client.loop_stop()
 
-    def __enter__(self) -> CtlClient:
+    def __enter__(self) -> Self:
         return self.connect()
 
     def __exit__(self, *exc: object) -> None:
