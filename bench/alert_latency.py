@@ -172,7 +172,7 @@ def measure(broker: Broker, folder: Path, picture: str, count: int, size: tuple[
         p.stop()
         p.close()
     frame = 1.0 / fps
-    out = {
+    out: dict[str, Any] = {
         "picture": picture, "samples": len(panel), "animated": animated, "first_alert_s": first,
         "panel_p50_s": percentile(panel, 50), "panel_p99_s": percentile(panel, 99), "panel_max_s": max(panel),
         "broker_p50_s": percentile(broker_s, 50), "broker_p99_s": percentile(broker_s, 99),

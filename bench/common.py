@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def write_config(folder: Path, *, size=(1920, 1080), layout: str = "fullscreen", fps: int = 30,
                  extra: dict[str, Any] | None = None) -> Path:
     """A png-output config with MQTT off and its state in ``folder``."""
-    cfg = {
+    cfg: dict[str, Any] = {
         "panel": {"id": "bench", "timezone": "Europe/Paris"},
         "display": {"output": "png", "size": list(size), "path": str(folder / "frame.png"), "layout": layout,
                     "fps": fps},
@@ -27,7 +27,10 @@ def write_config(folder: Path, *, size=(1920, 1080), layout: str = "fullscreen",
         "state_dir": str(folder / "state"),
     }
     for key, value in (extra or {}).items():
-        cfg.setdefault(key, {}).update(value) if isinstance(value, dict) else cfg.__setitem__(key, value)
+        if isinstance(value, dict):
+            cfg.setdefault(key, {}).update(value)
+        else:
+            cfg[key] = value
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return path
@@ -68,7 +71,7 @@ def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen[bytes]
             return time.monotonic() - start
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"player exited ({proc.returncode}) before {what}: "
-                               + proc.stderr.read().decode(errors="replace")[-2000:])
+                               + (proc.stderr.read() if proc.stderr else b"").decode(errors="replace")[-2000:])
         time.sleep(0.005)
     raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
 
