@@ -86,10 +86,31 @@ class Node:
     is missing or wrong, so validation of the other keys goes on.
     """
 
+    __slots__ = ("value", "problems", "_path", "_parent", "_key")
+
     def __init__(self, value: Any, path: str, problems: Problems) -> None:
         self.value = value
-        self.path = path
         self.problems = problems
+        self._path: str | None = path
+        self._parent: Node | None = None
+        self._key: str | int = ""
+
+    @classmethod
+    def _under(cls, parent: Node, key: str | int, value: Any) -> Node:
+        # The key path is spelled out only when a message needs it: valid input, the
+        # common case, is read without building a string per value.
+        node = cls.__new__(cls)
+        node.value, node.problems = value, parent.problems
+        node._path, node._parent, node._key = None, parent, key
+        return node
+
+    @property
+    def path(self) -> str:
+        """The key path, e.g. ``slides[2].style.color`` (``""`` for the root)."""
+        if self._path is None:
+            assert self._parent is not None
+            self._path = join(self._parent.path, self._key)
+        return self._path
 
     # -- structure -----------------------------------------------------
     def is_mapping(self, allowed: Iterable[str] | None = None) -> bool:
@@ -115,7 +136,7 @@ class Node:
             value = self.value[key]
         elif isinstance(key, str) and isinstance(self.value, dict):
             value = self.value.get(key)
-        return Node(value, join(self.path, key), self.problems)
+        return Node._under(self, key, value)
 
     def section(self, key: str, allowed: Iterable[str] | None, required: bool = False) -> Node:
         """A nested mapping; an absent optional section reads as an empty one."""
@@ -156,23 +177,22 @@ class Node:
         if not isinstance(value, str):
             self._bad(key, "a string", value)
             return None if default is REQUIRED else default
-        where = join(self.path, key)
         if not value and not allow_empty:
-            self.problems.add(where, "must not be empty")
+            self.problems.add(join(self.path, key), "must not be empty")
             return None if default is REQUIRED else default
         if max_length is not None and len(value) > max_length:
-            self.problems.add(where, f"too long ({len(value)} characters, at most {max_length})")
+            self.problems.add(join(self.path, key), f"too long ({len(value)} characters, at most {max_length})")
             return None if default is REQUIRED else default
         if choices is not None:
             options = list(choices)
             if value not in options:
                 self.problems.add(
-                    where,
+                    join(self.path, key),
                     f"expected one of {', '.join(options)}, got {describe(value)}" + did_you_mean(value, options),
                 )
                 return None if default is REQUIRED else default
         if pattern is not None and not re.fullmatch(pattern, value):
-            self.problems.add(where, f"{describe(value)} does not match {pattern}")
+            self.problems.add(join(self.path, key), f"{describe(value)} does not match {pattern}")
             return None if default is REQUIRED else default
         return value
 
@@ -227,19 +247,21 @@ class Node:
         """The elements of a list, as nodes; ``None`` when absent or wrong."""
         found, value = self._get(key, default)
         if not found:
-            return None if value is None else [Node(v, join(join(self.path, key), i), self.problems)
-                                               for i, v in enumerate(value)]
-        where = join(self.path, key)
+            if value is None:
+                return None
+            where = self.child(key)
+            return [Node._under(where, i, v) for i, v in enumerate(value)]
         if not isinstance(value, list):
             self._bad(key, "a list", value)
             return None
         if len(value) < min_items:
-            self.problems.add(where, f"needs at least {min_items} item{'s' if min_items > 1 else ''}")
+            self.problems.add(join(self.path, key), f"needs at least {min_items} item{'s' if min_items > 1 else ''}")
             return None
         if max_items is not None and len(value) > max_items:
-            self.problems.add(where, f"too many items ({len(value)}, at most {max_items})")
+            self.problems.add(join(self.path, key), f"too many items ({len(value)}, at most {max_items})")
             return None
-        return [Node(v, join(where, i), self.problems) for i, v in enumerate(value)]
+        where = self.child(key)
+        return [Node._under(where, i, v) for i, v in enumerate(value)]
 
     # -- the node's own value (for list elements) ------------------------
     def as_string(self, *, pattern: str | None = None, max_length: int | None = None) -> str | None:

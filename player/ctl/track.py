@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
@@ -93,25 +94,28 @@ class Tracker:
     def waiting_for(self) -> set[str]:
         return (self.expected | self.possible) - set(self.answers)
 
-    def _line(self, deadline: float) -> tuple[str, str]:
-        total = len(self.expected | self.possible | set(self.answers))
-        ok = sum(1 for a in self.answers.values() if a.outcome == self.success)
-        rejected = sum(1 for a in self.answers.values() if a.outcome == "rejected")
-        other = len(self.answers) - ok - rejected
+    def _line(self, deadline: float, total: int, counts: Counter[str], waiting: bool) -> tuple[str, str]:
+        ok, rejected = counts[self.success], counts["rejected"]
+        other = sum(counts.values()) - ok - rejected
         left = max(0.0, deadline - time.monotonic())
         text = f"{ok}/{total} {self.success}, {rejected} rejected"
         if other:
             text += f", {other} other"
         key = text
-        if self.waiting_for():
+        if waiting:
             text += f", waiting {left:.0f} s"
         return text, key
 
     def wait(self, timeout: float) -> dict[str, Answer]:
         """Collect answers until every awaited panel answered or ``timeout`` seconds passed."""
         deadline = self._start + timeout
-        while self.waiting_for():
-            text, key = self._line(deadline)
+        # Kept up to date answer by answer: a fleet of hundreds answers within a second.
+        awaited = self.expected | self.possible
+        waiting = self.waiting_for()
+        total = len(awaited | set(self.answers))
+        counts = Counter(a.outcome for a in self.answers.values())
+        while waiting:
+            text, key = self._line(deadline, total, counts, True)
             self.progress.update(text, key)
             now = time.monotonic()
             if now >= deadline:
@@ -132,7 +136,10 @@ class Tracker:
             result = self.match(panel, event)
             if result is not None:
                 self.answers[panel] = Answer(result[0], result[1], time.monotonic() - self._start)
-        text, key = self._line(deadline)
+                counts[result[0]] += 1
+                waiting.discard(panel)
+                total += panel not in awaited
+        text, key = self._line(deadline, total, counts, bool(waiting))
         self.progress.update(text, key)
         self.progress.done()
         return self.answers

@@ -64,6 +64,9 @@ def _show(text: str) -> str:
     return describe(text)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def check_level(text: str, what: str) -> None:
     """Raise :class:`TopicError` unless ``text`` is a usable single topic level."""
     if not isinstance(text, str):
@@ -74,7 +77,7 @@ def check_level(text: str, what: str) -> None:
                       ("#", 'the wildcard "#"'), ("/", 'a "/"')):
         if bad in text:
             raise TopicError(f"{what} {_show(text)} contains {name}")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+    if _CONTROL.search(text):
         raise TopicError(f"{what} {_show(text)} contains a control character")
 
 
