@@ -218,6 +218,8 @@ class Player:
             self.output.size, self.layout, tz=self.tz, rotation=d.rotation, fps=d.fps,
             transition=d.transition, transition_s=d.transition_s, font=d.font, antialias=d.antialias,
             images=self.images,
+            # png and fbdev dim while they copy the frame: no dimmed full-frame layer then.
+            dim_output=getattr(self.output, "set_dim", None),
         )
 
     def draw(self, now: float) -> None:

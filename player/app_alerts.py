@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .alertboard import AlertBoard
 from .alerts import Alert, Cancel, parse_alert_message
 from .errors import AssetError, ContentError
+from .memory import release_free_memory
 
 if TYPE_CHECKING:
     from .app import Player
@@ -57,6 +58,9 @@ class AlertPart:
         view.set_alerts(sample, 1, 0, None, time.monotonic(), mode="fullscreen")
         view.draw(self.p.renderer.scratch(), time.monotonic(), datetime.now(timezone.utc))
         view.set_alerts(None, 0, 0, None, time.monotonic())
+        # The screen's working buffers (large lines of text, the band's tiles) are freed by
+        # now but would stay in the heap's middle, below what is allocated next.
+        release_free_memory()
 
     def layout_changed(self) -> None:
         self.view = None

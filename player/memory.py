@@ -19,6 +19,11 @@ glibc (musl, macOS) it does nothing::
 
     from player.memory import tune_allocator
     tune_allocator()
+
+:func:`release_free_memory` hands back to the system the free pages in the middle of
+the heap, which glibc otherwise keeps; it is worth calling after a burst of small
+allocations that are all freed (building the alert screen's caches at start), before
+the next full-frame buffers are allocated.
 """
 
 from __future__ import annotations
@@ -38,6 +43,32 @@ MMAP_THRESHOLD = 256 * 1024  # bytes: a 1920-pixel row strip is below, any pictu
 ARENA_MAX = 2  # the main loop's and one shared by the worker threads
 
 
+def _glibc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 - only glibc has it; musl's mallopt is a stub
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def release_free_memory() -> bool:
+    """Return the allocator's free pages to the system (glibc ``malloc_trim``).
+
+    Returns True when some memory was released. Costs a walk over the free lists (a
+    millisecond or so): call it after start-up work, not per frame.
+    """
+    libc = _glibc()
+    if libc is None:
+        return False
+    trim = libc.malloc_trim
+    trim.argtypes = (ctypes.c_size_t,)
+    trim.restype = ctypes.c_int
+    return bool(trim(0))
+
+
 def tune_allocator(mmap_threshold: int = MMAP_THRESHOLD, arena_max: int = ARENA_MAX) -> dict[str, int]:
     """Fix glibc's mmap threshold and cap its arenas; returns the settings applied.
 
@@ -47,14 +78,10 @@ def tune_allocator(mmap_threshold: int = MMAP_THRESHOLD, arena_max: int = ARENA_
     wanted = {"MALLOC_MMAP_THRESHOLD_": (M_MMAP_THRESHOLD, mmap_threshold),
               "MALLOC_ARENA_MAX": (M_ARENA_MAX, arena_max)}
     wanted = {name: v for name, v in wanted.items() if not os.environ.get(name)}
-    if not wanted or not sys.platform.startswith("linux"):
+    libc = _glibc() if wanted else None
+    if libc is None:
         return {}
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # noqa: B018 - only glibc has it; musl's mallopt is a stub
-    except (OSError, AttributeError):
-        return {}
+    mallopt = libc.mallopt
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     applied: dict[str, int] = {}

@@ -17,7 +17,8 @@ Layers: the *scene* (layout background, zones, slide, clock, ticker; logical
 orientation), kept for the renderer's life; the *fade* layer, which exists only during a
 transition: it starts as a copy of what was on screen and is blended towards the scene
 in place, frame after frame (it is what is shown meanwhile); the *output* layer, which
-exists only while an overlay or software dimming sits on top; and the *physical* frame
+exists only while an overlay or software dimming sits on top (dimming needs none when the
+output dims while copying the frame: see ``dim_output``); and the *physical* frame
 when the panel is rotated. A full frame is 8 MB at 1920x1080, so the optional layers are
 released as soon as they are no longer needed. Likewise a decoded picture leaves the
 image cache once it is drawn into the scene (the cache then holds only what is to come),
@@ -41,7 +42,7 @@ with ``rotation=90`` the logical top-left corner lands at the physical top-right
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -134,12 +135,15 @@ class Renderer:
     ``size`` is the output's physical size; ``rotation`` 90 or 270 swaps it into
     :attr:`logical_size`, the size layouts are laid out on. ``font`` and ``antialias``
     override the layout's own. ``images`` is the decoded-image cache shared with the
-    app (one is made, holding three frames' worth, when omitted).
+    app (one is made, holding three frames' worth, when omitted). ``dim_output`` is the
+    output's ``set_dim`` when it can dim while it copies frames (png, fbdev): software
+    dimming is then handed to it and costs no full-frame layer here.
     """
 
     def __init__(self, size: tuple[int, int], layout: Layout, *, tz: tzinfo, rotation: int = 0, fps: int = 30,
                  transition: str = "fade", transition_s: float = 0.6, font: str | None = None,
-                 antialias: bool | None = None, images: ImageCache | None = None) -> None:
+                 antialias: bool | None = None, images: ImageCache | None = None,
+                 dim_output: Callable[[float], None] | None = None) -> None:
         if rotation not in ROTATIONS:
             raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation}")
         if size[0] <= 0 or size[1] <= 0:
@@ -179,6 +183,9 @@ class Renderer:
         self._overlay: Overlay | None = None
         self._overlay_due: float | None = None
         self._dim = 1.0
+        self._dim_output = dim_output
+        if dim_output is not None:
+            dim_output(1.0)  # the output may have been dimmed for a previous renderer
 
         self._stale = True  # the scene must be recomposed
         self._full = True  # the whole frame must be presented
@@ -279,6 +286,8 @@ class Renderer:
         if factor != self._dim:
             self._dim = factor
             self._full = True
+            if self._dim_output is not None:
+                self._dim_output(factor)
 
     # ------------------------------------------------------------------ frames
 
@@ -360,12 +369,16 @@ class Renderer:
         self.close()
 
     def snapshot(self) -> pygame.Surface:
-        """A copy of the current physical frame (for screenshots)."""
+        """A copy of the current physical frame, dimmed as it is shown (for screenshots)."""
         if self._shown is None:
             blank = pygame.Surface(self.size)
             blank.fill(self._layout.background)
             return blank
-        return (self._frame if self._frame is not None else self._shown).copy()
+        shot = (self._frame if self._frame is not None else self._shown).copy()
+        if self._dim_output is not None and self._dim < 1:
+            level = round(255 * self._dim)  # as the output shows it
+            shot.fill((level, level, level), special_flags=pygame.BLEND_MULT)
+        return shot
 
     # ------------------------------------------------------------------ internals: state
 
@@ -538,7 +551,8 @@ class Renderer:
         base = self._scene
         if progress is not None and self._old is not None:
             base = self._fade_step(progress, rects)
-        if self._overlay is None and self._dim >= 1:
+        dim_here = self._dim < 1 and self._dim_output is None
+        if self._overlay is None and not dim_here:
             return base
         if self._out is None:
             self._out = pygame.Surface(self.logical_size)
@@ -547,7 +561,7 @@ class Renderer:
             out.blit(base, rect.topleft, rect)
         if self._overlay is not None:
             self._overlay.draw(out, now, wall)
-        if self._dim < 1:
+        if dim_here:
             level = round(255 * self._dim)
             for rect in rects:
                 out.fill((level, level, level), rect, special_flags=pygame.BLEND_MULT)

@@ -21,6 +21,10 @@ strides differ.  A frame already in the device's format (XRGB8888 on a 32-bit di
 is copied directly.  Only the rows covered by the dirty rectangles are written; the
 first frame is always written whole.
 
+Software dimming (:meth:`FbdevOutput.set_dim`) happens on the way too: the rows go
+through a strip in the frame's own format, multiplied there, so that neither the
+renderer nor this output needs a dimmed full-frame copy.
+
 For development without a panel, :data:`SYSFS_ROOT_ENV` points the default sysfs root
 at a fake tree (``<root>/class/graphics/fbN/…``) so that a plain file can stand for the
 device; production leaves it unset.
@@ -187,6 +191,8 @@ class FbdevOutput(Output):
         self._fd = fd
         self._mm = mm
         self._conv: pygame.Surface | None = None  # conversion strip, made at the first foreign frame
+        self._dim_strip: pygame.Surface | None = None  # in the frame's format, while dimming
+        self._dim_level = 255  # software dimming: colours are multiplied by this / 255
         self._first = True
         self._tty_fd: int | None = None
         self.status = f"ok: {device} {info.describe()}"
@@ -196,7 +202,9 @@ class FbdevOutput(Output):
         spans = row_spans(None if self._first else dirty, self.size)
         if spans:
             try:
-                if self._same_format(frame):
+                if self._dim_level < 255:
+                    self._dim_and_copy(frame, spans)
+                elif self._same_format(frame):
                     for top, bottom in spans:
                         self._copy(frame, top, top, bottom - top)
                 else:
@@ -207,6 +215,18 @@ class FbdevOutput(Output):
                 raise OutputError(self.status) from e
             self._first = False
         return self._shown()
+
+    def set_dim(self, factor: float) -> None:
+        """Show frames with their colours multiplied by ``factor`` (0..1, 1 = as drawn).
+
+        The next frame is written whole, whatever its dirty rectangles say.
+        """
+        level = round(255 * min(1.0, max(0.0, factor))) if factor == factor else 255
+        if level != self._dim_level:
+            self._dim_level = level
+            self._first = True
+            if level == 255:
+                self._dim_strip = None
 
     def _same_format(self, frame: pygame.Surface) -> bool:
         return (frame.get_bitsize() == self.info.bits_per_pixel
@@ -224,6 +244,39 @@ class FbdevOutput(Output):
                 # Frames are opaque pictures; a per-pixel alpha would blend onto stale rows.
                 conv.blit(frame, (0, 0), pygame.Rect(0, y, width, n))
                 self._copy(conv, 0, y, n)
+
+    def _dim_and_copy(self, frame: pygame.Surface, spans: list[tuple[int, int]]) -> None:
+        # Multiplied in the frame's format, before any conversion to a shallower device
+        # format, so that the result is the same as dimming the frame itself.
+        strip = self._dim_strip
+        if strip is None or strip.get_bitsize() != frame.get_bitsize() or strip.get_masks() != frame.get_masks():
+            rows = min(CONVERT_ROWS, self.size[1])
+            strip = self._dim_strip = pygame.Surface((self.size[0], rows), 0, frame.get_bitsize(),
+                                                     frame.get_masks()[:3] + (0,))
+        same = (strip.get_bitsize() == self.info.bits_per_pixel and strip.get_masks() == self.info.masks)
+        if not same and self._conv is None:
+            flags = pygame.SRCALPHA if self.info.masks[3] else 0
+            self._conv = pygame.Surface((self.size[0], strip.get_height()), flags,
+                                        self.info.bits_per_pixel, self.info.masks)
+        level = (self._dim_level,) * 3
+        alpha = bool(frame.get_flags() & pygame.SRCALPHA)
+        width, rows = self.size[0], strip.get_height()
+        for top, bottom in spans:
+            for y in range(top, bottom, rows):
+                n = min(rows, bottom - y)
+                area = pygame.Rect(0, 0, width, n)
+                if alpha:  # a plain blit would blend onto the strip's old rows: copy the colour
+                    strip.fill((0, 0, 0), area)
+                    strip.blit(frame, (0, 0), pygame.Rect(0, y, width, n), special_flags=pygame.BLEND_RGB_MAX)
+                else:
+                    strip.blit(frame, (0, 0), pygame.Rect(0, y, width, n))
+                strip.fill(level, area, special_flags=pygame.BLEND_MULT)
+                if same:
+                    self._copy(strip, 0, y, n)
+                else:
+                    assert self._conv is not None
+                    self._conv.blit(strip, (0, 0), area)
+                    self._copy(self._conv, 0, y, n)
 
     def _copy(self, src: pygame.Surface, src_top: int, top: int, count: int) -> None:
         """Copy ``count`` rows of ``src`` from ``src_top`` to the device rows from ``top``."""

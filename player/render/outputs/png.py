@@ -17,7 +17,9 @@ what is shown, and not more often than needed.  Concretely:
   worker reads the buffer, the next hand-off waits (the loop polls every
   ``BUSY_POLL`` seconds), so memory never holds more than one picture;
 * the write is the SD-card-safe sequence: temporary file in the same folder, fsync,
-  ``os.replace``, fsync of the folder.  Readers see the old or the new file, whole.
+  ``os.replace``, fsync of the folder.  Readers see the old or the new file, whole;
+* software dimming (:meth:`PngOutput.set_dim`) is applied to the rows as they are
+  copied, so that the renderer needs no dimmed full-frame layer of its own.
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ class PngOutput(Output):
         self._cond = threading.Condition()
         self._job = False  # the buffer holds a picture waiting for the worker
         self._busy = False  # the worker is reading the buffer
+        self._dim_level = 255  # software dimming: colours are multiplied by this / 255
         self._stop = False
         self._worker = threading.Thread(target=self._run, name="png-output", daemon=True)
         self._worker.start()
@@ -167,6 +170,17 @@ class PngOutput(Output):
         if now - self._last_submit >= self.min_interval:
             self._submit(now)
         return shown_at
+
+    def set_dim(self, factor: float) -> None:
+        """Show frames with their colours multiplied by ``factor`` (0..1, 1 = as drawn).
+
+        Applied to every row copied from then on; the caller hands over the whole frame
+        next (the renderer does), and until then nothing half-dimmed is written.
+        """
+        level = round(255 * min(1.0, max(0.0, factor))) if factor == factor else 255
+        if level != self._dim_level:
+            self._dim_level = level
+            self._dirty = None  # every row must be copied again at the new level
 
     def next_deadline(self) -> float | None:
         if self._frame is None:
@@ -214,6 +228,9 @@ class PngOutput(Output):
                 copy.blit(frame, area, area, special_flags=pygame.BLEND_RGB_MAX)
             else:
                 copy.blit(frame, area, area)
+            if self._dim_level < 255:
+                level = self._dim_level
+                copy.fill((level, level, level), area, special_flags=pygame.BLEND_MULT)
 
     def _wait_worker(self, deadline: float) -> bool:
         with self._cond:
