@@ -48,6 +48,9 @@ STOP_FLUSH_SECONDS = 2.0
 MAX_QUEUED_OUTGOING = 1000
 
 
+QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+
+
 @dataclass(frozen=True)
 class LinkSettings(BrokerAccess):
     """Broker address and link behaviour (``mqtt`` section of the config)."""
@@ -128,6 +131,7 @@ class MqttLink:
         client.on_disconnect = self._guard(self._on_disconnect)
         client.on_message = self._guard(self._on_message)
         client.on_subscribe = self._guard(self._on_subscribe)
+        client.on_publish = self._guard(self._on_publish)
         return client
 
     @staticmethod
@@ -256,6 +260,19 @@ class MqttLink:
             return
         self._last_state = (connected, reason)
         self._put(LinkState(connected, reason))
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any,
+                    properties: Any) -> None:
+        # The broker's PUBACK to one of our events needs no answer, so our TCP stack
+        # would delay its ACK (up to 40 ms). Meanwhile, with Nagle's algorithm on the
+        # broker's side (mosquitto's default), an alert for us waits behind that
+        # unacknowledged PUBACK. Acknowledge it now instead.
+        sock = client.socket()
+        if QUICKACK is not None and sock is not None and hasattr(sock, "setsockopt"):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
+            except OSError:
+                pass
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags,
                     reason_code: Any, properties: Any) -> None:
