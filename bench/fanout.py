@@ -44,7 +44,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from player.config import known_layouts
 from player.content import parse_playlist
-from player.ctl.client import CtlClient
+from player.ctl.client import CtlClient, Message
 from player.ctl.push import Prepared, prepare_playlist, push
 from player.ctl.settings import CtlSettings
 from player.errors import ContentError
@@ -52,6 +52,7 @@ from player.net.link import LinkSettings, MqttLink
 from player.net.protocol import (Inbound, LinkState, event_playlist_applied, event_playlist_rejected,
                                  iso_now)
 from player.playlists import Candidate, PlaylistManager
+
 
 GROUP = "centre-ville"
 SHARDS = 4  # threads standing in for the panels' main loops
@@ -367,54 +368,44 @@ class Simulation:
                 proc.kill()
 
 
-class Answers:
-    """A plain subscriber on every panel's events: when the last expected ``playlist.applied`` came in."""
-
-    def __init__(self, port: int, prefix: str) -> None:
-        self._cond = threading.Condition()
-        self.applied: dict[int, list[float]] = {}
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"answers-{uuid.uuid4().hex[:6]}",
-                                  protocol=mqtt.MQTTv5)
-        subscribed = threading.Event()
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{prefix}/panels/+/events", qos=1)
-        self.client.on_subscribe = lambda *a: subscribed.set()
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port, keepalive=60)
-        self.client.loop_start()
-        if not subscribed.wait(10):
-            raise RuntimeError("the answer collector could not subscribe")
-
-    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        at = time.monotonic()
-        try:
-            event = json.loads(message.payload)
-        except ValueError:
-            return
-        if isinstance(event, dict) and event.get("type") == "playlist.applied":
-            with self._cond:
-                self.applied.setdefault(int(event.get("version", -1)), []).append(at)
-                self._cond.notify_all()
-
-    def last(self, version: int, n: int, timeout: float = 60) -> float:
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(self.applied.get(version, ())) >= n, timeout):
-                raise RuntimeError(f"only {len(self.applied.get(version, ()))} of {n} panels applied v{version}")
-            return max(self.applied[version])
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 class TimedCtlClient(CtlClient):
-    """panelctl's client, noting when push() publishes the playlist (the start of the fan-out)."""
+    """panelctl's client, noting when push() publishes the playlist (the start of the
+    fan-out) and when each event reached it (the network thread's receive time, kept
+    with the message); the events are read only after the push."""
 
     published_at = 0.0
+    cpu_at_publish = 0.0
+
+    def __init__(self, settings: CtlSettings, pids: list[int]) -> None:
+        super().__init__(settings)
+        self.pids = pids  # whose CPU time to note at the publish
+        self.events: list[tuple[float, bytes]] = []
 
     def publish(self, topic: str, payload: bytes | str, **kwargs: Any) -> None:
         if topic.endswith("/playlist"):
+            self.cpu_at_publish = machine_cpu(self.pids)
             self.published_at = time.monotonic()
         super().publish(topic, payload, **kwargs)
+
+    def next_message(self, deadline: float) -> Message | None:
+        msg = super().next_message(deadline)
+        if msg is not None and msg.topic.endswith("/events"):
+            self.events.append((msg.received, msg.payload))
+        return msg
+
+    def last_applied(self, version: int, n: int) -> float:
+        """When the last of ``n`` ``playlist.applied`` events for ``version`` came in."""
+        times = []
+        for received, payload in self.events:
+            try:
+                event = json.loads(payload)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("type") == "playlist.applied" and event.get("version") == version:
+                times.append(received)
+        if len(times) < n:
+            raise RuntimeError(f"only {len(times)} of {n} panels applied v{version}")
+        return max(times)
 
 
 # -- the measurement ---------------------------------------------------------------------------------
@@ -438,18 +429,22 @@ def measure(n: int, repeats: int = REPEATS, procs: int | None = None) -> dict[st
     topic = f"{prefix}/reference/playlist"
     with tempfile.TemporaryDirectory(prefix="fanout-") as tmp:
         broker = Mosquitto(Path(tmp))
-        sim = answers = None
+        sim = None
         try:
             settings = CtlSettings(port=broker.port, prefix=prefix)
             t0 = time.monotonic()
             sim = Simulation(n, broker.port, prefix, topic, procs)
             connect_s = time.monotonic() - t0
-            answers = Answers(broker.port, prefix)
             floors, pushes, totals, arrivals, answers_out = [], [], [], [], []
-            with CtlClient(settings) as publisher, TimedCtlClient(settings) as ctl:
+            floor_cpu, push_cpu = [], []
+            # Every process of the run: the broker, this one (panelctl), the simulation's.
+            pids = [broker.proc.pid, os.getpid()] + [p.pid for p in sim.procs if p.pid is not None]
+            with CtlClient(settings) as publisher, TimedCtlClient(settings, pids) as ctl:
                 for r in range(repeats):
                     prepared = group_playlist(version=r + 1)
+                    c0 = machine_cpu(pids)
                     floors.append(sim.floor(publisher, topic, prepared.payload))
+                    floor_cpu.append(machine_cpu(pids) - c0)
                     out, err = io.StringIO(), io.StringIO()
                     start = time.monotonic()
                     code = push(ctl, prefix, prepared, panels=[], groups=[GROUP], timeout=60, wait=True,
@@ -459,19 +454,36 @@ def measure(n: int, repeats: int = REPEATS, procs: int | None = None) -> dict[st
                     if code != 0 or len(applied) != n:
                         raise RuntimeError(f"push to {n} panels: exit {code}, {len(applied)} applied\n"
                                            + out.getvalue()[-2000:])
-                    pushes.append(answers.last(r + 1, n) - ctl.published_at)
+                    pushes.append(ctl.last_applied(r + 1, n) - ctl.published_at)
+                    push_cpu.append(machine_cpu(pids) - ctl.cpu_at_publish)
                     arrived, answered = sim.stages(r + 1)
                     arrivals.append(arrived - ctl.published_at)
                     answers_out.append(answered - ctl.published_at)
         finally:
-            if answers is not None:
-                answers.close()
             if sim is not None:
                 sim.close()
             broker.close()
     return {"panels": n, "processes": procs, "connect_s": connect_s, "floor_s": statistics.median(floors),
             "push_s": statistics.median(pushes), "push_total_s": statistics.median(totals),
-            "arrived_s": statistics.median(arrivals), "answered_s": statistics.median(answers_out)}
+            "arrived_s": statistics.median(arrivals), "answered_s": statistics.median(answers_out),
+            "floor_cpu_s": statistics.median(floor_cpu), "push_cpu_s": statistics.median(push_cpu)}
+
+
+CLOCK_TICK = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu(pids: list[int]) -> float:
+    """CPU seconds used so far by the processes ``pids``, every thread, to the clock tick.
+
+    One read of ``/proc/PID/stat`` per process (utime + stime): reading each thread's
+    schedstat would cost tens of milliseconds with hundreds of simulated panels.
+    """
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
+    return total * CLOCK_TICK
 
 
 def run(counts: list[int]) -> dict[str, Any]:
@@ -482,7 +494,7 @@ def run(counts: list[int]) -> dict[str, Any]:
           f"(median of {REPEATS}; goal ≤ {GOAL_RATIO:g}× the broker's floor)")
     print(f"  {'N':>5}  {'broker floor':>12}  {'push → all applied':>18}  {'ratio':>6}  "
           f"{'last panel has it':>17}  {'last answer sent':>16}  {'push() wall time':>16}  "
-          f"{'fleet connect':>13}  {'processes':>9}")
+          f"{'CPU: floor':>10}  {'CPU: push':>11}  {'fleet connect':>13}  {'processes':>9}")
     met = True
     for n, r in rows.items():
         ratio = r["push_s"] / r["floor_s"] if r["floor_s"] > 0 else float("inf")
@@ -490,8 +502,10 @@ def run(counts: list[int]) -> dict[str, Any]:
         met = met and ratio <= GOAL_RATIO
         print(f"  {n:>5}  {r['floor_s'] * 1000:>9.1f} ms  {r['push_s'] * 1000:>15.1f} ms  {ratio:>5.2f}×  "
               f"{r['arrived_s'] * 1000:>14.1f} ms  {r['answered_s'] * 1000:>13.1f} ms  "
-              f"{r['push_total_s'] * 1000:>13.1f} ms  {r['connect_s']:>11.2f} s  {r['processes']:>9}")
-    print("  (the three middle columns count from the moment push() publishes the playlist)")
+              f"{r['push_total_s'] * 1000:>13.1f} ms  {r['floor_cpu_s'] * 1000:>7.0f} ms  "
+              f"{r['push_cpu_s'] * 1000:>8.0f} ms  {r['connect_s']:>11.2f} s  {r['processes']:>9}")
+    print(f"  (the three middle columns count from the moment push() publishes the playlist; CPU: what the\n"
+          f"   broker, panelctl and the simulated panels used in all, on this machine's {os.cpu_count()} cores)")
     print(f"  goal met: {'yes' if met else 'NO'}")
     sys.stdout.flush()
     return {"rows": rows, "goal_met": met}
