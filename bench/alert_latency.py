@@ -23,7 +23,8 @@ such a PUBACK at once (TCP_QUICKACK) instead of letting its TCP stack delay the 
 up to 40 ms; the two runs show whether that holds.
 
 ``displayed_at`` is given to the millisecond (truncated): the middle of that millisecond
-is used. The first alert of each player (fonts and alert screen built on first use) is
+is used. Each alert has a text of its own (see :func:`alert_payload`). The first alert
+of each player (fonts and alert screen built on first use) is
 reported apart and not in the percentiles.
 
 Run::
@@ -53,8 +54,17 @@ if str(ROOT / "tests") not in sys.path:
 from fixtures_broker import Broker, connect_client  # noqa: E402
 from fixtures_player import PREFIX, PanelProcess, text_playlist  # noqa: E402
 
-ALERT = {"level": "critical", "title": "ALERTE CRUE",
-         "body": "Évacuez les berges de l'Isère avant 18 h. Ne vous engagez pas sur les ponts."}
+RIVERS = ["l'Isère", "le Drac", "la Romanche", "la Bourne", "le Furon", "la Vence", "le Guiers", "la Gresse"]
+PLACES = ["des berges", "du quai Perrière", "du camping municipal", "des jardins familiaux", "de la zone artisanale"]
+
+
+def alert_payload(i: int) -> bytes:
+    """The ``i``-th alert: a text of its own, as real alerts have (the screen cannot reuse
+    the lines it drew for the previous one), of a length that varies from one to the next."""
+    river, place = RIVERS[i % len(RIVERS)], PLACES[i % len(PLACES)]
+    body = (f"Crue de {river} : évacuez les abords {place} avant {12 + i % 10} h {i % 6}0. "
+            + "Ne vous engagez pas sur les ponts ni sur les routes inondées. " * (1 + i % 3))
+    return json.dumps({"level": "critical", "title": f"ALERTE CRUE n° {i + 1}", "body": body.strip()}).encode()
 TICKER = ["Collecte des encombrants jeudi 3 décembre", "Marché de Noël place de la Mairie du 12 au 24 décembre"]
 
 
@@ -131,7 +141,6 @@ def measure(broker: Broker, folder: Path, picture: str, count: int, size: tuple[
     publisher = _client(broker)
     reference = Reference(broker, publisher)
     topic = f"{PREFIX}/panels/bench/alerts/latence"
-    payload = json.dumps(ALERT).encode()
     try:
         if picture == "ticker":
             playlist = text_playlist("bench-ticker", 1, "#003366", title="Mairie", layout="landscape",
@@ -150,6 +159,7 @@ def measure(broker: Broker, folder: Path, picture: str, count: int, size: tuple[
         panel: list[float] = []
         broker_s: list[float] = []
         for i in range(count + 1):
+            payload = alert_payload(i)
             if i > 0:
                 broker_s.append(reference.sample(payload))
             mark = p.sub.mark()

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import ctypes
-import ctypes.util
 import os
 import shutil
 import subprocess
@@ -79,7 +78,9 @@ def clock_synced_adjtimex() -> bool | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The C library already loaded in this process: find_library() would start
+        # "ldconfig -p" each time, on the main loop, at every heartbeat.
+        libc = ctypes.CDLL(None, use_errno=True)
         tx = _Timex()
         state = libc.adjtimex(ctypes.byref(tx))
     except (OSError, AttributeError):
@@ -102,10 +103,25 @@ def clock_synced_timedatectl(timeout: float = 2.0) -> bool | None:
     return {"yes": True, "no": False}.get(out)
 
 
+_timedatectl_cache: tuple[float, bool | None] | None = None
+TIMEDATECTL_TTL_S = 300.0
+
+
 def clock_synced() -> bool | None:
-    """Whether the system clock is synchronised (NTP), ``None`` when unknown."""
+    """Whether the system clock is synchronised (NTP), ``None`` when unknown.
+
+    ``adjtimex`` answers at once. Where it cannot (some containers), ``timedatectl`` is
+    asked, at most every :data:`TIMEDATECTL_TTL_S` seconds: it is a process to start,
+    and the heartbeat that wants the answer runs on the main loop.
+    """
+    global _timedatectl_cache
     result = clock_synced_adjtimex()
-    return result if result is not None else clock_synced_timedatectl()
+    if result is not None:
+        return result
+    now = time.monotonic()
+    if _timedatectl_cache is None or now - _timedatectl_cache[0] > TIMEDATECTL_TTL_S:
+        _timedatectl_cache = (now, clock_synced_timedatectl())
+    return _timedatectl_cache[1]
 
 
 class Health:

@@ -213,11 +213,13 @@ class FontFace:
         if not text:
             return pygame.Surface((0, height), pygame.SRCALPHA)
         self._font.antialiased = antialias
-        glyphs, rect = self._font.render(text, rgb, size=px)
+        rect = self._font.get_rect(text, size=px)
         out = pygame.Surface((rect.width, height), pygame.SRCALPHA)
-        # Transparent pixels already hold the colour, so alpha blending keeps it exact.
+        # Transparent pixels already hold the colour, so blending the glyphs in keeps it
+        # exact: only alpha varies. FreeType draws straight into the line (a glyph surface
+        # blitted with alpha onto it cost milliseconds per line at alert sizes).
         out.fill((rgb.r, rgb.g, rgb.b, 0))
-        out.blit(glyphs, (0, above - rect.y))
+        self._font.render_to(out, (0, above - rect.y), text, rgb, size=px)
         return out
 
 

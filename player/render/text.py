@@ -18,6 +18,7 @@ ends with "…". So a fitted block never exceeds its zone, whatever the text.
 from __future__ import annotations
 
 import bisect
+import copy
 import re
 import unicodedata
 from collections import OrderedDict
@@ -34,6 +35,8 @@ NBSP = "\u00a0"  # no-break space: before : and inside « »
 ELLIPSIS = "…"
 TITLE_RATIO = 1.5
 LINE_CACHE_BYTES = 2 * 2**20  # rendered lines kept per painter; re-rendering one costs a few ms
+ESTIMATE_PX = 64  # the size whose metrics, scaled, guess the others' (see TextPainter._search)
+ESTIMATE_FROM = 16  # fewer sizes than this to choose from: plain bisection is as quick
 
 _HSPACE = "[ \t\u00a0\u202f\u2009\u2006]"
 _URL = re.compile(r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://|www\.)\S+|[\w.+-]+@[\w-]+\.[\w.-]+")
@@ -187,6 +190,37 @@ def converted(surface: pygame.Surface, alpha: bool) -> pygame.Surface:
     return surface
 
 
+class _ScaledMetrics:
+    """A scalable font's metrics at any size, estimated from those at :data:`ESTIMATE_PX`
+    scaled linearly: no glyph is loaded at a new size. Off by a pixel or two where
+    hinting rounds differently, so only good for a first guess."""
+
+    def __init__(self, face: FontFace) -> None:
+        self.face = face
+        self.bitmap = False
+        self._widths: _LRU[str, int] = _LRU(4096)
+        self._line = face.line_height(ESTIMATE_PX)
+
+    def width(self, text: str, px: int) -> int:
+        # A line is measured as its words and the spaces between them: the lines tried
+        # while wrapping are new strings, their words are not.
+        words = text.split(" ")
+        total = self._word(" ") * (len(words) - 1) + sum(self._word(w) for w in words)
+        return round(total * px / ESTIMATE_PX)
+
+    def _word(self, word: str) -> int:
+        w = self._widths.get(word)
+        if w is None:
+            w = self._widths.put(word, self.face.width(word, ESTIMATE_PX))
+        return w
+
+    def line_height(self, px: int) -> int:
+        return round(self._line * px / ESTIMATE_PX)
+
+    def sizes(self, max_px: int) -> list[int]:
+        return self.face.sizes(max_px)
+
+
 class TextPainter:
     """Lays out and draws text with one face; caches layouts and rendered lines.
 
@@ -207,6 +241,7 @@ class TextPainter:
         self.line_spacing = line_spacing
         self.typography = typography
         self._fit_cache: _LRU[tuple[str, str, int, int], FittedText] = _LRU(256)
+        self._estimator: TextPainter | None = None
         self._lines: _SurfaceLRU[tuple[str, int, tuple[int, ...]]] = _SurfaceLRU(LINE_CACHE_BYTES)
 
     # --- measuring ----------------------------------------------------------------------
@@ -310,6 +345,11 @@ class TextPainter:
         for break_words in (False, True):
             found = self._search(title, body, pairs, width, height, break_words)
             if found is not None:
+                if 0 < found.height < height:
+                    # Asked again for a box just as tall as the text (the alert screen sizes
+                    # the title's area so), the answer is the same: it fits, and the next
+                    # size up did not fit the taller box.
+                    self._fit_cache.put((key[0], key[1], width, found.height), found)
                 return self._fit_cache.put(key, found)
         return self._fit_cache.put(key, self._shortened(title, body, pairs[0], width, height))
 
@@ -327,10 +367,32 @@ class TextPainter:
             found[i] = lines
             return self._fits(lines, pairs[i], width, height)
 
-        lo = last_true(0, len(pairs) - 1, fits)
+        last = len(pairs) - 1
+        if self.face.bitmap or last < ESTIMATE_FROM:
+            lo = last_true(0, last, fits)
+        else:
+            # Each size tried costs the font loading its glyphs at that size, the bulk of
+            # the time for a new text (an alert). Guess the answer from the metrics of one
+            # size scaled, then check it and its neighbour with the real ones: the result
+            # is the same as bisecting on the real metrics (fits, and one size up does not).
+            guess = self._scaled()
+            g = last_true(0, last, lambda i: guess._fits(guess._layout(title, body, pairs[i], width, break_words),
+                                                         pairs[i], width, height))
+            if fits(g):
+                lo = g if g == last or not fits(g + 1) else last_true(g + 1, last, fits)
+            else:
+                lo = g - 1 if g - 1 <= 0 or fits(g - 1) else last_true(0, g - 2, fits)
         best = found[lo]
         assert best is not None
         return self._fitted(pairs[lo], best[0], best[1])
+
+    def _scaled(self) -> TextPainter:
+        """This painter measuring with :class:`_ScaledMetrics` (estimates, for searching)."""
+        if self._estimator is None:
+            est = copy.copy(self)
+            est.face = _ScaledMetrics(self.face)  # type: ignore[assignment]
+            self._estimator = est
+        return self._estimator
 
     def _fitted(self, pair: tuple[int, int], t: list[str], b: list[str],
                 truncated: bool = False) -> FittedText:
