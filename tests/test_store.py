@@ -97,7 +97,8 @@ WRITER = textwrap.dedent("""
         filler = "é".encode() * (1000 + (n * 7919) % 200_000)
         raw = b'{"id": "p", "version": %d, "slides": [{"id": "s", "type": "text", "title": "%s"}]}' % (n, filler)
         store.save_playlist(raw, {"n": n, "size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()})
-        print("saved", n, flush=True)
+        sys.stdout.write("saved %d" % n + chr(10))  # one write: a kill cannot split the line
+        sys.stdout.flush()
         n += 1
 """)
 
