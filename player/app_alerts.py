@@ -34,6 +34,7 @@ class AlertPart:
         self.view: Any = None
         self.shown: Alert | None = None  # what the overlay shows now
         self.acknowledged: set[tuple[str, str, str]] = set()  # alerts whose alert.displayed went out
+        self.unsaved = False  # the board changed since it was last stored
         self.dirty = True
 
     # -- start ----------------------------------------------------------------
@@ -134,12 +135,23 @@ class AlertPart:
 
     def changed(self) -> None:
         self.dirty = True
-        self.save()
+        # Stored once the frame showing the change is out (fsync takes milliseconds, tens
+        # on an SD card: people in the street come first), and before its alert.displayed
+        # is sent, so an acknowledged alert is always on disk. The loop also stores it at
+        # the end of this pass when no frame was drawn.
+        if not self.unsaved:
+            self.unsaved = True
+            self.p.after_frame(lambda _shown_at: self.save_if_unsaved())
         self.p.ops.notable("alerts changed")
+
+    def save_if_unsaved(self) -> None:
+        if self.unsaved:
+            self.save()
 
     def save(self) -> None:
         from .hw.health import clock_synced
 
+        self.unsaved = False
         try:
             self.p.store.save_alerts(self.board.to_records(time.monotonic(), datetime.now(timezone.utc),
                                                            clock_synced=bool(clock_synced())))
