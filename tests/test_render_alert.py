@@ -62,9 +62,12 @@ def not_colour_box(surface: pygame.Surface, rect: pygame.Rect, colour: tuple[int
 
 
 def drawn(view: AlertView, size: tuple[int, int] = SIZE, now: float = T0) -> pygame.Surface:
+    """The alert screen as it settles: a full screen's body comes one frame after the rest."""
     surface = pygame.Surface(size)
     surface.fill(SENTINEL)
     view.draw(surface, now, WALL)
+    if view.next_frame(now) == now:
+        view.draw(surface, now, WALL)
     return surface
 
 
@@ -199,6 +202,23 @@ def test_nothing_is_drawn_without_an_alert() -> None:
     view.set_alerts(None, 0, 0, None, T0)
     assert colour_set(drawn(view)) == {SENTINEL}
     assert view.next_frame(T0) is None
+
+
+def test_a_full_screen_shows_level_and_title_first_and_the_body_one_frame_later() -> None:
+    view = AlertView(None)
+    view.set_alerts(alert("critical", "CRUE DE L'ISÈRE", "Évacuez les berges avant 18 h."), 1, 0, None, T0)
+    lay = view.layout(SIZE)
+    assert lay.body is not None
+    background, text = PALETTES["critical"].background, PALETTES["critical"].text
+    surface = pygame.Surface(SIZE)
+    view.draw(surface, T0, WALL)
+    assert rgb(surface, (lay.band.centerx, 2)) == PALETTES["critical"].band
+    assert count(surface, lay.title, text) > 100
+    assert count(surface, lay.body, text) == 0 and count(surface, lay.body, background) == lay.body.w * lay.body.h
+    assert view.next_frame(T0) == T0
+    view.draw(surface, T0 + 0.01, WALL)
+    assert count(surface, lay.body, text) > 100
+    assert view.next_frame(T0 + 0.01) != T0 + 0.01
 
 
 # --- attention animation ---------------------------------------------------------------------
@@ -364,6 +384,23 @@ def test_alert_overlay_on_the_renderer_covers_the_playlist() -> None:
     assert rgb(frame, (1, SIZE[1] - 2)) == PALETTES["critical"].background
     due = renderer.next_deadline(T0, WALL)
     assert due is not None and abs(due - (T0 + FLASH_HALF_PERIOD)) < 0.01
+
+
+def test_the_renderer_draws_the_body_on_the_next_frame() -> None:
+    renderer = Renderer(SIZE, load_layout("landscape"), tz=ZoneInfo("Europe/Paris"), transition="cut")
+    renderer.show(TextSlide("s", "Marché", "Place", Style((0, 51, 102), (255, 255, 255), "center")), T0)
+    assert renderer.render(T0, WALL) is not None
+    view = AlertView(None, flash=False)
+    view.set_alerts(alert("critical", "Crue", "Évacuez les berges avant 18 h."), 1, 0, None, T0)
+    renderer.set_overlay(view)
+    assert renderer.render(T0, WALL) is not None
+    due = renderer.next_deadline(T0, WALL)
+    assert due is not None and due <= T0 + 1 / 30 + 1e-6  # the body's frame: the next one (30 fps)
+    out = renderer.render(due, WALL)
+    assert out is not None
+    body = view.layout(SIZE).body
+    assert body is not None and count(out[0], body, PALETTES["critical"].text) > 50
+    assert renderer.next_deadline(due, WALL) is None  # then a still picture: nothing more to draw
 
 
 # --- pictograms -------------------------------------------------------------------------------

@@ -129,8 +129,9 @@ class _Built:
     layout: AlertLayout
     base: pygame.Surface  # the whole screen (full screen) or the banner, minus the flash area
     origin: tuple[int, int]  # where ``base`` goes on the surface
-    tiles: tuple[pygame.Surface, pygame.Surface]  # the flash area: normal, inverted
+    tiles: list[pygame.Surface | None]  # the flash area: normal, inverted (made when first shown)
     scrolls: list[tuple[Ticker, pygame.Rect]]
+    body_pending: bool = False  # the body is drawn at the next frame (see AlertView.draw)
 
 
 class AlertView:
@@ -335,6 +336,8 @@ class AlertView:
         """Monotonic time of the next change of picture; None when it is still."""
         if self._alert is None:
             return None
+        if self._built is not None and self._built.body_pending:
+            return now  # the body is still to come (see draw)
         due: list[float] = []
         if self._flashing(now):
             steps = max(-1, math.floor((now - self._start) / FLASH_HALF_PERIOD))
@@ -358,8 +361,18 @@ class AlertView:
         built = self._built
         if built is None or built.size != size:
             built = self._built = self._build(size)
+        elif built.body_pending:
+            alert = self._alert
+            assert built.layout.body is not None
+            built.scrolls += self._body(built.base, built.layout.body, alert.body, PALETTES[alert.level])
+            built.body_pending = False
         surface.blit(built.base, built.origin)
-        surface.blit(built.tiles[1 if self.inverted(now) else 0], built.layout.flash.topleft)
+        state = 1 if self.inverted(now) else 0
+        tile = built.tiles[state]
+        if tile is None:
+            alert = self._alert
+            tile = built.tiles[state] = self._tile(built.layout, PALETTES[alert.level], alert, inverted=bool(state))
+        surface.blit(tile, built.layout.flash.topleft)
         for ticker, rect in built.scrolls:
             ticker.draw(surface, rect, now)
 
@@ -384,13 +397,18 @@ class AlertView:
             return r.move(-ox, -oy)
 
         scrolls: list[tuple[Ticker, pygame.Rect]] = []
+        body_pending = False
         if banner:
             base.fill(palette.band, (0, 0, lay.band.w, lay.flash.y - lay.band.y))
             text = alert.title if not alert.body.strip() else f"{alert.title} — {alert.body}"
             scrolls += self._line(base, local(lay.title), lay.title, text, palette.text, palette.background)
         else:
             scrolls += self._title(base, lay.title, alert.title, palette)
-            if lay.body is not None:
+            # The body comes one frame later on a full screen: choosing its size and
+            # drawing its lines for a text never seen before is the longest part of the
+            # build, and the level, the pictogram and the title say the essential at once.
+            body_pending = lay.body is not None and not self.led
+            if lay.body is not None and not body_pending:
                 scrolls += self._body(base, lay.body, alert.body, palette)
             if lay.image is not None and self._image is not None:
                 self._blit_image(base, lay.image)
@@ -399,8 +417,7 @@ class AlertView:
         if lay.exercise is not None:
             base.fill(EXERCISE_STRIP, local(lay.exercise))
             self.painter.draw_line(base, local(lay.exercise).inflate(-2, -2), EXERCISE_LABEL, EXERCISE_INK)
-        tiles = (self._tile(lay, palette, alert, inverted=False), self._tile(lay, palette, alert, inverted=True))
-        return _Built(size, lay, base, origin, tiles, scrolls)
+        return _Built(size, lay, base, origin, [None, None], scrolls, body_pending=body_pending)
 
     def _tile(self, lay: AlertLayout, palette: Palette, alert: Alert, inverted: bool) -> pygame.Surface:
         """The flash area in one of its two states: the top band, or the banner's pictogram tile."""

@@ -312,16 +312,19 @@ class Renderer:
             dirty += self._transition_areas
             if progress >= 1:
                 progress = None
+        overlay_drawn = False
         if self._overlay is not None:
             if full or dirty or (self._overlay_due is not None and now >= self._overlay_due):
-                full = True
-                self._overlay_due = self._overlay.next_frame(now)
+                full = overlay_drawn = True
 
         # Zones of tiny panels can round past the edge; clip so that every rect is drawable.
         dirty = [c for c in (d.clip(self._full_rect) for d in dirty) if c.w and c.h]
         if not full and not dirty:
             return None
         source = self._present(now, wall, progress, full, dirty)
+        if overlay_drawn and self._overlay is not None:
+            # Asked once drawn: what the overlay will need next may depend on this frame.
+            self._overlay_due = self._overlay.next_frame(now)
         if source is not self._shown:
             full = True  # the frame handed out changed surface: the caller needs all of it
         frame = self._rotate(source, None if full else dirty)
