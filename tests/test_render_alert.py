@@ -221,6 +221,22 @@ def test_a_full_screen_shows_level_and_title_first_and_the_body_one_frame_later(
     assert view.next_frame(T0 + 0.01) != T0 + 0.01
 
 
+def test_the_band_is_reused_by_the_next_alert_of_the_same_kind_only() -> None:
+    view = AlertView(None)
+    view.set_alerts(alert("critical", "CRUE 1", "Évacuez les berges."), 1, 0, None, T0)
+    drawn(view)
+    assert view._built is not None
+    band_of_first = view._built.tiles[0]
+    view.set_alerts(alert("critical", "CRUE 2", "Évacuez les quais."), 1, 0, None, T0)
+    drawn(view)
+    assert view._built.tiles[0] is band_of_first  # same level, same pictogram: not drawn again
+    view.set_alerts(alert("warning", "CRUE 3", "Restez chez vous."), 1, 0, None, T0)
+    third = drawn(view)
+    assert view._built.tiles[0] is not band_of_first
+    band = view.layout(SIZE).flash
+    assert rgb(third, (band.right - 2, band.y + 1)) == PALETTES["warning"].band
+
+
 # --- attention animation ---------------------------------------------------------------------
 
 def band_lumas(view: AlertView, size: tuple[int, int], seconds: float = 3.0, fps: int = 120) -> list[float]:

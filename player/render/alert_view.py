@@ -40,6 +40,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 import pygame
 
@@ -58,6 +59,8 @@ LED_MIN_PX = 8
 STATIC_SHARE = 0.6
 """A one-line text stays still only at this share of its row's full size or more."""
 MODES = ("fullscreen", "banner")
+TILES_KEPT = 2
+"""Flash-area pictures kept from one alert to the next (the two states of the last one)."""
 FLASHING_LEVELS = ("critical", "warning")
 
 LABELS = {"critical": "ALERTE", "warning": "VIGILANCE", "info": "INFORMATION"}
@@ -121,13 +124,70 @@ class AlertLayout:
     exercise: pygame.Rect | None
 
 
+class _Canvas:
+    """Records what is painted on it, to paint it again on a frame: the alert screen's
+    picture without a full-frame buffer of its own, which would cost 8 MB at 1920x1080,
+    and as many milliseconds to allocate, at the moment an alert arrives.
+
+    It offers the few :class:`pygame.Surface` methods the alert screen's drawing uses:
+    ``fill``, ``blit``, ``get_clip``/``set_clip`` and the size.
+    """
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        self._full = pygame.Rect((0, 0), size)
+        self._clip = self._full.copy()
+        # (source or fill colour, destination or rectangle, area, clip)
+        self.ops: list[tuple[pygame.Surface | Color, tuple[int, int] | pygame.Rect, pygame.Rect | None,
+                             pygame.Rect]] = []
+
+    def get_size(self) -> tuple[int, int]:
+        return self._full.size
+
+    def get_width(self) -> int:
+        return self._full.w
+
+    def get_height(self) -> int:
+        return self._full.h
+
+    def get_clip(self) -> pygame.Rect:
+        return self._clip.copy()
+
+    def set_clip(self, rect: pygame.Rect | None) -> None:
+        self._clip = self._full.copy() if rect is None else pygame.Rect(rect).clip(self._full)
+
+    def fill(self, color: Color, rect: pygame.Rect | tuple[int, int, int, int] | None = None) -> pygame.Rect:
+        area = (self._full if rect is None else pygame.Rect(rect)).clip(self._clip)
+        self.ops.append((color, area, None, self._clip.copy()))
+        return area
+
+    def blit(self, source: pygame.Surface, dest: tuple[int, int], area: pygame.Rect | None = None) -> pygame.Rect:
+        self.ops.append((source, (int(dest[0]), int(dest[1])), area, self._clip.copy()))
+        return pygame.Rect(dest, source.get_size()).clip(self._clip)
+
+    def paint(self, surface: pygame.Surface, origin: tuple[int, int]) -> None:
+        """Paint everything recorded onto ``surface``, the canvas's top-left at ``origin``."""
+        ox, oy = origin
+        outer = surface.get_clip()
+        try:
+            for what, where, area, clip in self.ops:
+                surface.set_clip(clip.move(ox, oy).clip(outer))
+                if isinstance(what, pygame.Surface):
+                    assert isinstance(where, tuple)
+                    surface.blit(what, (where[0] + ox, where[1] + oy), area)
+                else:
+                    assert isinstance(where, pygame.Rect)
+                    surface.fill(what, where.move(ox, oy))
+        finally:
+            surface.set_clip(outer)
+
+
 @dataclass
 class _Built:
     """Everything drawn for one alert at one surface size, reused every frame."""
 
     size: tuple[int, int]
     layout: AlertLayout
-    base: pygame.Surface  # the whole screen (full screen) or the banner, minus the flash area
+    base: _Canvas  # the whole screen (full screen) or the banner, minus the flash area
     origin: tuple[int, int]  # where ``base`` goes on the surface
     tiles: list[pygame.Surface | None]  # the flash area: normal, inverted (made when first shown)
     scrolls: list[tuple[Ticker, pygame.Rect]]
@@ -173,6 +233,7 @@ class AlertView:
         self._mode = mode
         self._start = 0.0
         self._built: _Built | None = None
+        self._tiles: dict[tuple[object, ...], pygame.Surface] = {}  # see _tile
 
     # --- what to show --------------------------------------------------------------------
 
@@ -364,9 +425,10 @@ class AlertView:
         elif built.body_pending:
             alert = self._alert
             assert built.layout.body is not None
-            built.scrolls += self._body(built.base, built.layout.body, alert.body, PALETTES[alert.level])
+            built.scrolls += self._body(cast(pygame.Surface, built.base), built.layout.body, alert.body,
+                                        PALETTES[alert.level])
             built.body_pending = False
-        surface.blit(built.base, built.origin)
+        built.base.paint(surface, built.origin)
         state = 1 if self.inverted(now) else 0
         tile = built.tiles[state]
         if tile is None:
@@ -388,7 +450,9 @@ class AlertView:
         lay = self.layout(size)
         banner = self._mode == "banner"
         origin = lay.band.topleft if banner else (0, 0)
-        base = pygame.Surface(lay.band.size if banner else size)
+        canvas = _Canvas(lay.band.size if banner else size)
+        # The drawing helpers take a surface; the canvas has what they use of one.
+        base = cast(pygame.Surface, canvas)
         base.fill(palette.background)
         # Everything below is drawn on ``base``: shift the layout by ``origin``.
         ox, oy = origin
@@ -417,10 +481,31 @@ class AlertView:
         if lay.exercise is not None:
             base.fill(EXERCISE_STRIP, local(lay.exercise))
             self.painter.draw_line(base, local(lay.exercise).inflate(-2, -2), EXERCISE_LABEL, EXERCISE_INK)
-        return _Built(size, lay, base, origin, [None, None], scrolls, body_pending=body_pending)
+        return _Built(size, lay, canvas, origin, [None, None], scrolls, body_pending=body_pending)
 
     def _tile(self, lay: AlertLayout, palette: Palette, alert: Alert, inverted: bool) -> pygame.Surface:
-        """The flash area in one of its two states: the top band, or the banner's pictogram tile."""
+        """The flash area in one of its two states: the top band, or the banner's pictogram tile.
+
+        Kept for the next alerts (the last :data:`TILES_KEPT`): an update of an alert, or the
+        next one of the same kind and level, has the very same band.
+        """
+        at = (-lay.flash.x, -lay.flash.y)
+        counter = self._counter_text() if lay.counter is not None and self._mode != "banner" else None
+        key = (tuple(lay.flash.size), tuple(lay.pictogram.move(at)),
+               tuple(lay.label.move(at)) if lay.label is not None else None,
+               tuple(lay.counter.move(at)) if lay.counter is not None else None,
+               palette, pictogram_for(alert), alert.level, counter, inverted, self.painter.antialias,
+               id(self.painter.face))
+        tile = self._tiles.pop(key, None)
+        if tile is None:
+            tile = self._draw_tile(lay, palette, alert, inverted, counter)
+        self._tiles[key] = tile  # the most recent last
+        while len(self._tiles) > TILES_KEPT:
+            del self._tiles[next(iter(self._tiles))]
+        return tile
+
+    def _draw_tile(self, lay: AlertLayout, palette: Palette, alert: Alert, inverted: bool,
+                   counter: str | None) -> pygame.Surface:
         fill, ink = (palette.band_ink, palette.band) if inverted else (palette.band, palette.band_ink)
         tile = pygame.Surface(lay.flash.size)
         tile.fill(fill)
@@ -429,8 +514,8 @@ class AlertView:
                        antialias=self.painter.antialias)
         if lay.label is not None:
             self.painter.draw_line(tile, lay.label.move(at), LABELS[alert.level], ink, align="left")
-        if lay.counter is not None and self._mode != "banner":
-            self.painter.draw_line(tile, lay.counter.move(at), self._counter_text(), ink, align="right")
+        if lay.counter is not None and counter is not None:
+            self.painter.draw_line(tile, lay.counter.move(at), counter, ink, align="right")
         return tile
 
     def _title(self, base: pygame.Surface, rect: pygame.Rect, title: str,
