@@ -14,6 +14,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+# The benchmarks drive the same stand-ins as the tests (broker, player process, framebuffer).
+if str(ROOT / "tests") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tests"))
 
 
 def write_config(folder: Path, *, size=(1920, 1080), layout: str = "fullscreen", fps: int = 30,

@@ -16,20 +16,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from .common import report
+from fake_framebuffer import make_fb  # noqa: E402,I001 - tests/ is on the path once .common is imported
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-
-
-def fake_fb(folder: Path, size: tuple[int, int]) -> tuple[str, Path]:
-    sysfs = folder / "sys"
-    fb = sysfs / "class" / "graphics" / "fb0"
-    fb.mkdir(parents=True)
-    (fb / "virtual_size").write_text(f"{size[0]},{size[1]}\n")
-    (fb / "bits_per_pixel").write_text("32\n")
-    (fb / "stride").write_text(f"{size[0] * 4}\n")
-    device = folder / "fb0"
-    device.write_bytes(bytes(size[0] * size[1] * 4))
-    return str(device), sysfs
 
 
 def run(frames: int, size: tuple[int, int] = (1920, 1080)) -> dict[str, float]:
@@ -42,7 +31,7 @@ def run(frames: int, size: tuple[int, int] = (1920, 1080)) -> dict[str, float]:
 
     init_display("fbdev", None)
     with tempfile.TemporaryDirectory() as tmp:
-        device, sysfs = fake_fb(Path(tmp), size)
+        device, sysfs = make_fb(Path(tmp), *size, 32)
         out = open_output("fbdev", size=None, device=device, sysfs_root=sysfs)
         renderer = Renderer(out.size, load_layout("landscape"), tz=ZoneInfo("Europe/Paris"), fps=60,
                             transition="cut")

@@ -28,6 +28,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from .common import peak_rss_mb, report, start_player, stop, store_playlist, wait_for, write_config
+from fake_framebuffer import make_fb  # noqa: E402,I001 - tests/ is on the path once .common is imported
 
 GOAL_MB = 80.0
 STARTUP_S = 1.0  # after the first frame: what belongs to start-up
@@ -54,23 +55,8 @@ class Peaks:
     playing: float | None  # MB, after that (None when the mark cannot be reset)
 
 
-def fake_framebuffer(folder: Path, size: tuple[int, int], bpp: int = 32) -> tuple[Path, Path]:
-    """A plain file standing for /dev/fb0 and a sysfs tree describing it; returns (device, sysfs root)."""
-    w, h = size
-    stride = w * bpp // 8
-    sysfs = folder / "sys"
-    info = sysfs / "class" / "graphics" / "fb0"
-    info.mkdir(parents=True)
-    (info / "virtual_size").write_text(f"{w},{h}\n")
-    (info / "bits_per_pixel").write_text(f"{bpp}\n")
-    (info / "stride").write_text(f"{stride}\n")
-    device = folder / "fb0"
-    device.write_bytes(bytes([FB_SENTINEL]) * (stride * h))
-    return device, sysfs
-
-
-def _fb_drawn(device: Path) -> bool:
-    with device.open("rb") as f:
+def _fb_drawn(device: str) -> bool:
+    with open(device, "rb") as f:
         head = f.read(4096)
     return any(b != FB_SENTINEL for b in head)
 
@@ -99,8 +85,8 @@ def play(count: int, size: tuple[int, int], slide_s: float, rounds: int, output:
         display: dict[str, object] = {"transition": "fade", "transition_s": min(0.6, slide_s / 2)}
         env: dict[str, str] = {}
         if output == "fbdev":
-            device, sysfs = fake_framebuffer(folder, size)
-            display.update(output="fbdev", device=str(device))
+            device, sysfs = make_fb(folder, *size, 32, fill=FB_SENTINEL)
+            display.update(output="fbdev", device=device)
             env["PANEL_PLAYER_SYSFS_ROOT"] = str(sysfs)
             drawn = lambda: _fb_drawn(device)  # noqa: E731
         else:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pygame
 import pytest
 import yaml
+from fake_framebuffer import make_fb
 from fixtures_broker import wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -99,24 +100,12 @@ def test_no_usable_hint_falls_back_to_a_png(tmp_path: Path) -> None:
     assert img.getpixel((5, 5)) == BAND
 
 
-def make_fb(root: Path, w: int, h: int) -> tuple[Path, Path]:
-    d = root / "sys" / "class" / "graphics" / "fb0"
-    d.mkdir(parents=True)
-    (d / "virtual_size").write_text(f"{w},{h}\n")
-    (d / "bits_per_pixel").write_text("16\n")
-    (d / "stride").write_text(f"{w * 2}\n")
-    (root / "dev").mkdir()
-    device = root / "dev" / "fb0"
-    device.write_bytes(bytes(w * h * 2))
-    return device, root / "sys"
-
-
 def test_fbdev_is_used_when_present(tmp_path: Path) -> None:
-    device, sysfs = make_fb(tmp_path, 160, 96)
+    device, sysfs = make_fb(tmp_path, 160, 96, 16)
     code = show_config_errors(ERRORS, fb_device=str(device), sysfs_root=sysfs, png_path=tmp_path / "x.png",
                               seconds=0.3)
     assert code == 0
-    data = device.read_bytes()
+    data = Path(device).read_bytes()
     r, g, b = BAND
     red565 = ((r >> 3) << 11) | ((g >> 2) << 5) | (b >> 3)
     assert data[(2 * 160 + 2) * 2:(2 * 160 + 2) * 2 + 2] == red565.to_bytes(2, "little")

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import pygame
 import pytest
+from fake_framebuffer import make_fb
 from PIL import Image
 
 from player.content import Style, TextSlide
@@ -57,18 +58,6 @@ def renderer(dim_output: object = None) -> Renderer:
                  dim_output=dim_output)  # type: ignore[arg-type]
     r.show(TextSlide("s", title="", body=" ", style=Style(background=LEFT)), T0)
     return r
-
-
-def make_fb(root: Path, w: int, h: int, bpp: int) -> tuple[str, Path]:
-    stride = w * bpp // 8
-    info = root / "sys" / "class" / "graphics" / "fb0"
-    info.mkdir(parents=True)
-    (info / "virtual_size").write_text(f"{w},{h}\n")
-    (info / "bits_per_pixel").write_text(f"{bpp}\n")
-    (info / "stride").write_text(f"{stride}\n")
-    device = root / "fb0"
-    device.write_bytes(b"\xa5" * (stride * h))
-    return str(device), root / "sys"
 
 
 def fb_pixel(data: bytes, bpp: int, x: int, y: int) -> tuple[int, int, int]:
@@ -115,7 +104,7 @@ def test_png_output_dims_while_copying_and_the_frame_stays_as_drawn(tmp_path: Pa
 
 @pytest.mark.parametrize("bpp", [32, 16])
 def test_fbdev_output_dims_the_whole_picture_like_the_renderer_would(tmp_path: Path, bpp: int) -> None:
-    device, sysfs = make_fb(tmp_path, *SIZE, bpp)
+    device, sysfs = make_fb(tmp_path, *SIZE, bpp, fill=0xA5)
     out = open_output("fbdev", size=None, device=device, sysfs_root=sysfs)
     try:
         r = renderer(dim_output=out.set_dim)  # type: ignore[attr-defined]
@@ -142,7 +131,7 @@ def test_fbdev_output_dims_the_whole_picture_like_the_renderer_would(tmp_path: P
 
 
 def test_a_new_renderer_starts_the_output_undimmed(tmp_path: Path) -> None:
-    device, sysfs = make_fb(tmp_path, *SIZE, 32)
+    device, sysfs = make_fb(tmp_path, *SIZE, 32, fill=0xA5)
     out = open_output("fbdev", size=None, device=device, sysfs_root=sysfs)
     try:
         first = renderer(dim_output=out.set_dim)  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import fake_framebuffer
 import pygame
 import pytest
 from PIL import Image
@@ -69,20 +70,8 @@ def colour_at(x: int, y: int) -> tuple[int, int, int]:
 
 def make_fb(root: Path, w: int, h: int, bpp: int, stride: int, name: str = "fb0",
             create_device: bool = True) -> tuple[str, Path]:
-    """A fake /sys/class/graphics/fbN and a plain file standing for /dev/fbN."""
-    sysfs = root / "sys"
-    d = sysfs / "class" / "graphics" / name
-    d.mkdir(parents=True)
-    (d / "virtual_size").write_text(f"{w},{h}\n")
-    (d / "bits_per_pixel").write_text(f"{bpp}\n")
-    (d / "stride").write_text(f"{stride}\n")
-    dev = root / "dev"
-    dev.mkdir(exist_ok=True)
-    if create_device:
-        tmp = dev / f".{name}.tmp"
-        tmp.write_bytes(bytes([SENTINEL]) * (stride * h))
-        tmp.rename(dev / name)
-    return str(dev / name), sysfs
+    """A fake /sys/class/graphics/fbN and a plain file standing for /dev/fbN, full of SENTINEL."""
+    return fake_framebuffer.make_fb(root, w, h, bpp, stride, name, create_device, fill=SENTINEL)
 
 
 def pixel_bytes(bpp: int, rgb: tuple[int, int, int]) -> bytes:

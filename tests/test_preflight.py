@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fake_framebuffer import make_fb
 from fixtures_broker import Broker, free_port
 from test_render_text import write_bdf
 
@@ -23,17 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def make_fb_tree(root: Path, w: int = 64, h: int = 32, bpp: int = 16, device: bool = True) -> tuple[Path, Path]:
     """A fake /sys/class/graphics/fb0 and, if ``device``, a plain file standing for /dev/fb0."""
-    sysfs = root / "sys"
-    d = sysfs / "class" / "graphics" / "fb0"
-    d.mkdir(parents=True)
-    (d / "virtual_size").write_text(f"{w},{h}\n")
-    (d / "bits_per_pixel").write_text(f"{bpp}\n")
-    (d / "stride").write_text(f"{w * bpp // 8}\n")
-    dev = root / "dev"
-    dev.mkdir()
-    if device:
-        (dev / "fb0").write_bytes(bytes(w * h * bpp // 8))
-    return sysfs, dev
+    _, sysfs = make_fb(root, w, h, bpp, create_device=device)
+    return sysfs, root / "dev"
 
 
 def good_data(tmp_path: Path, broker: Broker) -> dict[str, Any]:

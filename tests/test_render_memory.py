@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pygame
 import pytest
+from fake_framebuffer import make_fb
 from PIL import Image
 
 from player.content import ImageSlide, Style, TextSlide
@@ -163,17 +164,11 @@ def test_fbdev_sysfs_root_comes_from_the_environment_for_development(tmp_path: P
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(SYSFS_ROOT_ENV, raising=False)
     assert default_sysfs_root() == Path("/sys")
-    info = tmp_path / "sys" / "class" / "graphics" / "fb0"
-    info.mkdir(parents=True)
-    (info / "virtual_size").write_text("8,4\n")
-    (info / "bits_per_pixel").write_text("16\n")
-    (info / "stride").write_text("16\n")
-    device = tmp_path / "fb0"
-    device.write_bytes(b"\0" * 64)
-    monkeypatch.setenv(SYSFS_ROOT_ENV, str(tmp_path / "sys"))
-    with open_fbdev(str(device)) as out:
+    device, sysfs = make_fb(tmp_path, 8, 4, 16)
+    monkeypatch.setenv(SYSFS_ROOT_ENV, str(sysfs))
+    with open_fbdev(device) as out:
         assert out.size == (8, 4)
         frame = pygame.Surface((8, 4)).convert()
         frame.fill((255, 255, 255))
         out.show(frame, None)
-    assert device.read_bytes() == b"\xff\xff" * 8 * 4
+    assert Path(device).read_bytes() == b"\xff\xff" * 8 * 4
