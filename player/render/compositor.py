@@ -56,6 +56,7 @@ from ..layout import Layout, Zone
 from .clock import Clock, french_date
 from .fonts import open_face
 from .images import ImageCache
+from .outputs.base import dim, dim_level
 from .text import TextPainter
 from .ticker import Ticker
 from .transitions import make_transition
@@ -379,8 +380,7 @@ class Renderer:
             return blank
         shot = (self._frame if self._frame is not None else self._shown).copy()
         if self._dim_output is not None and self._dim < 1:
-            level = round(255 * self._dim)  # as the output shows it
-            shot.fill((level, level, level), special_flags=pygame.BLEND_MULT)
+            dim(shot, dim_level(self._dim))  # as the output shows it
         return shot
 
     # ------------------------------------------------------------------ internals: state
@@ -565,9 +565,9 @@ class Renderer:
         if self._overlay is not None:
             self._overlay.draw(out, now, wall)
         if dim_here:
-            level = round(255 * self._dim)
+            level = dim_level(self._dim)
             for rect in rects:
-                out.fill((level, level, level), rect, special_flags=pygame.BLEND_MULT)
+                dim(out, level, rect)
         return out
 
     def _fade_step(self, progress: float, rects: list[pygame.Rect]) -> pygame.Surface:

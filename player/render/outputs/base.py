@@ -130,3 +130,23 @@ def row_spans(dirty: Sequence[pygame.Rect] | None, size: Size) -> list[tuple[int
         else:
             merged.append((top, bottom))
     return merged
+
+
+def dim_level(factor: float) -> int:
+    """The 0-255 multiplier of software dimming by ``factor`` (0..1, 1 = as drawn; NaN: 1)."""
+    return round(255 * min(1.0, max(0.0, factor))) if factor == factor else 255
+
+
+def dim(surface: pygame.Surface, level: int, area: pygame.Rect | None = None) -> None:
+    """Multiply the colours of ``area`` (all of ``surface`` if None) by ``level`` / 255."""
+    surface.fill((level, level, level), area, special_flags=pygame.BLEND_MULT)
+
+
+def copy_colour(frame: pygame.Surface, area: pygame.Rect, dst: pygame.Surface, at: tuple[int, int]) -> None:
+    """Copy ``area`` of ``frame`` to ``dst`` at ``at``: its colour only, a per-pixel alpha
+    neither copied nor blended onto what ``dst`` held."""
+    if frame.get_flags() & pygame.SRCALPHA:
+        dst.fill((0, 0, 0), pygame.Rect(at, area.size))
+        dst.blit(frame, at, area, special_flags=pygame.BLEND_RGB_MAX)
+    else:
+        dst.blit(frame, at, area)

@@ -53,7 +53,7 @@ from pathlib import Path
 import pygame
 
 from player.errors import DisplayUnavailable, OutputError
-from player.render.outputs.base import Output, row_spans
+from player.render.outputs.base import Output, copy_colour, dim, dim_level, row_spans
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class FbdevOutput(Output):
 
         The next frame is written whole, whatever its dirty rectangles say.
         """
-        level = round(255 * min(1.0, max(0.0, factor))) if factor == factor else 255
+        level = dim_level(factor)
         if level != self._dim_level:
             self._dim_level = level
             self._first = True
@@ -232,12 +232,17 @@ class FbdevOutput(Output):
         return (frame.get_bitsize() == self.info.bits_per_pixel
                 and frame.get_masks() == self.info.masks)
 
-    def _convert_and_copy(self, frame: pygame.Surface, spans: list[tuple[int, int]]) -> None:
+    def _conversion_strip(self) -> pygame.Surface:
+        """A few rows in the device's format, made at the first frame that needs them."""
         if self._conv is None:
             flags = pygame.SRCALPHA if self.info.masks[3] else 0
             rows = min(CONVERT_ROWS, self.size[1])
             self._conv = pygame.Surface((self.size[0], rows), flags, self.info.bits_per_pixel, self.info.masks)
-        conv, width, rows = self._conv, self.size[0], self._conv.get_height()
+        return self._conv
+
+    def _convert_and_copy(self, frame: pygame.Surface, spans: list[tuple[int, int]]) -> None:
+        conv = self._conversion_strip()
+        width, rows = self.size[0], conv.get_height()
         for top, bottom in spans:
             for y in range(top, bottom, rows):
                 n = min(rows, bottom - y)
@@ -253,30 +258,19 @@ class FbdevOutput(Output):
             rows = min(CONVERT_ROWS, self.size[1])
             strip = self._dim_strip = pygame.Surface((self.size[0], rows), 0, frame.get_bitsize(),
                                                      frame.get_masks()[:3] + (0,))
-        same = (strip.get_bitsize() == self.info.bits_per_pixel and strip.get_masks() == self.info.masks)
-        if not same and self._conv is None:
-            flags = pygame.SRCALPHA if self.info.masks[3] else 0
-            self._conv = pygame.Surface((self.size[0], strip.get_height()), flags,
-                                        self.info.bits_per_pixel, self.info.masks)
-        level = (self._dim_level,) * 3
-        alpha = bool(frame.get_flags() & pygame.SRCALPHA)
+        conv = None if self._same_format(strip) else self._conversion_strip()
         width, rows = self.size[0], strip.get_height()
         for top, bottom in spans:
             for y in range(top, bottom, rows):
                 n = min(rows, bottom - y)
                 area = pygame.Rect(0, 0, width, n)
-                if alpha:  # a plain blit would blend onto the strip's old rows: copy the colour
-                    strip.fill((0, 0, 0), area)
-                    strip.blit(frame, (0, 0), pygame.Rect(0, y, width, n), special_flags=pygame.BLEND_RGB_MAX)
-                else:
-                    strip.blit(frame, (0, 0), pygame.Rect(0, y, width, n))
-                strip.fill(level, area, special_flags=pygame.BLEND_MULT)
-                if same:
+                copy_colour(frame, pygame.Rect(0, y, width, n), strip, (0, 0))
+                dim(strip, self._dim_level, area)
+                if conv is None:
                     self._copy(strip, 0, y, n)
                 else:
-                    assert self._conv is not None
-                    self._conv.blit(strip, (0, 0), area)
-                    self._copy(self._conv, 0, y, n)
+                    conv.blit(strip, (0, 0), area)
+                    self._copy(conv, 0, y, n)
 
     def _copy(self, src: pygame.Surface, src_top: int, top: int, count: int) -> None:
         """Copy ``count`` rows of ``src`` from ``src_top`` to the device rows from ``top``."""

@@ -42,7 +42,7 @@ import pygame
 from PIL import Image
 
 from player.errors import OutputError
-from player.render.outputs.base import Output, Size, row_spans
+from player.render.outputs.base import Output, Size, copy_colour, dim, dim_level, row_spans
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class PngOutput(Output):
         Applied to every row copied from then on; the caller hands over the whole frame
         next (the renderer does), and until then nothing half-dimmed is written.
         """
-        level = round(255 * min(1.0, max(0.0, factor))) if factor == factor else 255
+        level = dim_level(factor)
         if level != self._dim_level:
             self._dim_level = level
             self._dirty = None  # every row must be copied again at the new level
@@ -218,19 +218,12 @@ class PngOutput(Output):
         return True
 
     def _copy_rows(self, frame: pygame.Surface, copy: pygame.Surface) -> None:
-        alpha = bool(frame.get_flags() & pygame.SRCALPHA)
         width = self.size[0]
         for top, bottom in row_spans(self._dirty, self.size):
             area = pygame.Rect(0, top, width, bottom - top)
-            if alpha:
-                # A plain blit would blend onto the old rows: copy the colour, ignore alpha.
-                copy.fill((0, 0, 0), area)
-                copy.blit(frame, area, area, special_flags=pygame.BLEND_RGB_MAX)
-            else:
-                copy.blit(frame, area, area)
+            copy_colour(frame, area, copy, area.topleft)
             if self._dim_level < 255:
-                level = self._dim_level
-                copy.fill((level, level, level), area, special_flags=pygame.BLEND_MULT)
+                dim(copy, self._dim_level, area)
 
     def _wait_worker(self, deadline: float) -> bool:
         with self._cond:
