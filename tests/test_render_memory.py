@@ -139,7 +139,7 @@ def test_the_line_cache_is_bounded_in_bytes() -> None:
     painter = TextPainter(open_face(None))
     for minute in range(60):  # a full-screen clock draws a new big line every minute
         painter.render_line(f"12:{minute:02d}", 400, (255, 255, 255))
-    assert painter._lines.used <= painter._lines.max_bytes
+    assert painter._lines.used <= painter._lines.limit
 
 
 def test_png_output_keeps_one_buffer_and_copies_only_changed_rows(tmp_path: Path) -> None:

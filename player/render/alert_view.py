@@ -47,7 +47,7 @@ import pygame
 from player.alerts import Alert
 from player.render.fonts import Color, FontFace, open_face
 from player.render.pictograms import PictogramName, draw_pictogram
-from player.render.text import TextPainter
+from player.render.text import LRU, TextPainter
 from player.render.ticker import Ticker
 
 FLASH_HALF_PERIOD = 0.5
@@ -233,7 +233,7 @@ class AlertView:
         self._mode = mode
         self._start = 0.0
         self._built: _Built | None = None
-        self._tiles: dict[tuple[object, ...], pygame.Surface] = {}  # see _tile
+        self._tiles: LRU[tuple[object, ...], pygame.Surface] = LRU(TILES_KEPT)  # see _tile
 
     # --- what to show --------------------------------------------------------------------
 
@@ -496,12 +496,9 @@ class AlertView:
                tuple(lay.counter.move(at)) if lay.counter is not None else None,
                palette, pictogram_for(alert), alert.level, counter, inverted, self.painter.antialias,
                id(self.painter.face))
-        tile = self._tiles.pop(key, None)
+        tile = self._tiles.get(key)
         if tile is None:
-            tile = self._draw_tile(lay, palette, alert, inverted, counter)
-        self._tiles[key] = tile  # the most recent last
-        while len(self._tiles) > TILES_KEPT:
-            del self._tiles[next(iter(self._tiles))]
+            tile = self._tiles.put(key, self._draw_tile(lay, palette, alert, inverted, counter))
         return tile
 
     def _draw_tile(self, lay: AlertLayout, palette: Palette, alert: Alert, inverted: bool,

@@ -120,9 +120,16 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
-class _LRU(Generic[K, V]):
-    def __init__(self, size: int) -> None:
-        self._size = size
+class LRU(Generic[K, V]):
+    """Least-recently-used values, at most ``limit`` of them, or with ``weight`` at most
+    ``limit`` in all (rendered lines are weighed in bytes: one line of a full-screen
+    clock is several megabytes, and a clock draws a new one every minute). A value
+    heavier than the whole limit is handed back without being kept."""
+
+    def __init__(self, limit: int, weight: Callable[[V], int] | None = None) -> None:
+        self.limit = limit
+        self.used = 0
+        self._weight = weight or (lambda _value: 1)
         self._data: OrderedDict[K, V] = OrderedDict()
 
     def get(self, key: K) -> V | None:
@@ -132,48 +139,21 @@ class _LRU(Generic[K, V]):
         return value
 
     def put(self, key: K, value: V) -> V:
-        self._data[key] = value
-        self._data.move_to_end(key)
-        if len(self._data) > self._size:
-            self._data.popitem(last=False)
-        return value
-
-
-class _SurfaceLRU(Generic[K]):
-    """Least-recently-used surfaces, bounded in bytes of pixels.
-
-    A count bound is no bound for rendered lines: one line of a full-screen clock is
-    several megabytes, and a clock draws a new one every minute. A surface larger than
-    the whole budget is handed back without being kept.
-    """
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.used = 0
-        self._data: OrderedDict[K, pygame.Surface] = OrderedDict()
-
-    def get(self, key: K) -> pygame.Surface | None:
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: pygame.Surface) -> pygame.Surface:
         old = self._data.pop(key, None)
         if old is not None:
-            self.used -= _nbytes(old)
-        size = _nbytes(value)
-        if size > self.max_bytes:
+            self.used -= self._weight(old)
+        size = self._weight(value)
+        if size > self.limit:
             return value
         self._data[key] = value
         self.used += size
-        while self.used > self.max_bytes:
+        while self.used > self.limit:
             _, evicted = self._data.popitem(last=False)
-            self.used -= _nbytes(evicted)
+            self.used -= self._weight(evicted)
         return value
 
 
-def _nbytes(surface: pygame.Surface) -> int:
+def _surface_bytes(surface: pygame.Surface) -> int:
     return surface.get_pitch() * surface.get_height()
 
 
@@ -197,8 +177,7 @@ class _ScaledMetrics:
 
     def __init__(self, face: FontFace) -> None:
         self.face = face
-        self.bitmap = False
-        self._widths: _LRU[str, int] = _LRU(4096)
+        self._widths: LRU[str, int] = LRU(4096)
         self._line = face.line_height(ESTIMATE_PX)
 
     def width(self, text: str, px: int) -> int:
@@ -216,9 +195,6 @@ class _ScaledMetrics:
 
     def line_height(self, px: int) -> int:
         return round(self._line * px / ESTIMATE_PX)
-
-    def sizes(self, max_px: int) -> list[int]:
-        return self.face.sizes(max_px)
 
 
 class TextPainter:
@@ -240,9 +216,9 @@ class TextPainter:
         self.antialias = antialias
         self.line_spacing = line_spacing
         self.typography = typography
-        self._fit_cache: _LRU[tuple[str, str, int, int], FittedText] = _LRU(256)
+        self._fit_cache: LRU[tuple[str, str, int, int], FittedText] = LRU(256)
         self._estimator: TextPainter | None = None
-        self._lines: _SurfaceLRU[tuple[str, int, tuple[int, ...]]] = _SurfaceLRU(LINE_CACHE_BYTES)
+        self._lines: LRU[tuple[str, int, tuple[int, ...]], pygame.Surface] = LRU(LINE_CACHE_BYTES, _surface_bytes)
 
     # --- measuring ----------------------------------------------------------------------
 
