@@ -328,7 +328,7 @@ class Player:
             self.report_error(f"internal error: {exc}")
         self.flush_held_events(now)
         self.draw(now)
-        self.alerts.save_if_unsaved()  # when no frame was drawn (see AlertPart.changed)
+        self.alerts.save_if_unsaved()  # see AlertPart.changed
         self.output.flush(now)
         if getattr(self.output, "ready", None) is not None:
             self.display_arrived(now)

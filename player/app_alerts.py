@@ -136,12 +136,9 @@ class AlertPart:
     def changed(self) -> None:
         self.dirty = True
         # Stored once the frame showing the change is out (fsync takes milliseconds, tens
-        # on an SD card: people in the street come first), and before its alert.displayed
-        # is sent, so an acknowledged alert is always on disk. The loop also stores it at
-        # the end of this pass when no frame was drawn.
-        if not self.unsaved:
-            self.unsaved = True
-            self.p.after_frame(lambda _shown_at: self.save_if_unsaved())
+        # on an SD card: people in the street come first): by the loop right after it
+        # draws, or earlier, by _displayed, so that an acknowledged alert is on disk.
+        self.unsaved = True
         self.p.ops.notable("alerts changed")
 
     def save_if_unsaved(self) -> None:
@@ -201,6 +198,7 @@ class AlertPart:
     def _displayed(self, alert: Alert, shown_at: float) -> None:
         from .net.protocol import event_alert_displayed
 
+        self.save_if_unsaved()
         self.p.event(event_alert_displayed(alert.id, datetime.fromtimestamp(shown_at, timezone.utc)))
 
     def _image(self, alert: Alert) -> Any:
