@@ -56,7 +56,7 @@ from player.playlists import Candidate, PlaylistManager
 
 GROUP = "centre-ville"
 SHARDS = 4  # threads standing in for the panels' main loops
-REPEATS = 3
+REPEATS = 5
 # paho waits on select(), which cannot watch a descriptor numbered 1024 or more; each client
 # holds three (its socket and a wake-up pair), so one process hosts at most ~300 of them.
 CLIENTS_PER_PROCESS = 300
@@ -374,16 +374,16 @@ class TimedCtlClient(CtlClient):
     with the message); the events are read only after the push."""
 
     published_at = 0.0
-    cpu_at_publish = 0.0
 
-    def __init__(self, settings: CtlSettings, pids: list[int]) -> None:
+    def __init__(self, settings: CtlSettings, roles: dict[str, list[int]]) -> None:
         super().__init__(settings)
-        self.pids = pids  # whose CPU time to note at the publish
+        self.roles = roles  # whose CPU time to note at the publish
+        self.cpu_at_publish: dict[str, float] = {}
         self.events: list[tuple[float, bytes]] = []
 
     def publish(self, topic: str, payload: bytes | str, **kwargs: Any) -> None:
         if topic.endswith("/playlist"):
-            self.cpu_at_publish = machine_cpu(self.pids)
+            self.cpu_at_publish = cpu_by_role(self.roles)
             self.published_at = time.monotonic()
         super().publish(topic, payload, **kwargs)
 
@@ -422,8 +422,8 @@ def group_playlist(version: int) -> Prepared:
     return prepare_playlist(data, Path("."), max_asset_bytes=2 << 20, max_message_bytes=1 << 20)
 
 
-def measure(n: int, repeats: int = REPEATS, procs: int | None = None) -> dict[str, float]:
-    """Median floor and push fan-out for ``n`` panels (seconds)."""
+def measure(n: int, repeats: int = REPEATS, procs: int | None = None) -> dict[str, Any]:
+    """Median floor and push fan-out for ``n`` panels (seconds; the CPU figures per process role)."""
     procs = procs or max(os.cpu_count() or 2, -(-2 * n // CLIENTS_PER_PROCESS))
     prefix = "bench"
     topic = f"{prefix}/reference/playlist"
@@ -436,15 +436,17 @@ def measure(n: int, repeats: int = REPEATS, procs: int | None = None) -> dict[st
             sim = Simulation(n, broker.port, prefix, topic, procs)
             connect_s = time.monotonic() - t0
             floors, pushes, totals, arrivals, answers_out = [], [], [], [], []
-            floor_cpu, push_cpu = [], []
+            floor_cpu: list[dict[str, float]] = []
+            push_cpu: list[dict[str, float]] = []
             # Every process of the run: the broker, this one (panelctl), the simulation's.
-            pids = [broker.proc.pid, os.getpid()] + [p.pid for p in sim.procs if p.pid is not None]
-            with CtlClient(settings) as publisher, TimedCtlClient(settings, pids) as ctl:
+            roles = {"broker": [broker.proc.pid], "panelctl": [os.getpid()],
+                     "simulation": [p.pid for p in sim.procs if p.pid is not None]}
+            with CtlClient(settings) as publisher, TimedCtlClient(settings, roles) as ctl:
                 for r in range(repeats):
                     prepared = group_playlist(version=r + 1)
-                    c0 = machine_cpu(pids)
+                    c0 = cpu_by_role(roles)
                     floors.append(sim.floor(publisher, topic, prepared.payload))
-                    floor_cpu.append(machine_cpu(pids) - c0)
+                    floor_cpu.append(_minus(cpu_by_role(roles), c0))
                     out, err = io.StringIO(), io.StringIO()
                     start = time.monotonic()
                     code = push(ctl, prefix, prepared, panels=[], groups=[GROUP], timeout=60, wait=True,
@@ -455,7 +457,7 @@ def measure(n: int, repeats: int = REPEATS, procs: int | None = None) -> dict[st
                         raise RuntimeError(f"push to {n} panels: exit {code}, {len(applied)} applied\n"
                                            + out.getvalue()[-2000:])
                     pushes.append(ctl.last_applied(r + 1, n) - ctl.published_at)
-                    push_cpu.append(machine_cpu(pids) - ctl.cpu_at_publish)
+                    push_cpu.append(_minus(cpu_by_role(roles), ctl.cpu_at_publish))
                     arrived, answered = sim.stages(r + 1)
                     arrivals.append(arrived - ctl.published_at)
                     answers_out.append(answered - ctl.published_at)
@@ -463,13 +465,30 @@ def measure(n: int, repeats: int = REPEATS, procs: int | None = None) -> dict[st
             if sim is not None:
                 sim.close()
             broker.close()
+    each = [p / f for p, f in zip(pushes, floors) if f > 0]  # the ratio within each repeat
     return {"panels": n, "processes": procs, "connect_s": connect_s, "floor_s": statistics.median(floors),
+            "ratio_range": (min(each), max(each)) if each else (float("inf"), float("inf")),
             "push_s": statistics.median(pushes), "push_total_s": statistics.median(totals),
             "arrived_s": statistics.median(arrivals), "answered_s": statistics.median(answers_out),
-            "floor_cpu_s": statistics.median(floor_cpu), "push_cpu_s": statistics.median(push_cpu)}
+            "floor_cpu_s": _median_of(floor_cpu), "push_cpu_s": _median_of(push_cpu)}
 
 
 CLOCK_TICK = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_role(roles: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds used so far by each role's processes, every thread, to the clock tick."""
+    return {role: machine_cpu(pids) for role, pids in roles.items()}
+
+
+def _minus(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {role: after[role] - before[role] for role in after}
+
+
+def _median_of(samples: list[dict[str, float]]) -> dict[str, float]:
+    """Per role, and in all (``"total"``), the median over the repeats."""
+    totals = [{**s, "total": sum(s.values())} for s in samples]
+    return {role: statistics.median(t[role] for t in totals) for role in totals[0]}
 
 
 def machine_cpu(pids: list[int]) -> float:
@@ -492,7 +511,7 @@ def run(counts: list[int]) -> dict[str, Any]:
     rows = {n: measure(n) for n in counts}
     print(f"\n== fan-out: panelctl push of a group playlist to N simulated panels "
           f"(median of {REPEATS}; goal ≤ {GOAL_RATIO:g}× the broker's floor)")
-    print(f"  {'N':>5}  {'broker floor':>12}  {'push → all applied':>18}  {'ratio':>6}  "
+    print(f"  {'N':>5}  {'broker floor':>12}  {'push → all applied':>18}  {'ratio':>6}  {'each repeat':>11}  "
           f"{'last panel has it':>17}  {'last answer sent':>16}  {'push() wall time':>16}  "
           f"{'CPU: floor':>10}  {'CPU: push':>11}  {'fleet connect':>13}  {'processes':>9}")
     met = True
@@ -500,12 +519,18 @@ def run(counts: list[int]) -> dict[str, Any]:
         ratio = r["push_s"] / r["floor_s"] if r["floor_s"] > 0 else float("inf")
         r["ratio"] = ratio
         met = met and ratio <= GOAL_RATIO
+        low, high = r["ratio_range"]
         print(f"  {n:>5}  {r['floor_s'] * 1000:>9.1f} ms  {r['push_s'] * 1000:>15.1f} ms  {ratio:>5.2f}×  "
+              f"{f'{low:.1f}–{high:.1f}×':>11}  "
               f"{r['arrived_s'] * 1000:>14.1f} ms  {r['answered_s'] * 1000:>13.1f} ms  "
-              f"{r['push_total_s'] * 1000:>13.1f} ms  {r['floor_cpu_s'] * 1000:>7.0f} ms  "
-              f"{r['push_cpu_s'] * 1000:>8.0f} ms  {r['connect_s']:>11.2f} s  {r['processes']:>9}")
+              f"{r['push_total_s'] * 1000:>13.1f} ms  {r['floor_cpu_s']['total'] * 1000:>7.0f} ms  "
+              f"{r['push_cpu_s']['total'] * 1000:>8.0f} ms  {r['connect_s']:>11.2f} s  {r['processes']:>9}")
     print(f"  (the three middle columns count from the moment push() publishes the playlist; CPU: what the\n"
           f"   broker, panelctl and the simulated panels used in all, on this machine's {os.cpu_count()} cores)")
+    print("  CPU by process, floor → push (medians):")
+    for n, r in rows.items():
+        print(f"  {n:>5}  " + ", ".join(f"{role} {r['floor_cpu_s'][role] * 1000:.0f} → {r['push_cpu_s'][role] * 1000:.0f} ms"
+                                     for role in ("broker", "panelctl", "simulation")))
     print(f"  goal met: {'yes' if met else 'NO'}")
     sys.stdout.flush()
     return {"rows": rows, "goal_met": met}
