@@ -387,11 +387,17 @@ class TimedCtlClient(CtlClient):
             self.published_at = time.monotonic()
         super().publish(topic, payload, **kwargs)
 
-    def next_message(self, deadline: float) -> Message | None:
-        msg = super().next_message(deadline)
-        if msg is not None and msg.topic.endswith("/events"):
-            self.events.append((msg.received, msg.payload))
-        return msg
+    def listen(self, handler: Callable[[Message], None] | None) -> None:
+        if handler is None:
+            super().listen(None)
+            return
+
+        def noting(msg: Message) -> None:
+            if msg.topic.endswith("/events"):
+                self.events.append((msg.received, msg.payload))
+            handler(msg)
+
+        super().listen(noting)
 
     def last_applied(self, version: int, n: int) -> float:
         """When the last of ``n`` ``playlist.applied`` events for ``version`` came in."""

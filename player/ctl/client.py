@@ -3,7 +3,8 @@
 Every call waits for the broker's answer with a deadline: :meth:`CtlClient.publish`
 returns once the PUBACK is in (and raises if the broker refused it),
 :meth:`CtlClient.subscribe` once the SUBACK is in. Received messages queue up
-until :meth:`CtlClient.next_message` takes them.
+until :meth:`CtlClient.next_message` takes them, or go straight to a handler
+set with :meth:`CtlClient.listen`.
 
 :meth:`CtlClient.retained` reads what the broker holds on some filters without
 guessing a quiet period: it subscribes, then publishes a marker to a topic of its
@@ -20,10 +21,12 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -35,6 +38,8 @@ from paho.mqtt.properties import Properties
 from ..errors import PanelError
 from ..net.link import read_password
 from .settings import CtlSettings
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 ACK_TIMEOUT = 30.0
@@ -68,6 +73,7 @@ class CtlClient:
         self._connect_error = ""
         self._acks: dict[int, Any] = {}
         self._inbox: queue.Queue[Message] = queue.Queue()
+        self._handler: Callable[[Message], None] | None = None
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
         if settings.username is not None:
             password = read_password(settings.password_file) if settings.password_file else None
@@ -156,6 +162,16 @@ class CtlClient:
         if filters:
             self._client.unsubscribe(filters)
 
+    def listen(self, handler: Callable[[Message], None] | None) -> None:
+        """Hand every message received from now on to ``handler`` instead of queueing it.
+
+        ``handler`` runs on paho's network thread: it must be quick, must not call
+        this client, and guards its own state. Reading hundreds of answers this way
+        spares a wake-up of the caller's thread per message. ``None`` queues them
+        again for :meth:`next_message`.
+        """
+        self._handler = handler
+
     def next_message(self, deadline: float) -> Message | None:
         """The next message received, waiting until ``deadline`` (monotonic); ``None`` then."""
         left = deadline - time.monotonic()
@@ -236,4 +252,12 @@ class CtlClient:
             topic = message.topic
         except UnicodeDecodeError:
             return
-        self._inbox.put(Message(topic, bytes(message.payload), bool(message.retain), time.monotonic()))
+        msg = Message(topic, bytes(message.payload), bool(message.retain), time.monotonic())
+        handler = self._handler
+        if handler is None:
+            self._inbox.put(msg)
+            return
+        try:
+            handler(msg)
+        except Exception:  # noqa: BLE001 - paho's network thread must survive a handler's bug
+            log.exception("message handler failed on %s", topic)

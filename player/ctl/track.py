@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .client import CtlClient
+from .client import CtlClient, Message
 
 Match = Callable[[str, dict[str, Any]], "tuple[str, str] | None"]
+PROGRESS_TICK = 0.2  # seconds between refreshes of the progress line while answers come in
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,12 @@ class Progress:
 
 
 class Tracker:
-    """Collects one answer per panel from ``P/panels/+/events``."""
+    """Collects one answer per panel from ``P/panels/+/events``.
+
+    The answers are read on the client's network thread as they arrive (see
+    :meth:`CtlClient.listen`); the caller's thread only refreshes the progress line
+    a few times a second and returns as soon as the last awaited panel answered.
+    """
 
     def __init__(self, client: CtlClient, prefix: str, *, expected: set[str], possible: set[str],
                  match: Match, success: str, progress: Progress | None = None) -> None:
@@ -77,13 +84,24 @@ class Tracker:
         self.match = match
         self.success = success
         self.progress = progress or Progress()
-        self.answers: dict[str, Answer] = {}
+        self.answers: dict[str, Answer] = {}  # may be filled before start(); then only under _cond
         self._start = 0.0
+        self._cond = threading.Condition()
+        self._awaited: set[str] = set()
+        self._waiting: set[str] = set()
+        self._counts: Counter[str] = Counter()
+        self._total = 0
 
     def start(self) -> None:
         """Subscribe to the events; publish what is to be answered only after this returns."""
+        with self._cond:
+            self._awaited = self.expected | self.possible
+            self._waiting = self.waiting_for()
+            self._total = len(self._awaited | set(self.answers))
+            self._counts = Counter(a.outcome for a in self.answers.values())
+            self._start = time.monotonic()
+        self.client.listen(self._take)
         self.client.subscribe([f"{self.prefix}/panels/+/events"])
-        self._start = time.monotonic()
 
     def _panel_of(self, topic: str) -> str | None:
         head = f"{self.prefix}/panels/"
@@ -94,7 +112,33 @@ class Tracker:
     def waiting_for(self) -> set[str]:
         return (self.expected | self.possible) - set(self.answers)
 
-    def _line(self, deadline: float, total: int, counts: Counter[str], waiting: bool) -> tuple[str, str]:
+    def _take(self, msg: Message) -> None:
+        """One event (network thread): record it when it answers for a panel not heard yet."""
+        panel = self._panel_of(msg.topic)
+        if panel is None or panel in self.answers:
+            return
+        try:
+            event = json.loads(msg.payload)
+        except (ValueError, UnicodeDecodeError):
+            return
+        if not isinstance(event, dict):
+            return
+        result = self.match(panel, event)
+        if result is None:
+            return
+        with self._cond:
+            if panel in self.answers:
+                return
+            self.answers[panel] = Answer(result[0], result[1], max(0.0, msg.received - self._start))
+            self._counts[result[0]] += 1
+            self._waiting.discard(panel)
+            self._total += panel not in self._awaited
+            if not self._waiting:
+                self._cond.notify_all()
+
+    def _line(self, deadline: float, waiting: bool) -> tuple[str, str]:
+        with self._cond:
+            counts, total = Counter(self._counts), self._total
         ok, rejected = counts[self.success], counts["rejected"]
         other = sum(counts.values()) - ok - rejected
         left = max(0.0, deadline - time.monotonic())
@@ -109,40 +153,22 @@ class Tracker:
     def wait(self, timeout: float) -> dict[str, Answer]:
         """Collect answers until every awaited panel answered or ``timeout`` seconds passed."""
         deadline = self._start + timeout
-        # Kept up to date answer by answer: a fleet of hundreds answers within a second.
-        awaited = self.expected | self.possible
-        waiting = self.waiting_for()
-        total = len(awaited | set(self.answers))
-        counts = Counter(a.outcome for a in self.answers.values())
-        while waiting:
-            text, key = self._line(deadline, total, counts, True)
-            self.progress.update(text, key)
-            now = time.monotonic()
-            if now >= deadline:
-                break
-            # On a terminal, wake each second to refresh the count-down.
-            msg = self.client.next_message(min(deadline, now + 1.0) if self.progress.tty else deadline)
-            if msg is None:
-                continue
-            panel = self._panel_of(msg.topic)
-            if panel is None or panel in self.answers:
-                continue
-            try:
-                event = json.loads(msg.payload)
-            except (ValueError, UnicodeDecodeError):
-                continue
-            if not isinstance(event, dict):
-                continue
-            result = self.match(panel, event)
-            if result is not None:
-                self.answers[panel] = Answer(result[0], result[1], time.monotonic() - self._start)
-                counts[result[0]] += 1
-                waiting.discard(panel)
-                total += panel not in awaited
-        text, key = self._line(deadline, total, counts, bool(waiting))
-        self.progress.update(text, key)
+        try:
+            while True:
+                with self._cond:
+                    waiting = bool(self._waiting)
+                now = time.monotonic()
+                if not waiting or now >= deadline:
+                    break
+                self.progress.update(*self._line(deadline, True))
+                with self._cond:
+                    self._cond.wait_for(lambda: not self._waiting, min(deadline - now, PROGRESS_TICK))
+        finally:
+            self.client.listen(None)
+        self.progress.update(*self._line(deadline, waiting))
         self.progress.done()
-        return self.answers
+        with self._cond:
+            return dict(self.answers)
 
 
 def awaited(fleet: dict[str, Any], panels: list[str], groups: list[str],
