@@ -20,6 +20,7 @@ FULL = {
     "startup": lambda m: m.run(repeats=5),
     "memory": lambda m: m.run(count=50, size=(1920, 1080), slide_s=0.3),
     "fanout": lambda m: m.run(counts=[100, 500]),
+    "answers": lambda m: m.run(n=4000),
     "alert_latency": lambda m: m.run(count=200),
 }
 SMOKE = {
@@ -28,6 +29,7 @@ SMOKE = {
     "startup": lambda m: m.run(repeats=1),
     "memory": lambda m: m.run(count=8, size=(640, 360), slide_s=0.2, rounds=1),
     "fanout": lambda m: m.run(counts=[20]),
+    "answers": lambda m: m.run(n=200),
     "alert_latency": lambda m: m.run(count=20),
 }
 
