@@ -50,15 +50,17 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last = ""
+        self._shown = ""
 
-    def update(self, text: str, key: str) -> None:
-        """Show ``text``; without a terminal only when ``key`` (the counts) changed."""
+    def update(self, text: str, key: str, final: bool = False) -> None:
+        """Show ``text``; without a terminal only when ``key`` (the counts) changed, or as the ``final`` line."""
         if self.tty:
             self.stream.write("\r\x1b[K" + text)
             self.stream.flush()
-        elif key != self._last:
+        elif key != self._last or (final and text != self._shown):
             self.stream.write(text + "\n")
             self.stream.flush()
+            self._shown = text
         self._last = key
 
     def done(self) -> None:
@@ -165,7 +167,7 @@ class Tracker:
                     self._cond.wait_for(lambda: not self._waiting, min(deadline - now, PROGRESS_TICK))
         finally:
             self.client.listen(None)
-        self.progress.update(*self._line(deadline, waiting))
+        self.progress.update(*self._line(deadline, False), final=True)
         self.progress.done()
         with self._cond:
             return dict(self.answers)
