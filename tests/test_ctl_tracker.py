@@ -1,7 +1,8 @@
-"""panelctl's answer tracking (player.ctl.track.Tracker) against a real mosquitto.
+"""panelctl's reading of the panels' answers (player.ctl.track.Tracker) and of the
+fleet (player.ctl.status.read_fleet), against a real mosquitto.
 
-Panels are stood in for by a plain MQTT client publishing events on their topics,
-exactly as the player does (QoS 1, not retained).
+Panels are stood in for by a plain MQTT client publishing on their topics, exactly
+as the player does (QoS 1; online and heartbeat retained, events not).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fixtures_broker import connect_client
 
 from player.ctl.client import CtlClient
 from player.ctl.settings import CtlSettings
+from player.ctl.status import read_fleet
 from player.ctl.track import Answer, Progress, Tracker
 
 PREFIX = "signage"
@@ -36,9 +38,9 @@ class Panels:
     def __init__(self, broker: Any) -> None:
         self.client = connect_client(broker, "fake-panels")
 
-    def send(self, pid: str, payload: bytes | dict[str, Any]) -> None:
+    def send(self, pid: str, payload: bytes | dict[str, Any], leaf: str = "events", retain: bool = False) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        info = self.client.publish(f"{PREFIX}/panels/{pid}/events", data, qos=1)
+        info = self.client.publish(f"{PREFIX}/panels/{pid}/{leaf}", data, qos=1, retain=retain)
         info.wait_for_publish(5)
 
     def close(self) -> None:
@@ -98,3 +100,23 @@ def test_the_wait_ends_as_soon_as_the_last_awaited_panel_answers(broker: Any) ->
     assert set(answers) == ids and all(a.outcome == "applied" for a in answers.values())
     assert waited < 5, "must not wait for a progress tick or the time-out once everyone answered"
     assert later is not None and later.topic == f"{PREFIX}/panels/p1/events"
+
+
+def test_reading_the_fleet_leaves_no_subscription_behind(broker: Any) -> None:
+    panels = Panels(broker)
+    panels.send("p1", b"true", leaf="online", retain=True)
+    panels.send("p1", {"panel": "p1", "playlist": {"id": "hiver", "version": 3}}, leaf="heartbeat", retain=True)
+    with CtlClient(CtlSettings(port=broker.port, prefix=PREFIX)) as client:
+        fleet = read_fleet(client, PREFIX)
+        assert fleet["p1"].online is True and fleet["p1"].heartbeat is not None
+        # A push waits for answers after this: the heartbeats that follow each apply
+        # must not reach panelctl too. The marker, published after the heartbeat by the
+        # same client, must be the first message to arrive.
+        marker = f"{PREFIX}/ctl/test/marker"
+        client.subscribe([marker])
+        panels.send("p1", {"panel": "p1", "playlist": {"id": "hiver", "version": 4}}, leaf="heartbeat",
+                    retain=True)
+        panels.client.publish(marker, b"after", qos=1).wait_for_publish(5)
+        first = client.next_message(time.monotonic() + 5)
+    panels.close()
+    assert first is not None and first.topic == marker

@@ -39,8 +39,12 @@ class PanelState:
 
 
 def read_fleet(client: CtlClient, prefix: str) -> dict[str, PanelState]:
-    """Every panel with a retained ``online`` or ``heartbeat`` message, by id."""
-    found = client.retained([f"{prefix}/panels/+/online", f"{prefix}/panels/+/heartbeat"])
+    """Every panel with a retained ``online`` or ``heartbeat`` message, by id.
+
+    A snapshot: the subscriptions are dropped again, so that a push that waits for
+    answers afterwards does not also receive every heartbeat that follows an apply.
+    """
+    found = client.retained([f"{prefix}/panels/+/online", f"{prefix}/panels/+/heartbeat"], keep=False)
     return fleet_from_retained(found, prefix)
 
 
