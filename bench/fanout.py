@@ -4,8 +4,9 @@ Each simulated panel runs the panel's real protocol code without rendering: a
 :class:`player.net.link.MqttLink` (its own paho client and network thread),
 :func:`player.content.parse_playlist` and a
 :class:`player.playlists.PlaylistManager` whose assets are in memory; it
-answers ``playlist.applied`` through :meth:`MqttLink.publish_event`, as the
-player does. The push is ``panelctl push``'s own :func:`player.ctl.push.push`
+answers ``playlist.applied`` through :meth:`MqttLink.publish_event`, then
+publishes its heartbeat (a short one: no renderer, no sensors), as the player
+does after an apply. The push is ``panelctl push``'s own :func:`player.ctl.push.push`
 to the group, which publishes the playlist retained and collects the answers.
 
 Reference, same run and same broker: the broker's own fan-out of the same
@@ -151,9 +152,7 @@ class SimPanel:
     def handle(self, item: object) -> None:
         now = time.monotonic()
         if isinstance(item, LinkState) and item.connected:
-            current = self.manager.current.playlist if self.manager.current else None
-            self.link.publish_heartbeat({"panel": self.id, "ts": iso_now(), "groups": [GROUP],
-                                         "playlist": current.identity() if current else None})
+            self.heartbeat()
             if not self.connected_once:
                 self.connected_once = True
                 self.on_connected()
@@ -175,6 +174,12 @@ class SimPanel:
                 pl = decision.apply.playlist
                 self.link.publish_event(event_playlist_applied(pl.id, pl.version))
                 self.stages[pl.version] = (item.received, time.monotonic())  # received: on the network thread
+                self.heartbeat()  # an applied playlist is a notable change: the player reports it at once
+
+    def heartbeat(self) -> None:
+        current = self.manager.current.playlist if self.manager.current else None
+        self.link.publish_heartbeat({"panel": self.id, "ts": iso_now(), "groups": [GROUP],
+                                     "playlist": current.identity() if current else None})
 
 
 def _shard_loop(shard: queue.Queue[tuple[SimPanel, object] | None]) -> None:
