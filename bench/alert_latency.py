@@ -47,11 +47,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT / "tests") not in sys.path:
-    sys.path.insert(0, str(ROOT / "tests"))
-
-from fixtures_broker import Broker, connect_client  # noqa: E402
+from . import common  # noqa: F401 - puts tests/ on the path
+from fixtures_broker import Broker, connect_client  # noqa: E402,I001
 from fixtures_player import PREFIX, PanelProcess, text_playlist  # noqa: E402
 
 RIVERS = ["l'Isère", "le Drac", "la Romanche", "la Bourne", "le Furon", "la Vence", "le Guiers", "la Gresse"]

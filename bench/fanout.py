@@ -54,7 +54,6 @@ from player.net.protocol import (Inbound, LinkState, event_playlist_applied, eve
                                  iso_now)
 from player.playlists import Candidate, PlaylistManager
 
-
 GROUP = "centre-ville"
 SHARDS = 4  # threads standing in for the panels' main loops
 REPEATS = 5

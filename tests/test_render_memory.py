@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import time
 import weakref
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pygame
 import pytest
 from fake_framebuffer import make_fb
+from fixtures_broker import wait_until
 from PIL import Image
 
 from player.content import ImageSlide, Style, TextSlide
@@ -38,13 +38,6 @@ def display():  # type: ignore[no-untyped-def]
 
 def main_only() -> Layout:
     return Layout(name="t", zones=(Zone(name="main", role="main", rect=(0, 0, 1, 1)),), background=(0, 0, 0))
-
-
-def wait_for(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
 
 
 @pytest.mark.parametrize("fps,seconds,tolerance", [(30, 0.6, 6), (60, 1.0, 16)])
@@ -101,7 +94,8 @@ def test_a_shown_picture_leaves_the_cache_and_the_next_decode_waits_for_it(tmp_p
         assert len(cache) == 1 and not any(cache.pending(k) for k in [("image", slides[1].asset, (160, 90), "cover", (0, 0, 0))])
         drawn = r.render(T0, WALL)
         assert drawn is not None and tuple(drawn[0].get_at((80, 45)))[:3] == RED
-        wait_for(lambda: len(cache) == 1 and cache.bytes_used == 160 * 90 * 3)  # only the next one
+        wait_until(lambda: len(cache) == 1 and cache.bytes_used == 160 * 90 * 3, 5,
+                   "only the next picture in the cache")
         paths[1].unlink()  # showing it must not need the file
         r.show(slides[1], T0 + 1, image_path=paths[1])
         drawn = r.render(T0 + 1, WALL)
@@ -121,7 +115,7 @@ def test_prefetch_makes_room_before_decoding(tmp_path: Path) -> None:
         assert cache.bytes_used == 2 * per_image
         assert cache.prefetch(2, paths[2], (40, 30), "stretch", (0, 0, 0))
         assert 0 not in cache and cache.bytes_used == per_image  # evicted before the decode starts
-        wait_for(lambda: 2 in cache)
+        wait_until(lambda: 2 in cache, 5, "the prefetched picture")
         assert cache.bytes_used == 2 * per_image
 
 

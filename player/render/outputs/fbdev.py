@@ -253,11 +253,12 @@ class FbdevOutput(Output):
     def _dim_and_copy(self, frame: pygame.Surface, spans: list[tuple[int, int]]) -> None:
         # Multiplied in the frame's format, before any conversion to a shallower device
         # format, so that the result is the same as dimming the frame itself.
+        # The frame's format without its alpha (copy_colour copies colour only).
+        bits, masks = frame.get_bitsize(), frame.get_masks()[:3] + (0,)
         strip = self._dim_strip
-        if strip is None or strip.get_bitsize() != frame.get_bitsize() or strip.get_masks() != frame.get_masks():
+        if strip is None or strip.get_bitsize() != bits or strip.get_masks() != masks:
             rows = min(CONVERT_ROWS, self.size[1])
-            strip = self._dim_strip = pygame.Surface((self.size[0], rows), 0, frame.get_bitsize(),
-                                                     frame.get_masks()[:3] + (0,))
+            strip = self._dim_strip = pygame.Surface((self.size[0], rows), 0, bits, masks)
         conv = None if self._same_format(strip) else self._conversion_strip()
         width, rows = self.size[0], strip.get_height()
         for top, bottom in spans:
