@@ -281,6 +281,10 @@ class Renderer:
         self._overlay_due = None
         self._full = True
 
+    def invalidate(self) -> None:
+        """Hand the whole frame over at the next :meth:`render` (the screen was off)."""
+        self._full = True
+
     def set_dim(self, factor: float) -> None:
         """Software brightness applied to the output frame: 1 = as drawn, 0 = black."""
         factor = min(1.0, max(0.0, float(factor))) if math.isfinite(factor) else 1.0
