@@ -49,7 +49,10 @@ class AlertsConfig:
     ``flash``: the attention animation; ``max_body``: CAP bodies are cut to this
     many characters, longer JSON bodies are refused; ``turn_seconds``: how long each
     alert of the top level shows before the next; ``info_mode``: ``banner`` (an
-    ``info`` alert is a band over the playlist) or ``fullscreen``.
+    ``info`` alert is a band over the playlist) or ``fullscreen``; ``wake_level``: an
+    alert at or above this level lights a sleeping screen (``display.sleep``) and is
+    shown at ``min_brightness`` percent at least, whatever the night cap, the light
+    sensor or a manual override say (only thermal derating may go lower).
     """
 
     languages: tuple[str, ...] = ("fr", "en")
@@ -59,10 +62,16 @@ class AlertsConfig:
     max_body: int = 1000
     turn_seconds: float = 8.0
     info_mode: str = "banner"
+    wake_level: str = "warning"
+    min_brightness: int = 60
+
+    def wakes(self, level: str) -> bool:
+        """Whether an alert of ``level`` lights the screen and lifts the brightness."""
+        return level_rank(level) >= level_rank(self.wake_level)
 
 
 ALERTS_CONFIG_KEYS = ("languages", "allow_exercise", "allow_test", "flash", "max_body", "turn_seconds",
-                      "info_mode")
+                      "info_mode", "wake_level", "min_brightness")
 
 
 def parse_alerts_config(node: Node) -> AlertsConfig:
@@ -86,6 +95,8 @@ def parse_alerts_config(node: Node) -> AlertsConfig:
         max_body=int(node.integer("max_body", d.max_body, minimum=10, maximum=20000)),
         turn_seconds=float(node.number("turn_seconds", d.turn_seconds, minimum=1, maximum=3600)),
         info_mode=str(node.string("info_mode", d.info_mode, choices=INFO_MODES)),
+        wake_level=str(node.string("wake_level", d.wake_level, choices=LEVELS)),
+        min_brightness=int(node.integer("min_brightness", d.min_brightness, minimum=1, maximum=100)),
     )
 
 

@@ -25,6 +25,7 @@ from .alerts import AlertsConfig, parse_alerts_config
 from .errors import ConfigError
 from .hw.config import BrightnessConfig, SensorsConfig, parse_brightness, parse_sensors
 from .layout import Layout, builtin_layouts, load_layout
+from .screen import SleepWindow, parse_sleep_windows
 from .validate import Node, Problems, describe, did_you_mean
 
 PANEL_ID = r"[a-z0-9][a-z0-9-]{0,62}"
@@ -76,6 +77,7 @@ class DisplayConfig:
     image_cache_mb: int | None = None  # None: room for two decoded full-screen images
     wait_s: float = 0.0  # fbdev: how long to wait for the device at start before running without it
     led: LedMatrixConfig = field(default_factory=LedMatrixConfig)
+    sleep: tuple[SleepWindow, ...] = ()  # the screen is off in these windows, but for alerts
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,8 @@ class Config:
     brightness: BrightnessConfig = field(default_factory=BrightnessConfig)
     log_level: str = "info"
     source: Path | None = None
+    # What `check` should point out though the config is valid (a sleep covering the week).
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def layout(self) -> Layout:
         return load_layout(self.display.layout)
@@ -211,10 +215,11 @@ def _led(node: Node) -> LedMatrixConfig:
     )
 
 
-def _display(root: Node) -> DisplayConfig:
+def _display(root: Node, warnings: list[str]) -> DisplayConfig:
     d = DisplayConfig()
     node = root.section("display", {"output", "size", "path", "device", "rotation", "fps", "layout", "font",
-                                    "antialias", "transition", "transition_s", "image_cache_mb", "wait_s", "led"})
+                                    "antialias", "transition", "transition_s", "image_cache_mb", "wait_s", "led",
+                                    "sleep"})
     output = node.string("output", d.output, choices=OUTPUTS)
     size = None
     sizes = node.items("size", None, min_items=2, max_items=2)
@@ -246,6 +251,8 @@ def _display(root: Node) -> DisplayConfig:
     font = node.string("font", None)
     if font is not None and not Path(font).is_file():
         node.problems.add("display.font", f"no such font file {describe(font)}")
+    sleep, sleep_warnings = parse_sleep_windows(node)
+    warnings.extend(sleep_warnings)
     return DisplayConfig(
         output=output or d.output,
         size=size,
@@ -261,6 +268,7 @@ def _display(root: Node) -> DisplayConfig:
         image_cache_mb=node.integer("image_cache_mb", None, minimum=4, maximum=1024),
         wait_s=float(node.number("wait_s", d.wait_s, minimum=0, maximum=600)),
         led=led,
+        sleep=sleep,
     )
 
 
@@ -328,8 +336,9 @@ def config_from_data(data: Any, source: Path | None = None) -> Config:
         raise ConfigError(["the config is empty; it needs at least panel.id"])
     if not root.is_mapping(TOP_KEYS):
         raise ConfigError(problems.errors)
+    warnings: list[str] = []
     panel = _panel(root)
-    display = _display(root)
+    display = _display(root, warnings)
     mqtt = _mqtt(root)
     state_dir = root.string("state_dir", "/var/lib/panel-player")
     hb = root.section("heartbeat", {"interval"})
@@ -343,7 +352,7 @@ def config_from_data(data: Any, source: Path | None = None) -> Config:
         raise ConfigError(problems.errors or ["panel.id: required"])
     return Config(panel=panel, display=display, mqtt=mqtt, state_dir=Path(state_dir), heartbeat=heartbeat,
                   storage=storage, alerts=alerts, sensors=sensors, brightness=brightness,
-                  log_level=log_level or "info", source=source)
+                  log_level=log_level or "info", source=source, warnings=tuple(warnings))
 
 
 def load_config(path: Path) -> Config:

@@ -20,6 +20,7 @@ def make_fb(root: Path, w: int, h: int, bpp: int, stride: int | None = None, nam
     (d / "virtual_size").write_text(f"{w},{h}\n")
     (d / "bits_per_pixel").write_text(f"{bpp}\n")
     (d / "stride").write_text(f"{stride}\n")
+    (d / "blank").write_text("0\n")  # FB_BLANK_UNBLANK; the fbdev output writes 4 to power down
     dev = root / "dev"
     dev.mkdir(exist_ok=True)
     if create_device:

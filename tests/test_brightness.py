@@ -69,7 +69,8 @@ def test_invalid_curve_and_schedule_name_their_keys() -> None:
     _, errors = brightness_cfg({"curve": [[0, 10], [0.5, 20], [0.4, 30]], "night": {"hours": "22:00-22:00"},
                                 "fallback": {"hours": "late"}, "min": 60, "max": 50, "actuator": {"type": "lcd"}})
     assert "brightness.curve[2]: ambient must be strictly increasing (0.4 after 0.5)" in errors
-    assert 'brightness.night.hours: "22:00-22:00": start and end are the same time (empty window)' in errors
+    assert ('brightness.night.hours: "22:00-22:00": start and end are the same time (an empty window; '
+            '"00:00-24:00" is the whole day)') in errors
     assert 'brightness.fallback.hours: "late": expected "HH:MM-HH:MM"' in errors
     assert "brightness.min: must not exceed max (50)" in errors
     assert any(e.startswith("brightness.actuator.type: expected one of") for e in errors)

@@ -1,8 +1,11 @@
 """What a brightness percentage drives: a backlight, a PWM pin, the LED matrix, or the picture.
 
-Every actuator has ``set(percent)`` (0..100) and ``close()`` (safe twice);
-``set`` does nothing when the value is unchanged, so the main loop may call it
-on every update.
+Every actuator has ``set(percent)`` (0..100), ``power(on)`` and ``close()`` (safe
+twice); ``set`` does nothing when the value is unchanged, so the main loop may call
+it on every update. ``power(False)`` switches the light source off for the sleep
+hours (backlight ``bl_power``, PWM duty 0) and ``power(True)`` restores the last
+level; the software dimmer and the LED matrix leave that to their output, which
+blanks itself.
 
 Example::
 
@@ -24,6 +27,8 @@ from player.hw.config import ActuatorConfig
 class Actuator(Protocol):
     def set(self, percent: int) -> None: ...
 
+    def power(self, on: bool) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -36,8 +41,10 @@ def _check(percent: float) -> float:
 class SysfsBacklight:
     """A ``/sys/class/backlight/NAME`` folder: writes ``brightness`` scaled to ``max_brightness``.
 
-    The service user needs write access to ``brightness`` (a udev rule giving
-    it to the ``video`` group).
+    The service user needs write access to ``brightness`` and ``bl_power`` (a udev
+    rule giving them to the ``video`` group). Asleep, ``bl_power`` is set to 4
+    (``FB_BLANK_POWERDOWN``: the backlight off), or, where the driver has no
+    ``bl_power``, ``brightness`` to 0.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -49,18 +56,32 @@ class SysfsBacklight:
         if self.max_brightness <= 0:
             raise OutputError(f"backlight {self.path}: max_brightness is {self.max_brightness}")
         self.last: int | None = None
+        self.on = True
 
     def set(self, percent: int) -> None:
         raw = round(_check(percent) * self.max_brightness / 100)
         if raw == self.last:
             return
+        if self.on or (self.path / "bl_power").exists():
+            self._write("brightness", raw)
+        self.last = raw
+
+    def power(self, on: bool) -> None:
+        if on == self.on:
+            return
+        if (self.path / "bl_power").exists():
+            self._write("bl_power", 0 if on else 4)
+        elif self.last is not None or not on:
+            self._write("brightness", (self.last or 0) if on else 0)
+        self.on = on
+
+    def _write(self, name: str, value: int) -> None:
         try:
             # sysfs attributes take one write of the whole value; no temporary file here.
-            with open(self.path / "brightness", "w") as f:
-                f.write(f"{raw}\n")
+            with open(self.path / name, "w") as f:
+                f.write(f"{value}\n")
         except OSError as exc:
-            raise OutputError(f"backlight {self.path}: cannot write brightness ({exc})") from exc
-        self.last = raw
+            raise OutputError(f"backlight {self.path}: cannot write {name} ({exc})") from exc
 
     def close(self) -> None:
         pass
@@ -76,12 +97,20 @@ class PwmBacklight:
         self.device: Any = gpiozero.PWMOutputDevice(pin, active_high=active_high, initial_value=0,
                                                     frequency=int(frequency), pin_factory=pin_factory)
         self.last: float | None = None
+        self.on = True
 
     def set(self, percent: int) -> None:
         value = _check(percent) / 100
         if value != self.last and self.device is not None:
-            self.device.value = value
+            if self.on:
+                self.device.value = value
             self.last = value
+
+    def power(self, on: bool) -> None:
+        """Off: duty cycle 0 (the backlight dark); on: the last level again."""
+        if on != self.on and self.device is not None:
+            self.device.value = (self.last or 0.0) if on else 0.0
+        self.on = on
 
     def close(self) -> None:
         if self.device is not None:
@@ -103,6 +132,9 @@ class SoftwareDimmer:
             if self._set_dim is not None:
                 self._set_dim(factor)
 
+    def power(self, on: bool) -> None:
+        """Nothing to switch: the output blanks itself while the screen sleeps."""
+
     def close(self) -> None:
         self._set_dim = None
 
@@ -122,6 +154,9 @@ class LedMatrixBrightness:
         if value != self.last and self._set_brightness is not None:
             self._set_brightness(value)
             self.last = value
+
+    def power(self, on: bool) -> None:
+        """Nothing to switch: the matrix output clears itself while the screen sleeps."""
 
     def close(self) -> None:
         self._set_brightness = None

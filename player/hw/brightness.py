@@ -10,9 +10,15 @@ Order of the rules, applied on every :meth:`BrightnessController.update`:
 3. Without one (none configured, or a fault: reported by :attr:`fault`): the
    ``fallback`` schedule (``day`` / ``night`` percent), also night-capped.
 4. The result is kept within ``min``..``max``; the override too.
+4b. An alert floor (``alerts.min_brightness`` while an alert at or above
+   ``alerts.wake_level`` is on screen) lifts the result to at least that, over
+   the night cap, the sensor, the override and ``max``: people in the street must
+   be able to read it.
 5. Thermal derating: above ``derate.above_c`` the output is capped at
    ``max - per_degree × (temp - above_c)``, never below ``derate.floor``.
-   It applies to the override as well: it protects the hardware.
+   It applies to the override and the alert floor as well: it protects the
+   hardware (:attr:`BrightnessController.below_floor` then says the alert floor
+   was not reached).
 6. Hysteresis: a change smaller than ``hysteresis`` points is not applied,
    unless the source changed or the value reaches ``min``/``max``.
 
@@ -55,6 +61,8 @@ class BrightnessController:
         self.fault = False
         self.derated = False
         self.night_capped = False
+        self.floored = False  # the alert floor lifted the level
+        self.below_floor = False  # the alert floor asked for more than derating allows
         self.smoothed: float | None = None
         self._window: deque[float] = deque(maxlen=cfg.median)
         self._last_sample: float | None = None
@@ -86,13 +94,13 @@ class BrightnessController:
 
     # -- the rules -------------------------------------------------------
     def update(self, ambient: float | None, now_mono: float, local_time: datetime,
-               cpu_temp: float | None, sensor_ok: bool) -> int:
+               cpu_temp: float | None, sensor_ok: bool, floor: int | None = None) -> int:
         """The brightness (percent) to apply now.
 
         ``ambient`` is the latest light level (0..1) or ``None`` when there is no
         fresh reading; ``sensor_ok`` is False while the light sensor has a fault;
         pass True when no sensor is configured (the schedule is then the normal
-        mode, not a fault).
+        mode, not a fault). ``floor``: the alert floor in percent, or None.
         """
         cfg = self.cfg
         self.fault = not sensor_ok
@@ -125,15 +133,20 @@ class BrightnessController:
             if cap is not None and target > cap:
                 target = float(cap)
         target = min(float(cfg.max), max(float(cfg.min), target))
+        was_floored = self.floored
+        self.floored = floor is not None and target < floor
+        if floor is not None and target < floor:
+            target = float(floor)
 
         self.derated = False
         if cfg.derate is not None and cpu_temp is not None and cpu_temp > cfg.derate.above_c:
             limit = max(float(cfg.derate.floor), cfg.max - cfg.derate.per_degree * (cpu_temp - cfg.derate.above_c))
             if target > limit:
                 target, self.derated = limit, True
+        self.below_floor = floor is not None and round(target) < floor
 
         candidate = int(round(target))
-        if (self.percent is None or source != self.source
+        if (self.percent is None or source != self.source or self.floored != was_floored
                 or abs(candidate - self.percent) >= cfg.hysteresis
                 or (candidate != self.percent and candidate in (cfg.min, cfg.max))):
             self.percent = candidate
@@ -149,4 +162,6 @@ class BrightnessController:
             "brightness_fault": self.fault,
             "derated": self.derated,
             "night_capped": self.night_capped,
+            "alert_floor": self.floored,
+            "below_alert_floor": self.below_floor,
         }

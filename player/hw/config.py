@@ -69,8 +69,8 @@ def parse_window(text: str) -> TimeWindow:
     start, end = sh * 60 + sm, eh * 60 + em
     if start == 1440:
         raise ValueError("a window cannot start at 24:00")
-    if start == end % 1440:
-        raise ValueError("start and end are the same time (empty window)")
+    if start == end:
+        raise ValueError('start and end are the same time (an empty window; "00:00-24:00" is the whole day)')
     return TimeWindow(start, end)
 
 

@@ -40,6 +40,8 @@ class Output(ABC):
         self.healthy: bool = True
         self.status: str = "ok"
         self.frames_shown: int = 0
+        self.powered: bool = True  # False while the screen sleeps (set_power)
+        self._black: pygame.Surface | None = None
         self._closed = False
 
     @abstractmethod
@@ -49,6 +51,21 @@ class Output(ABC):
         Returns ``time.time()`` at hand-off, the moment the picture is considered
         displayed.  An empty ``dirty`` list means nothing changed.
         """
+
+    def set_power(self, on: bool) -> str:
+        """Switch the picture off for the sleep hours, or back on; returns how, in words.
+
+        This default shows a black picture, the best an output without a power switch
+        can do; outputs that can blank their screen (fbdev, the LED matrix) do that.
+        After ``set_power(True)`` the caller hands over a whole frame.
+        """
+        self.powered = on
+        if on:
+            self._black = None
+            return "picture shown"
+        self._black = pygame.Surface(self.size)  # kept alive for outputs that copy it later
+        self.show(self._black, None)
+        return "black picture (this output cannot switch its screen off)"
 
     def set_brightness(self, percent: float) -> bool:
         """Apply ``percent`` (0-100) on the device; False means "dim in software"."""

@@ -61,6 +61,8 @@ FBIOGET_VSCREENINFO = 0x4600
 _VSCREENINFO = struct.Struct("=40I")  # struct fb_var_screeninfo: 160 bytes of __u32
 SYSFS_ROOT_ENV = "PANEL_PLAYER_SYSFS_ROOT"  # development only: a fake sysfs tree
 CONVERT_ROWS = 32  # rows per conversion strip (1920 px at 32 bpp: 240 kB)
+FBIOBLANK = 0x4611
+FB_BLANK_UNBLANK, FB_BLANK_POWERDOWN = 0, 4
 KDSETMODE = 0x4B3A
 KD_TEXT, KD_GRAPHICS = 0, 1
 
@@ -195,6 +197,7 @@ class FbdevOutput(Output):
         self._dim_level = 255  # software dimming: colours are multiplied by this / 255
         self._first = True
         self._tty_fd: int | None = None
+        self.sysfs: Path | None = None  # <sysfs>/class/graphics/fbN, for blanking
         self.status = f"ok: {device} {info.describe()}"
 
     def show(self, frame: pygame.Surface, dirty: Sequence[pygame.Rect] | None) -> float:
@@ -227,6 +230,27 @@ class FbdevOutput(Output):
             self._first = True
             if level == 255:
                 self._dim_strip = None
+
+    def set_power(self, on: bool) -> str:
+        """Blank the screen (``FB_BLANK_POWERDOWN``: the display's DPMS off, where the
+        driver supports it) through the ``FBIOBLANK`` ioctl, else the sysfs ``blank``
+        attribute; a black picture when neither is available."""
+        level = FB_BLANK_UNBLANK if on else FB_BLANK_POWERDOWN
+        self._first = True  # the next frame is written whole
+        try:
+            fcntl.ioctl(self._fd, FBIOBLANK, level)
+            self.powered = on
+            return "picture shown" if on else f"{self.device} blanked (FBIOBLANK)"
+        except OSError as e:
+            log.debug("FBIOBLANK on %s: %s", self.device, e)
+        if self.sysfs is not None:
+            try:
+                (self.sysfs / "blank").write_text(f"{level}\n", encoding="ascii")
+                self.powered = on
+                return "picture shown" if on else f"{self.device} blanked ({self.sysfs / 'blank'})"
+            except OSError as e:
+                log.debug("cannot write %s: %s", self.sysfs / "blank", e)
+        return super().set_power(on)
 
     def _same_format(self, frame: pygame.Surface) -> bool:
         return (frame.get_bitsize() == self.info.bits_per_pixel
@@ -350,7 +374,9 @@ def _open_once(device: str, sysfs_root: Path) -> FbdevOutput:
         except (OSError, ValueError) as e:
             raise OutputError(f"{device}: cannot map {info.map_length} bytes "
                               f"({info.describe()}): {e}") from e
-        return FbdevOutput(device, info, fd, mm)
+        out = FbdevOutput(device, info, fd, mm)
+        out.sysfs = sysfs_dir(device, sysfs_root)
+        return out
     except BaseException:
         os.close(fd)
         raise
