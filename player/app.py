@@ -105,6 +105,7 @@ class Player:
         from .app_alerts import AlertPart
         from .app_content import ContentPart
         from .app_ops import OpsPart
+        from .app_screen import ScreenPart
 
         self.cfg = cfg
         self.version = __version__
@@ -128,6 +129,7 @@ class Player:
         self.content = ContentPart(self)
         self.alerts = AlertPart(self)
         self.ops = OpsPart(self)
+        self.screen = ScreenPart(self)
 
     # -- helpers for the parts -------------------------------------------
     def event(self, event: dict[str, Any], limit: bool = True) -> None:
@@ -223,6 +225,8 @@ class Player:
         )
 
     def draw(self, now: float) -> None:
+        if self.screen.asleep:
+            return  # the screen is off: nothing is drawn until it wakes
         wall = utcnow()
         result = self.renderer.render(now, wall)
         if result is None:
@@ -249,9 +253,9 @@ class Player:
         self.inbox.put(Stop(code, reason))
 
     def deadlines(self, now: float, wall: datetime) -> list[float]:
-        found = [t for t in (self.renderer.next_deadline(now, wall), self.output.next_deadline(),
-                             self.limiter.next_report()) if t is not None]
-        for part in (self.content, self.alerts, self.ops):
+        frame = None if self.screen.asleep else self.renderer.next_deadline(now, wall)
+        found = [t for t in (frame, self.output.next_deadline(), self.limiter.next_report()) if t is not None]
+        for part in (self.content, self.alerts, self.screen, self.ops):
             found.extend(t for t in part.deadlines(now, wall) if t is not None)
         return found
 
@@ -269,6 +273,7 @@ class Player:
         """Time-driven work of every part."""
         wall = utcnow()
         self.alerts.tick(now, wall)
+        self.screen.tick(now, wall)
         self.content.tick(now, wall)
         self.ops.tick(now, wall)
 
@@ -285,6 +290,9 @@ class Player:
         self.content.start()
         self.alerts.start()
         now = time.monotonic()
+        self.ops.start_brightness()
+        self.alerts.tick(now, utcnow())
+        self.screen.start(now)
         self.tick(now)
         self.draw(now)
         # READY=1 (in ops.start) promises the first frame is out, not merely queued.
@@ -340,12 +348,13 @@ class Player:
         self.build_renderer()
         self.content.reload()
         self.alerts.layout_changed()
+        self.screen.display_changed()
         self.ops.display_changed()
         self.tick(now)
         self.draw(now)
 
     def close(self) -> None:
-        for part in (self.ops, self.alerts, self.content):
+        for part in (self.ops, self.screen, self.alerts, self.content):
             try:
                 part.close()
             except Exception:

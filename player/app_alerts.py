@@ -177,9 +177,19 @@ class AlertPart:
         mode = "banner" if alert.level == "info" and self.cfg.info_mode == "banner" else "fullscreen"
         view.set_alerts(alert, len(same_level), index, self._image(alert), now, mode=mode)
         self.p.ops.overlay_changed(view)
-        if alert.key not in self.acknowledged:
+        self._acknowledge_when_seen(alert)
+
+    def _acknowledge_when_seen(self, alert: Alert) -> None:
+        """``alert.displayed`` after the next frame, if people can see it: the screen on and lit."""
+        if alert.key not in self.acknowledged and self.p.screen.visible():
             self.acknowledged.add(alert.key)
             self.p.after_frame(functools.partial(self._displayed, alert))
+
+    def screen_lit(self) -> None:
+        """The screen came on, or its brightness rose from 0: the alert on it is seen from
+        the next frame."""
+        if self.shown is not None:
+            self._acknowledge_when_seen(self.shown)
 
     def _view(self) -> Any:
         if self.view is None:
@@ -198,8 +208,18 @@ class AlertPart:
     def _displayed(self, alert: Alert, shown_at: float) -> None:
         from .net.protocol import event_alert_displayed
 
+        if not self.p.screen.visible():  # dark since: told again once it is lit
+            self.acknowledged.discard(alert.key)
+            return
         self.save_if_unsaved()
-        self.p.event(event_alert_displayed(alert.id, datetime.fromtimestamp(shown_at, timezone.utc)))
+        brightness = self.p.ops.brightness
+        ctl = self.p.ops.brightness_ctl
+        below = bool(self.cfg.wakes(alert.level) and ctl is not None and ctl.below_floor)
+        self.p.event(event_alert_displayed(alert.id, datetime.fromtimestamp(shown_at, timezone.utc),
+                                           brightness=brightness, below_floor=below))
+        if below:
+            self.p.report_error(f"alert {alert.id} shown at {brightness} %, below alerts.min_brightness "
+                                f"{self.cfg.min_brightness} %: the panel is too hot (thermal derating)")
 
     def _image(self, alert: Alert) -> Any:
         """The alert's picture as a surface, when it has one on disk."""

@@ -184,6 +184,14 @@ class ContentPart:
     def deadlines(self, now: float, wall: datetime) -> list[float | None]:
         return [self.slide_ends, self.idle_until, self.manager.asset_deadline()]
 
+    def pause(self) -> None:
+        """The screen is off: no slide turns (and no image is decoded) until :meth:`resume`."""
+        self.slide_ends = self.idle_until = None
+
+    def resume(self, now: float) -> None:
+        """The screen is back on: the next slide, with its full duration."""
+        self.next_slide(now)
+
     def request(self, sha: str) -> None:
         """Ask for a missing asset: download it when the playlist gives a URL, else wait for its topic."""
         url = self.url_for(sha)
@@ -241,6 +249,8 @@ class ContentPart:
         self.p.renderer.set_ticker(playlist.ticker, now)
         self.rotation.replace(playlist.slides)
         self.next_slide(now)
+        if self.p.screen.asleep:
+            self.pause()
 
     def next_slide(self, now: float) -> None:
         """Advance to the next eligible slide, skipping those whose image cannot be shown."""

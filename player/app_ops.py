@@ -58,7 +58,7 @@ class OpsPart:
         """After the first frame: tell systemd, start the network and the sensors."""
         self.notifier.ready(f"showing {self.p.content.playlist.id if self.p.content.playlist else 'idle screen'}")
         self.ready_sent = True
-        self.start_brightness()
+        self.start_sensors()
         self.start_link()
         self.hb_due = time.monotonic()
 
@@ -84,10 +84,11 @@ class OpsPart:
             self.p.report_error(f"MQTT link: {exc}", publish=False)
 
     def start_brightness(self) -> None:
+        """Before the first frame, so that it is drawn at the right brightness (a panel
+        starting at night does not flash at full power, an alert restored from disk is
+        shown at its floor)."""
         from .hw.actuators import open_actuator
         from .hw.brightness import BrightnessController
-        from .hw.sampler import Sampler
-        from .hw.sensors import open_sensors
 
         cfg = self.p.cfg
         self.brightness_ctl = BrightnessController(cfg.brightness)
@@ -97,6 +98,17 @@ class OpsPart:
         except (PanelError, OSError) as exc:
             self.p.report_error(f"brightness actuator: {exc}", publish=False)
             self.actuator = None
+        override = self.p.store.load_json("brightness-override")
+        if isinstance(override, dict) and isinstance(override.get("value"), int):
+            log.info("manual brightness override does not survive a restart; ignoring the stored one")
+            self.p.store.delete_json("brightness-override")
+        self.update_brightness(time.monotonic())
+
+    def start_sensors(self) -> None:
+        from .hw.sampler import Sampler
+        from .hw.sensors import open_sensors
+
+        cfg = self.p.cfg
         try:
             self.sensors = open_sensors(cfg.sensors)
             for fault in getattr(self.sensors, "open_faults", ()):
@@ -105,11 +117,6 @@ class OpsPart:
             self.sampler.start()
         except (PanelError, OSError) as exc:
             self.p.report_error(f"sensors: {exc}", publish=False)
-        override = self.p.store.load_json("brightness-override")
-        if isinstance(override, dict) and isinstance(override.get("value"), int):
-            log.info("manual brightness override does not survive a restart; ignoring the stored one")
-            self.p.store.delete_json("brightness-override")
-        self.update_brightness(time.monotonic())
 
     def display_changed(self) -> None:
         """A new renderer and output: re-attach the overlays and the dimmer, tell the crews."""
@@ -123,6 +130,7 @@ class OpsPart:
             self.actuator = open_actuator(self.p.cfg.brightness.actuator, set_dim=self.p.renderer.set_dim,
                                           set_matrix_brightness=self.p.output.set_brightness)
             self.actuator.set(self.brightness)
+            self.actuator.power(not self.p.screen.asleep)
         self.notable("display back")
 
     def close(self) -> None:
@@ -210,6 +218,8 @@ class OpsPart:
         from .render.identify import IdentifyView
 
         seconds = cmd.seconds or 30
+        if self.p.screen.asleep or self.p.screen.state == "woken":
+            self.p.screen.wake(seconds, now, "identify command")  # the crew must see it
         d = self.p.cfg.display
         self.identify_view = IdentifyView(self.panel_info(), until=now + seconds, font=d.font or self.p.layout.font,
                                           antialias=d.antialias, led=d.output == "ledmatrix", start=now)
@@ -243,6 +253,14 @@ class OpsPart:
             return "no brightness controller"
         self.brightness_ctl.override(cmd.value, cmd.seconds, now)
         self.update_brightness(now)
+        return None
+
+    def cmd_wake(self, cmd: Command, now: float) -> str | None:
+        self.p.screen.wake(cmd.seconds, now)
+        return None
+
+    def cmd_sleep(self, cmd: Command, now: float) -> str | None:
+        self.p.screen.sleep(cmd.seconds, now)
         return None
 
     def cmd_reload(self, cmd: Command, now: float) -> str | None:
@@ -279,13 +297,16 @@ class OpsPart:
         # With no light sensor the schedule is the normal mode, not a fault.
         ok = self.p.cfg.sensors.light.type == "none" or bool(r is not None and r.light_ok)
         temp = r.cpu_temp_c if r is not None else None
-        value = self.brightness_ctl.update(ambient, now, local, temp, ok)
+        value = self.brightness_ctl.update(ambient, now, local, temp, ok, floor=self.p.screen.floor)
         if value != self.brightness and self.actuator is not None:
             try:
                 self.actuator.set(value)
             except OSError as exc:
                 self.p.report_error(f"brightness actuator: {exc}")
+        lit = not self.brightness and value > 0
         self.brightness = value
+        if lit:
+            self.p.alerts.screen_lit()
         self.brightness_due = now + BRIGHTNESS_RECHECK_S
         until = self.brightness_ctl.override_until()
         if until is not None and until > now:
@@ -306,6 +327,9 @@ class OpsPart:
             "groups": list(p.cfg.panel.groups),
             "sensor_faults": list(r.faults) if r is not None else [],
             "brightness_source": getattr(self.brightness_ctl, "source", None),
+            "brightness_floor": self.p.screen.floor,
+            "brightness_derated": getattr(self.brightness_ctl, "derated", None),
+            "screen": self.p.screen.state,
         }
         return build_heartbeat(
             panel=p.cfg.panel.id, ts=datetime.now(timezone.utc), firmware=p.version,

@@ -82,7 +82,7 @@ class Fetched:
 
 # -- commands (CONTRACT §6) ---------------------------------------------------
 
-COMMANDS = ("identify", "screenshot", "brightness", "reload", "restart")
+COMMANDS = ("identify", "screenshot", "brightness", "reload", "restart", "wake", "sleep")
 REQUEST_ID_PATTERN = r"[^\x00-\x1f\x7f]{1,128}"
 MAX_COMMAND_BYTES = 4096
 _FIELDS: dict[str, tuple[str, ...]] = {
@@ -91,15 +91,18 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "brightness": ("value", "seconds"),
     "reload": (),
     "restart": (),
+    "wake": ("seconds",),
+    "sleep": ("seconds",),
 }
 IDENTIFY_DEFAULT_SECONDS = 30
 
 
 @dataclass(frozen=True)
 class Command:
-    """A validated command. ``seconds``: identify time or brightness override
-    length (``None`` for a brightness override until the next one or a reload);
-    ``value``: brightness percent 0..100."""
+    """A validated command. ``seconds``: identify time, brightness override length
+    (``None`` for a brightness override until the next one or a reload), wake time
+    (``None``: the default), sleep time (``None``: until the schedule next lights the
+    screen); ``value``: brightness percent 0..100."""
 
     id: str
     cmd: str
@@ -138,6 +141,8 @@ def parse_command(payload: bytes | str) -> Command:
     elif cmd == "brightness":
         value = root.integer("value", minimum=0, maximum=100)
         seconds = root.integer("seconds", None, minimum=1, maximum=86400)
+    elif cmd in ("wake", "sleep"):
+        seconds = root.integer("seconds", None, minimum=1, maximum=7 * 86400)
     if problems:
         raise CommandError(problems.errors, request, cmd)
     assert request is not None and cmd is not None
@@ -181,9 +186,28 @@ def event_playlist_rejected(reason: str, playlist: str | None = None,
     return _event("playlist.rejected", reason=reason, playlist=playlist, version=version)
 
 
-def event_alert_displayed(alert: str, displayed_at: datetime | float) -> dict[str, Any]:
-    """``displayed_at``: when the first frame showing the alert went to the display."""
-    return _event("alert.displayed", alert=alert, displayed_at=iso_utc(displayed_at))
+def event_alert_displayed(alert: str, displayed_at: datetime | float, brightness: int | None = None,
+                          below_floor: bool = False) -> dict[str, Any]:
+    """``displayed_at``: when the first frame showing the alert went to the display, lit;
+    ``brightness``: the percent it was shown at (null when unknown); ``derated``: true when
+    thermal derating kept it below ``alerts.min_brightness``."""
+    event = _event("alert.displayed", alert=alert, displayed_at=iso_utc(displayed_at))
+    event["brightness"] = brightness
+    if below_floor:
+        event["derated"] = True
+    return event
+
+
+SCREEN_EVENTS = ("screen.asleep", "screen.woken", "screen.on")
+
+
+def event_screen(kind: str, reason: str, alert: str | None = None, how: str | None = None) -> dict[str, Any]:
+    """``screen.asleep`` (``reason``: ``schedule``, ``sleep command``, ``alert ended``, …;
+    ``how``: how the picture was switched off), ``screen.woken`` (in the sleep hours;
+    ``reason`` ``alert`` with the ``alert`` id, or ``wake command``), ``screen.on``."""
+    if kind not in SCREEN_EVENTS:
+        raise ValueError(f"screen event must be one of {SCREEN_EVENTS}, got {kind!r}")
+    return _event(kind, reason=reason, alert=alert, how=how)
 
 
 def event_alert_ended(alert: str, reason: str) -> dict[str, Any]:
