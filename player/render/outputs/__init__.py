@@ -26,7 +26,7 @@ import pygame
 from player.errors import OutputError
 from player.render.outputs.base import Output, Size, clip_rects, row_spans
 from player.render.outputs.fbdev import FbdevOutput, FbInfo, open_fbdev, read_info
-from player.render.outputs.ledmatrix import LedMatrixOutput, LedOptions, open_ledmatrix
+from player.render.outputs.ledmatrix import LedMatrixOutput, LedOptions, missing_driver, open_ledmatrix
 from player.render.outputs.png import PngOutput, open_png, write_atomically
 from player.render.outputs.sdl import SdlOutput, open_sdl
 
@@ -37,8 +37,8 @@ KINDS = ("fbdev", "sdl", "png", "ledmatrix")
 
 __all__ = [
     "KINDS", "FbInfo", "FbdevOutput", "LedMatrixOutput", "LedOptions", "Output",
-    "PngOutput", "SdlOutput", "Size", "clip_rects", "init_display", "open_configured", "open_output",
-    "read_info", "row_spans", "write_atomically",
+    "PngOutput", "SdlOutput", "Size", "clip_rects", "init_display", "missing_driver", "open_configured",
+    "open_output", "read_info", "row_spans", "write_atomically",
 ]
 
 
@@ -94,7 +94,8 @@ def open_output(kind: str, *, size: Size | None, path: Path | None = None,
     stands for the device: ``display.device: /tmp/fb0``).
 
     Raises DisplayUnavailable (fbdev device still absent after ``wait_s``),
-    MissingDependency (rgbmatrix not installed; the message says how to build it),
+    MissingDependency (rgbmatrix not installed; the message says how to build it;
+    :func:`missing_driver` tells the same before anything is opened),
     OutputError (anything else that makes the output unusable).
     """
     del fps

@@ -2,6 +2,13 @@
 
 ``rgbmatrix`` is built from source on the Pi (it is not on PyPI), so it is imported
 only inside :func:`open_ledmatrix`; without it the player says how to build it.
+:func:`missing_driver` asks the same question before anything is opened, for
+``panel-player check`` and for ``run`` (which then shows the error instead of
+restarting in a loop)::
+
+    problem = missing_driver()
+    if problem is not None:
+        print(problem)   # what is missing, for which Python, and how to install it
 
 Each frame becomes an RGB Pillow image, is drawn on the off-screen canvas and swapped
 in on the next refresh (double buffering).  The library applies brightness when pixels
@@ -12,6 +19,7 @@ the last picture.  The library drops root to ``daemon`` after start-up unless
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -26,17 +34,51 @@ from player.render.outputs.base import Output, Size
 
 log = logging.getLogger(__name__)
 
+# Since February 2026 the binding is built by pip (scikit-build-core and CMake) from the
+# repository's root; older checkouts still have `make build-python`.
 BUILD_HINT = (
-    "output 'ledmatrix' needs the 'rgbmatrix' module of rpi-rgb-led-matrix, which is "
-    "not on PyPI and must be built on the Raspberry Pi:\n"
-    "  sudo apt-get install -y git python3-dev cython3\n"
-    "  git clone https://github.com/hzeller/rpi-rgb-led-matrix\n"
-    "  cd rpi-rgb-led-matrix\n"
-    "  make build-python PYTHON={python}\n"
-    "  sudo make install-python PYTHON={python}\n"
-    "(details: bindings/python/README.md in that repository), "
+    "It is not on PyPI and must be built on the Raspberry Pi, into that Python:\n"
+    "  sudo apt-get install -y git build-essential cmake python3-dev\n"
+    "  sudo {python} -m pip install git+https://github.com/hzeller/rpi-rgb-led-matrix\n"
+    "(a checkout from before February 2026 builds with "
+    "`make build-python PYTHON={python} && sudo make install-python PYTHON={python}`; "
+    "details: bindings/python/README.md in that repository), "
     "or choose another display.output: fbdev, sdl or png."
 )
+MISSING = ("display.output: ledmatrix: the Python module '{module}' of rpi-rgb-led-matrix "
+           "is not installed for {python}.\n")
+BROKEN = ("display.output: ledmatrix: the Python module '{module}' of rpi-rgb-led-matrix "
+          "is installed for {python} but does not load ({error}); build it again.\n")
+# display.led.driver (CONTRACT §9) will name others; each entry: the module to import.
+DRIVERS = {"rgbmatrix": "rgbmatrix"}
+
+
+def _driver_message(module: str, error: ImportError) -> str:
+    python = sys.executable or "python3"
+    if isinstance(error, ModuleNotFoundError) and error.name == module:
+        head = MISSING.format(module=module, python=python)
+    else:  # found but broken: built for another Python, a missing .so, a library it links
+        head = BROKEN.format(module=module, python=python, error=error)
+    return head + BUILD_HINT.format(python=python)
+
+
+def missing_driver(driver: str = "rgbmatrix") -> str | None:
+    """None when the LED matrix driver ``driver`` can be imported by this Python, else why not.
+
+    The message names the missing module and this interpreter, and says how to
+    build and install it. The import touches no hardware. A module that failed
+    to import is tried again at the next call; call ``importlib.invalidate_caches()``
+    first when it may have been installed since. Example::
+
+        if cfg.display.output == "ledmatrix" and (problem := missing_driver()):
+            raise SystemExit(problem)
+    """
+    module = DRIVERS[driver]
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        return _driver_message(module, e)
+    return None
 
 
 @dataclass(frozen=True)
@@ -143,7 +185,7 @@ def open_ledmatrix(led: LedOptions | None = None, size: Size | None = None) -> L
     try:
         import rgbmatrix  # type: ignore[import-not-found]
     except ImportError as e:
-        raise MissingDependency(BUILD_HINT.format(python=sys.executable)) from e
+        raise MissingDependency(_driver_message("rgbmatrix", e)) from e
     led = led or LedOptions()
     options = rgbmatrix.RGBMatrixOptions()
     led.apply(options)
