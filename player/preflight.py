@@ -17,7 +17,6 @@ gives up after ``timeout`` seconds, so the whole check takes seconds.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import ssl
@@ -250,9 +249,14 @@ def check_display(cfg: Config, sysfs_root: Path, dev_root: Path) -> CheckResult:
         led = d.led
         geometry = (f"{led.cols}x{led.rows} panels, chain {led.chain_length}, parallel {led.parallel}: "
                     f"{led.cols * led.chain_length}x{led.rows * led.parallel}")
-        if importlib.util.find_spec("rgbmatrix") is None:
-            return CheckResult("display", FAIL, f"ledmatrix ({geometry}): the rgbmatrix module is missing",
-                               "build rpi-rgb-led-matrix on the Pi (docs/install.md) or choose another output")
+        from .render.outputs.ledmatrix import missing_driver
+
+        problem = missing_driver()
+        if problem is not None:
+            # The message's first line says what is missing, the next ones how to install it.
+            what, _, how = problem.partition("\n")
+            what = what.removeprefix("display.output: ledmatrix: ")
+            return CheckResult("display", FAIL, f"ledmatrix ({geometry}): {what}", how or "see docs/install.md")
         return CheckResult("display", OK, f"ledmatrix ({geometry}, mapping {led.hardware_mapping})")
     # sdl
     size = f"{d.size[0]}x{d.size[1]}" if d.size else "full screen"
@@ -504,7 +508,9 @@ def format_report(results: Sequence[CheckResult], unicode: bool = True) -> str:
         pad = " " * (len(marks[r.status]) + 1 + width + 2)
         lines += [f"{pad}  {extra}" for extra in more]
         if r.fix and r.status != OK:
-            lines.append(f"{pad}{arrow} {r.fix}")
+            first_fix, *more_fix = r.fix.split("\n")
+            lines.append(f"{pad}{arrow} {first_fix}")
+            lines += [f"{pad}{' ' * len(arrow)} {extra}" for extra in more_fix]
     counts = {s: sum(1 for r in results if r.status == s) for s in (OK, WARN, FAIL)}
 
     def plural(n: int, word: str) -> str:
