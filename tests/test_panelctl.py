@@ -181,11 +181,11 @@ def test_status_shows_the_panel_online_then_offline(panel: Any) -> None:
     code, out, err = ctl(p.broker, "status")
     assert code == 0, err
     header, row = out.splitlines()[:2]
-    assert header.split()[:3] == ["PANEL", "STATE", "HEARTBEAT"]
-    assert row.split()[:2] == ["p1", "online"]
+    assert header.split()[:4] == ["PANEL", "STATE", "SCREEN", "HEARTBEAT"]
+    assert row.split()[:3] == ["p1", "online", "on"]
     code, out, _ = ctl(p.broker, "status", "--json")
     (entry,) = json.loads(out)
-    assert entry["state"] == "online" and entry["online"] is True
+    assert entry["state"] == "online" and entry["online"] is True and entry["screen"] == "on"
     assert entry["heartbeat_age_s"] is not None and entry["firmware"] == entry["heartbeat"]["firmware"]
     code, out, _ = ctl(p.broker, "status", "--json", "--interval", "0.0001", "--stale-factor", "1")
     assert json.loads(out)[0]["state"] == "stale"
@@ -250,6 +250,28 @@ def test_commands_are_answered_and_bad_values_refused_locally(panel: Any) -> Non
         assert_nothing_published(p.broker, sub)
     code, _, err = ctl(p.broker, "cmd", "inconnu", "reload", "--timeout", "0.5")
     assert code == 1 and "never reported" in err and "no answer" in err
+
+
+def test_wake_and_sleep_switch_the_screen_and_status_shows_it(panel: Any) -> None:
+    p = panel()
+    mark = p.sub.mark()
+    code, out, err = ctl(p.broker, "sleep", "p1")
+    assert code == 0, err
+    assert "sleep done" in out
+    assert p.wait_event("screen.asleep", after=mark)["reason"] == "sleep command"
+    p.sub.wait_for(f"{p.topic}/heartbeat", after=mark, where=lambda m: json.loads(m.payload)["screen"] == "asleep")
+    code, out, _ = ctl(p.broker, "status")
+    assert out.splitlines()[1].split()[:3] == ["p1", "online", "asleep"]
+    mark = p.sub.mark()
+    code, out, err = ctl(p.broker, "wake", "p1", "--seconds", "60")
+    assert code == 0, err
+    assert p.wait_event("screen.on", after=mark)["reason"] == "wake command"
+    code, out, err = ctl(p.broker, "cmd", "p1", "sleep", "--seconds", "5")
+    assert code == 0 and "sleep done" in out, err
+    with p.broker.sub("signage/panels/p1/cmd", "test/#") as sub:
+        code, _, err = ctl(p.broker, "wake", "p1", "--seconds", "0")
+        assert code == 2 and "seconds: must be between 1 and 604800, got 0" in err
+        assert_nothing_published(p.broker, sub)
 
 
 # -- alerts ----------------------------------------------------------------------------------------------

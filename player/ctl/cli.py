@@ -8,6 +8,7 @@ Example::
     panelctl --broker mqtt.ville.example push hiver.yaml --group centre-ville
     panelctl status
     panelctl cmd mairie-entree identify --seconds 60
+    panelctl wake mairie-entree --seconds 600
     panelctl alert send --id crue-1 --all --level critical --title "ALERTE CRUE" --ttl 3600
 """
 
@@ -135,7 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
     c = add_cmd("brightness", "manual brightness override, 0 to 100 percent")
     c.add_argument("value", type=int, metavar="VALUE")
     c.add_argument("--seconds", type=int, help="override length (default: until the next one)")
+    for name, (help_text, seconds_help) in SCREEN_COMMANDS.items():
+        add_cmd(name, help_text).add_argument("--seconds", type=int, help=seconds_help)
     p.set_defaults(func=cmd_cmd)
+
+    for name, (help_text, seconds_help) in SCREEN_COMMANDS.items():
+        p = add(name, help_text[0].upper() + help_text[1:] + ".")
+        p.add_argument("panel", metavar="ID")
+        p.add_argument("--seconds", type=int, help=seconds_help)
+        p.add_argument("--timeout", type=_positive, default=10.0, help="seconds to wait for the answer (default 10)")
+        p.set_defaults(func=cmd_cmd, cmd=name)
 
     p = add("alert", "Send, cancel or list alerts.")
     asub = p.add_subparsers(dest="alert_command", metavar="ACTION", required=True)
@@ -333,6 +343,14 @@ def send_command(s: CtlSettings, panel: str, command: dict[str, Any], timeout: f
         deadline = time.monotonic() + timeout
         client.publish(cmd_topic, json.dumps(command), retain=False)
         return _answer(client, events, command["id"], deadline, extra)
+
+
+SCREEN_COMMANDS = {
+    "wake": ("light a sleeping screen (sleep hours) for a while",
+             "how long (default: the panel's, 900 s)"),
+    "sleep": ("switch the screen off now",
+              "how long (default: until its sleep hours next end; without sleep hours, until wake)"),
+}
 
 
 def cmd_cmd(args: argparse.Namespace, s: CtlSettings, io: Io) -> int:

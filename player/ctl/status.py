@@ -24,7 +24,7 @@ from ..content import parse_datetime
 from .client import CtlClient
 
 NONE = "—"
-FLEET_COLUMNS = ("PANEL", "STATE", "HEARTBEAT", "PLAYLIST", "SLIDE", "ALERTS", "BRIGHT", "TEMP",
+FLEET_COLUMNS = ("PANEL", "STATE", "SCREEN", "HEARTBEAT", "PLAYLIST", "SLIDE", "ALERTS", "BRIGHT", "TEMP",
                  "FPS", "ERRORS", "FIRMWARE")
 
 
@@ -110,6 +110,7 @@ def fleet_rows(fleet: dict[str, PanelState], *, now: datetime, interval: float,
             "panel": pid,
             "state": panel_state(p, now, interval, stale_factor),
             "online": p.online,
+            "screen": hb.get("screen"),
             "heartbeat_age_s": None if age is None else round(age, 1),
             "playlist": hb.get("playlist"),
             "slide": hb.get("slide"),
@@ -156,7 +157,7 @@ def row_cells(row: dict[str, Any]) -> list[str]:
     alerts = row["alerts"]
     alerts_text = ",".join(str(a) for a in alerts) if isinstance(alerts, list) and alerts else (
         NONE if alerts is None else "")
-    return [row["panel"], row["state"], format_age(row["heartbeat_age_s"]), playlist, show(row["slide"]),
+    return [row["panel"], row["state"], show(row["screen"]), format_age(row["heartbeat_age_s"]), playlist, show(row["slide"]),
             alerts_text or NONE, show(row["brightness"], "%"), show(row["cpu_temp_c"], " °C"), show(row["fps"]),
             show(row["errors"]), show(row["firmware"])]
 
