@@ -8,26 +8,32 @@ crew can log in. It tells systemd it is ready and pings the watchdog, so systemd
 neither kills it nor restarts it, and it watches the config file: once a fixed,
 valid config is saved, it exits with status 75 and systemd starts the player again.
 
+A valid config that cannot run on this machine is shown the same way: ``display.output:
+ledmatrix`` without the ``rgbmatrix`` module (:func:`config_problems` lists it after
+the config's own errors). That problem is looked for again at every check, since
+installing the module does not touch the config file.
+
 A ``panel-player.yaml`` refused at first boot while a previous config still works is
 shown the same way for a while by :func:`show_rejected_boot_file`, then the player
 carries on with the previous config.
 
 The output is the config's own when its ``display`` section can be read
-(:func:`output_hint_from_file`), else ``/dev/fb0`` when present, else a PNG at
-``/tmp/panel-player-errors.png``.
+(:func:`output_hint_from_file`) and usable (not an LED matrix whose driver is
+missing), else ``/dev/fb0`` when present, else a PNG at ``/tmp/panel-player-errors.png``.
+For development and tests, ``PANEL_PLAYER_ERRORS_FB`` and ``PANEL_PLAYER_ERRORS_PNG``
+name another framebuffer device and another PNG file.
 
 Example::
 
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        if under_systemd():
-            sys.exit(show_config_errors(exc.errors, hint=output_hint_from_file(path), watch=path))
+    cfg, problems = config_problems(path)
+    if problems and under_systemd():
+        sys.exit(show_config_errors(problems, hint=output_hint_from_file(path), watch=path))
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import math
 import os
@@ -55,6 +61,8 @@ TITLE = "Configuration invalide"
 REJECTED_TITLE = "panel-player.yaml refusé"
 ERRORS_PNG = Path("/tmp/panel-player-errors.png")
 FB_DEVICE = "/dev/fb0"
+PNG_ENV = "PANEL_PLAYER_ERRORS_PNG"  # another file for the PNG fallback (development, tests)
+FB_ENV = "PANEL_PLAYER_ERRORS_FB"  # another framebuffer device to try (development, tests)
 PNG_SIZE = (1280, 720)
 PAGE_SECONDS = 8.0
 WATCH_EVERY_S = 2.0
@@ -73,6 +81,95 @@ BULLET = "• "
 def under_systemd() -> bool:
     """True when this process was started by systemd as a service (``$INVOCATION_ID``)."""
     return bool(os.environ.get("INVOCATION_ID"))
+
+
+def _errors_png() -> Path:
+    return Path(os.environ.get(PNG_ENV) or ERRORS_PNG)
+
+
+def _fb_device() -> str:
+    return os.environ.get(FB_ENV) or FB_DEVICE
+
+
+# -- what is wrong ----------------------------------------------------------------------
+
+
+def config_problems(path: Path) -> tuple[Any, list[str]]:
+    """(config, problems): why the config at ``path`` cannot run on this machine.
+
+    The config's own errors (each naming its key; the config is then None), then a
+    missing LED matrix driver when ``display.output`` is ``ledmatrix`` (read from the
+    file even when it is invalid elsewhere, so both are fixed in one go). No problems:
+    the player can start with the config returned.
+    """
+    cfg, errors, driver = _check(path)
+    return cfg, errors + driver
+
+
+def _check(path: Path) -> tuple[Any, list[str], list[str]]:
+    """(config or None, the config's errors, the missing driver's message if any)."""
+    from .config import load_config
+
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        return None, list(exc.errors), _driver_problems(_output_in_file(path))
+    return cfg, [], _driver_problems(cfg.display.output)
+
+
+def _output_in_file(path: Path) -> str | None:
+    hint = output_hint_from_file(path)
+    return hint.output if hint is not None else None
+
+
+def _driver_problems(output: str | None) -> list[str]:
+    if output != "ledmatrix":
+        return []
+    from .render.outputs.ledmatrix import missing_driver
+
+    problem = missing_driver()
+    return [problem] if problem else []
+
+
+class _ConfigWatch:
+    """What the error screen looks at again every few seconds.
+
+    The config file is read again when it changes; a missing LED driver is looked for
+    at every check while it is missing, since installing it does not touch the file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stamp = self._read_stamp()
+        self.driver_missing = bool(_driver_problems(_output_in_file(path)))
+
+    def _read_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def poll(self) -> list[str] | None:
+        """None: nothing new; []: the config can run now; else the problems to show now."""
+        stamp = self._read_stamp()
+        if stamp == self.stamp:
+            if not self.driver_missing:
+                return None
+            importlib.invalidate_caches()  # the module may have been installed since
+            if _driver_problems("ledmatrix"):
+                return None
+        self.stamp = stamp
+        _, errors, driver = _check(self.path)
+        self.driver_missing = bool(driver)
+        return errors + driver
+
+
+def _status(title: str, errors: Sequence[str]) -> str:
+    """The STATUS= line of ``systemctl status``: the count and the start of the first error
+    (on an LED panel without its driver, the only place a crew reads it without a screen)."""
+    first = " ".join(errors[0].split()) if errors else ""
+    return f"{title}: {len(errors)} error(s) on screen" + (f": {first}" if first else "")
 
 
 # -- where to draw --------------------------------------------------------------------
@@ -139,11 +236,21 @@ def _led_options(raw: dict[str, Any]) -> Any:
         return LedOptions()
 
 
-def open_best_output(hint: OutputHint | None, *, fb_device: str = FB_DEVICE, png_path: Path = ERRORS_PNG,
+def open_best_output(hint: OutputHint | None, *, fb_device: str | None = None, png_path: Path | None = None,
                      sysfs_root: Path = Path("/sys")) -> tuple[Any, int]:
-    """(output, rotation): ``hint``'s output, else fbdev ``fb_device`` if it opens, else a PNG at ``png_path``."""
+    """(output, rotation): ``hint``'s output, else fbdev ``fb_device`` if it opens, else a PNG at ``png_path``.
+
+    ``fb_device`` and ``png_path`` default to ``/dev/fb0`` and ``/tmp/panel-player-errors.png``
+    (or what ``PANEL_PLAYER_ERRORS_FB`` and ``PANEL_PLAYER_ERRORS_PNG`` say). An LED
+    matrix hint whose driver is missing is skipped without trying it.
+    """
     from .render.outputs import init_display, open_output
 
+    fb_device = fb_device or _fb_device()
+    png_path = png_path or _errors_png()
+    if hint is not None and hint.output == "ledmatrix" and _driver_problems("ledmatrix"):
+        log.info("no LED matrix driver: the errors go to the framebuffer or a PNG file")
+        hint = None  # its rotation is the matrix's, not a screen's
     candidates: list[OutputHint] = [hint] if hint is not None else []
     if Path(fb_device).exists():
         candidates.append(OutputHint("fbdev", fb_device, rotation=hint.rotation if hint else 0))
@@ -315,7 +422,8 @@ class _Screen:
     """The minimal loop: one output, one overlay, an inbox for signals; no network, no sensors."""
 
     def __init__(self, errors: Sequence[str], *, title: str, footer: str | None, hint: OutputHint | None,
-                 fb_device: str, png_path: Path, sysfs_root: Path, watch: Path | None, watch_every: float) -> None:
+                 fb_device: str | None, png_path: Path | None, sysfs_root: Path, watch: Path | None,
+                 watch_every: float) -> None:
         self.errors = list(errors)
         self.title = title
         self.footer = footer
@@ -327,16 +435,8 @@ class _Screen:
         self.watch_every = watch_every
         self.inbox: queue.Queue[object] = queue.Queue()
 
-    def _stamp(self) -> tuple[int, int] | None:
-        try:
-            st = self.watch.stat() if self.watch is not None else None
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size) if st is not None else None
-
     def run(self, seconds: float | None) -> str:
-        """"signal", "time" or "fixed" (the watched config is now valid)."""
-        from .config import load_config
+        """"signal", "time" or "fixed" (the watched config can run now)."""
         from .hw.notify import Notifier, WatchdogPacer, watchdog_interval
         from .layout import load_layout
         from .render.compositor import Renderer
@@ -349,6 +449,7 @@ class _Screen:
         pacer = WatchdogPacer(watchdog_interval())
         renderer = None
         try:
+            watch = _ConfigWatch(self.watch) if self.watch is not None else None
             addresses = ", ".join(describe_addresses())
             footer = self.footer if self.footer is not None else (f"IP {addresses}" if addresses else "")
             view = ErrorsView(self.errors, title=self.title, footer=footer, led=output.name == "ledmatrix")
@@ -357,8 +458,7 @@ class _Screen:
             renderer.set_overlay(view)
             start = time.monotonic()
             end = start + seconds if seconds is not None else None
-            stamp = self._stamp()
-            next_watch = start + self.watch_every if self.watch is not None else None
+            next_watch = start + self.watch_every if watch is not None else None
             first = True
             while True:
                 now = time.monotonic()
@@ -367,24 +467,21 @@ class _Screen:
                     output.show(*drawn)
                 output.flush(now)
                 if first:
-                    notifier.ready(f"{self.title}: {len(self.errors)} error(s) on screen")
+                    notifier.ready(_status(self.title, self.errors))
                     first = False
                 pacer.tick(now, notifier)
                 if end is not None and now >= end:
                     return "time"
-                if next_watch is not None and now >= next_watch:
+                if watch is not None and next_watch is not None and now >= next_watch:
                     next_watch = now + self.watch_every
-                    fresh = self._stamp()
-                    if fresh != stamp and self.watch is not None:
-                        stamp = fresh
-                        try:
-                            load_config(self.watch)
-                        except ConfigError as exc:
-                            view.set_errors(exc.errors)
-                            renderer.set_overlay(view)
-                            notifier.status(f"{self.title}: {len(exc.errors)} error(s) on screen")
-                            continue
-                        log.info("%s is valid now: restarting the player", self.watch)
+                    problems = watch.poll()
+                    if problems:
+                        view.set_errors(problems)
+                        renderer.set_overlay(view)
+                        notifier.status(_status(self.title, problems))
+                        continue
+                    if problems is not None:
+                        log.info("%s can be used now: restarting the player", self.watch)
                         return "fixed"
                 due = [t for t in (renderer.next_deadline(now, datetime.now(timezone.utc)), output.next_deadline(),
                                    end, next_watch, pacer.next_due(now)) if t is not None and math.isfinite(t)]
@@ -422,12 +519,14 @@ def _with_signals(screen: _Screen, seconds: float | None) -> str:
 
 def show_config_errors(errors: list[str], *, hint: OutputHint | None = None, title: str = TITLE,
                        footer: str | None = None, watch: Path | None = None, seconds: float | None = None,
-                       fb_device: str = FB_DEVICE, png_path: Path = ERRORS_PNG, sysfs_root: Path = Path("/sys"),
+                       fb_device: str | None = None, png_path: Path | None = None,
+                       sysfs_root: Path = Path("/sys"),
                        watch_every: float = WATCH_EVERY_S) -> int:
     """Show ``errors`` on the panel until SIGTERM/SIGINT (or ``seconds``); returns the exit status.
 
     0 after a signal or ``seconds``; 75 (:data:`EXIT_RESTART`) once ``watch`` (the config
-    file) has changed and is valid: under systemd the player then starts again with it.
+    file) can be used: it changed and is valid, or the LED driver it needs was installed
+    (:func:`config_problems` finds nothing). Under systemd the player then starts again.
     ``footer`` replaces the default footer (the IP addresses). Raises what
     :func:`open_best_output` raises when no output at all can be opened.
     """
@@ -447,7 +546,7 @@ def show_rejected_boot_file(errors: list[str], *, hint: OutputHint | None = None
     footer = kwargs.pop("footer", "voir panel-player.yaml.errors.txt sur la partition de démarrage ; "
                                   "l'ancienne configuration reste en service")
     screen = _Screen(errors, title=REJECTED_TITLE, footer=footer, hint=hint,
-                     fb_device=kwargs.pop("fb_device", FB_DEVICE), png_path=kwargs.pop("png_path", ERRORS_PNG),
+                     fb_device=kwargs.pop("fb_device", None), png_path=kwargs.pop("png_path", None),
                      sysfs_root=kwargs.pop("sysfs_root", Path("/sys")), watch=None, watch_every=WATCH_EVERY_S)
     if kwargs:
         raise TypeError(f"unexpected arguments: {', '.join(kwargs)}")
@@ -456,19 +555,17 @@ def show_rejected_boot_file(errors: list[str], *, hint: OutputHint | None = None
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m player.boot_errors --config FILE``: show FILE's errors as the panel would."""
-    from .config import load_config
-
     parser = argparse.ArgumentParser(prog="python -m player.boot_errors")
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--seconds", type=float, default=None)
-    parser.add_argument("--png", type=Path, default=ERRORS_PNG, help="where the png fallback writes the picture")
-    parser.add_argument("--fb-device", default=FB_DEVICE)
+    parser.add_argument("--png", type=Path, default=None,
+                        help=f"where the png fallback writes the picture (default: ${PNG_ENV}, else {ERRORS_PNG})")
+    parser.add_argument("--fb-device", default=None, help=f"default: ${FB_ENV}, else {FB_DEVICE}")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        load_config(args.config)
-    except ConfigError as exc:
-        return show_config_errors(exc.errors, hint=output_hint_from_file(args.config), watch=args.config,
+    _, problems = config_problems(args.config)
+    if problems:
+        return show_config_errors(problems, hint=output_hint_from_file(args.config), watch=args.config,
                                   seconds=args.seconds, fb_device=args.fb_device, png_path=args.png)
     print(f"{args.config} is valid: nothing to show", file=sys.stderr)
     return EXIT_OK

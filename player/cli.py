@@ -1,7 +1,11 @@
 """``panel-player``: run, check, demo (CONTRACT §1).
 
 Exit status: 0 on a clean stop; 2 for an invalid config (every error listed,
-each naming its key); 75 after the ``restart`` command (systemd restarts us).
+each naming its key) or one that cannot run on this machine (``display.output:
+ledmatrix`` without the ``rgbmatrix`` module), which the shipped unit does not
+restart (``RestartPreventExitStatus=2``): under systemd ``run`` shows those errors
+on the panel instead, and exits 75 once they are fixed; 75 also after the
+``restart`` command (systemd restarts us).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keep pygame's banner
 import signal
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -58,15 +63,18 @@ def setup_logging(level: str = "info") -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-def cmd_check(path: Path) -> int:
-    from .config import load_config
+def _print_errors(errors: list[str]) -> None:
+    for err in errors:
+        print(textwrap.indent(err, "  "), file=sys.stderr)
 
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        print(f"{path}: {len(exc.errors)} error{'s' if len(exc.errors) > 1 else ''}", file=sys.stderr)
-        for err in exc.errors:
-            print(f"  {err}", file=sys.stderr)
+
+def cmd_check(path: Path) -> int:
+    from .boot_errors import config_problems
+
+    cfg, problems = config_problems(path)
+    if problems:
+        print(f"{path}: {len(problems)} error{'s' if len(problems) > 1 else ''}", file=sys.stderr)
+        _print_errors(problems)
         return EXIT_INVALID
     print(f"{path}: valid (panel {cfg.panel.id}, output {cfg.display.output}, layout {cfg.display.layout})")
     return 0
@@ -74,34 +82,40 @@ def cmd_check(path: Path) -> int:
 
 def run_player(cfg_path: Path | None, cfg: object | None = None, seconds: float | None = None) -> int:
     from .app import Player
-    from .config import Config, load_config
+    from .config import Config
 
     boot = None
     if cfg is None:
         assert cfg_path is not None
-        from .boot_errors import output_hint_from_file, show_config_errors, under_systemd
+        from .boot_errors import config_problems, output_hint_from_file, show_config_errors, under_systemd
         from .firstboot import BOOT_DIR_ENV, REJECTED_SUFFIX, maybe_import_at_start
 
         service = under_systemd()
         if service or os.environ.get(BOOT_DIR_ENV):
             boot = maybe_import_at_start(cfg_path)
-        try:
-            cfg = load_config(cfg_path)
-        except ConfigError as exc:
-            print(f"{cfg_path}: invalid config", file=sys.stderr)
-            for err in exc.errors:
-                print(f"  {err}", file=sys.stderr)
+        # Checked before anything is opened: the config's errors, then a missing LED driver.
+        cfg, problems = config_problems(cfg_path)
+        if problems:
+            print(f"{cfg_path}: {'invalid config' if cfg is None else 'cannot run on this machine'}",
+                  file=sys.stderr)
+            _print_errors(problems)
             if not service:
                 return EXIT_INVALID
             # Under systemd: show the errors on the panel instead of restart-looping dark.
             setup_logging()
-            errors = list(exc.errors)
+            errors = problems
             hint = output_hint_from_file(cfg_path)
             if boot is not None and boot.errors:
                 errors = [f"panel-player.yaml: {e}" for e in boot.errors] + errors
                 hint = hint or output_hint_from_file(Path(boot.source + REJECTED_SUFFIX))
-            # 0 after SIGTERM; 75 once the config file is fixed: systemd starts the player again.
-            return show_config_errors(errors, hint=hint, watch=cfg_path)
+            from pygame import error as PygameError
+
+            # 0 after SIGTERM; 75 once the config can run: systemd starts the player again.
+            try:
+                return show_config_errors(errors, hint=hint, watch=cfg_path)
+            except (PanelError, OSError, PygameError) as exc:  # not even a PNG file could be written
+                logging.getLogger("panel-player").error("cannot show the errors: %s", exc)
+                return EXIT_INVALID
     assert isinstance(cfg, Config)
     setup_logging(cfg.log_level)
     if boot is not None and boot.errors and not boot.installed and _recent(boot.at, 600):
