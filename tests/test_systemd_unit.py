@@ -49,6 +49,8 @@ def test_unit_keys() -> None:
     assert one(s, "ExecStart") == EXEC
     assert one(s, "WatchdogSec") == "15"
     assert one(s, "Restart") == "always" and float(one(s, "RestartSec")) > 0
+    # A config that cannot run exits 2: not restarted every RestartSec; 75 (restart) still is.
+    assert one(s, "RestartPreventExitStatus").split() == ["2"]
     assert one(s, "User") == "panel-player"
     assert {"video", "gpio", "spi"} <= set(one(s, "SupplementaryGroups").split())
     assert one(s, "StateDirectory") == "panel-player"
