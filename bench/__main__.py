@@ -22,6 +22,7 @@ FULL = {
     "fanout": lambda m: m.run(counts=[100, 500]),
     "answers": lambda m: m.run(n=4000),
     "alert_latency": lambda m: m.run(count=200),
+    "sleep": lambda m: m.run(seconds=10.0, count=50),
 }
 SMOKE = {
     "frame_cost": lambda m: m.run(frames=60),
@@ -31,6 +32,7 @@ SMOKE = {
     "fanout": lambda m: m.run(counts=[20]),
     "answers": lambda m: m.run(n=200),
     "alert_latency": lambda m: m.run(count=20),
+    "sleep": lambda m: m.run(seconds=2.0, count=5, size=(640, 360)),
 }
 
 

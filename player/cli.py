@@ -77,6 +77,8 @@ def cmd_check(path: Path) -> int:
         _print_errors(problems)
         return EXIT_INVALID
     print(f"{path}: valid (panel {cfg.panel.id}, output {cfg.display.output}, layout {cfg.display.layout})")
+    for warning in cfg.warnings:
+        print(f"  warning: {warning}")
     return 0
 
 
@@ -129,6 +131,11 @@ def run_player(cfg_path: Path | None, cfg: object | None = None, seconds: float 
         player = Player(cfg)
     except PanelError as exc:
         logging.getLogger("panel-player").error("cannot start: %s", exc)
+        if isinstance(exc, ConfigError) and cfg_path is not None:
+            from .boot_errors import output_hint_from_config, show_config_errors, under_systemd
+
+            if under_systemd():  # exit 2 is not restarted by the unit: show it rather than go dark
+                return show_config_errors(list(exc.errors), hint=output_hint_from_config(cfg), watch=cfg_path)
         return EXIT_INVALID if isinstance(exc, ConfigError) else 1
 
     def on_signal(signum: int, _frame: object) -> None:

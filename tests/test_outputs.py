@@ -457,6 +457,19 @@ def test_ledmatrix_brightness_redraws(rgbmatrix) -> None:  # type: ignore[no-unt
         assert matrix.shown_pixel(3, 2) == colour_at(3, 2)
 
 
+def test_ledmatrix_sleeps_cleared_at_brightness_zero_and_wakes_with_its_picture(rgbmatrix) -> None:  # type: ignore[no-untyped-def]
+    with open_output("ledmatrix", size=None, led=LedOptions(rows=4, cols=5)) as out:
+        matrix = out.matrix  # type: ignore[attr-defined]
+        out.show(make_frame(5, 4), None)
+        assert "cleared" in out.set_power(False)
+        assert matrix.brightness == 0 and matrix.shown_rows() == [[(0, 0, 0)] * 5] * 4
+        out.set_brightness(40)  # the brightness controller keeps working while it sleeps
+        assert matrix.brightness == 0 and matrix.shown_pixel(1, 1) == (0, 0, 0)
+        out.set_power(True)
+        assert matrix.brightness == 40
+        assert matrix.shown_pixel(3, 2) == tuple(v * 40 // 100 for v in colour_at(3, 2))
+
+
 def test_ledmatrix_driver_failure_is_an_output_error(rgbmatrix) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(OutputError, match="did not start"):
         open_output("ledmatrix", size=None, led=LedOptions(hardware_mapping="no-such-hat"))

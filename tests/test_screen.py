@@ -301,3 +301,15 @@ def test_an_output_that_cannot_blank_shows_black(tmp_path: Path) -> None:
             assert img.convert("RGB").getextrema() == ((0, 0), (0, 0), (0, 0))
     finally:
         out.close()
+
+
+def test_check_prints_the_whole_week_warning_and_passes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.yaml"
+    config.write_text('panel: {id: p1}\ndisplay: {output: png, size: [64, 32], sleep: ["00:00-24:00"]}\n')
+    done = subprocess.run([sys.executable, "-m", "player.cli", "check", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "warning: display.sleep: the windows cover the whole week" in done.stdout

@@ -158,10 +158,26 @@ class LedMatrixOutput(Output):
         level = _clamp_percent(percent)
         if level != self.brightness and not self.closed:
             self.brightness = level
-            self.matrix.brightness = level
+            if self.powered:  # asleep, the level waits for set_power(True)
+                self.matrix.brightness = level
+                if self._last is not None:
+                    self._draw(self._last)
+        return True
+
+    def set_power(self, on: bool) -> str:
+        """Asleep: the matrix cleared at brightness 0 (every LED off); awake: the last
+        picture drawn again at the current brightness."""
+        if self.closed:
+            return "closed"
+        self.powered = on
+        if on:
+            self.matrix.brightness = self.brightness
             if self._last is not None:
                 self._draw(self._last)
-        return True
+            return "picture shown"
+        self.matrix.brightness = 0
+        self.matrix.Clear()
+        return "LED matrix cleared at brightness 0"
 
     def _draw(self, image: Image.Image) -> None:
         self._canvas.SetImage(image, 0, 0)
