@@ -237,6 +237,7 @@ class Player:
         self.fps_window.append(now)
         if self.first_frame_at is None:
             self.first_frame_at = now
+        self.alerts.frame_shown(shown_at)
         callbacks, self._on_frame = self._on_frame, []
         for fn in callbacks:
             fn(shown_at)

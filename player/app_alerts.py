@@ -9,7 +9,6 @@ change, so they are on screen again at once after a restart or a power cut.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from datetime import datetime, timezone
@@ -177,19 +176,14 @@ class AlertPart:
         mode = "banner" if alert.level == "info" and self.cfg.info_mode == "banner" else "fullscreen"
         view.set_alerts(alert, len(same_level), index, self._image(alert), now, mode=mode)
         self.p.ops.overlay_changed(view)
-        self._acknowledge_when_seen(alert)
 
-    def _acknowledge_when_seen(self, alert: Alert) -> None:
-        """``alert.displayed`` after the next frame, if people can see it: the screen on and lit."""
-        if alert.key not in self.acknowledged and self.p.screen.visible():
+    def frame_shown(self, shown_at: float) -> None:
+        """A frame went to the display: ``alert.displayed`` for the alert on it, the first
+        time a person in the street could see it (a working display, on and lit)."""
+        alert = self.shown
+        if alert is not None and alert.key not in self.acknowledged and self.p.screen.visible():
             self.acknowledged.add(alert.key)
-            self.p.after_frame(functools.partial(self._displayed, alert))
-
-    def screen_lit(self) -> None:
-        """The screen came on, or its brightness rose from 0: the alert on it is seen from
-        the next frame."""
-        if self.shown is not None:
-            self._acknowledge_when_seen(self.shown)
+            self._displayed(alert, shown_at)
 
     def _view(self) -> Any:
         if self.view is None:
@@ -208,9 +202,6 @@ class AlertPart:
     def _displayed(self, alert: Alert, shown_at: float) -> None:
         from .net.protocol import event_alert_displayed
 
-        if not self.p.screen.visible():  # dark since: told again once it is lit
-            self.acknowledged.discard(alert.key)
-            return
         self.save_if_unsaved()
         brightness = self.p.ops.brightness
         ctl = self.p.ops.brightness_ctl

@@ -303,10 +303,7 @@ class OpsPart:
                 self.actuator.set(value)
             except OSError as exc:
                 self.p.report_error(f"brightness actuator: {exc}")
-        lit = not self.brightness and value > 0
         self.brightness = value
-        if lit:
-            self.p.alerts.screen_lit()
         self.brightness_due = now + BRIGHTNESS_RECHECK_S
         until = self.brightness_ctl.override_until()
         if until is not None and until > now:

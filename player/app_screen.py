@@ -53,9 +53,10 @@ class ScreenPart:
         return self.state == "asleep"
 
     def visible(self) -> bool:
-        """Whether a person in the street can see the picture: the screen on and lit."""
+        """Whether a person in the street can see the picture: a working display, on and lit."""
         brightness = self.p.ops.brightness
-        return not self.asleep and (brightness is None or brightness > 0)
+        return (not self.asleep and (brightness is None or brightness > 0)
+                and bool(getattr(self.p.output, "healthy", True)))
 
     # -- start / stop -------------------------------------------------------------------
     def start(self, now: float) -> None:
@@ -152,7 +153,6 @@ class ScreenPart:
             self.p.report_error(f"cannot switch the screen {'on' if on else 'off'}: {exc}")
         if on:
             self.p.renderer.invalidate()
-            self.p.alerts.screen_lit()
 
     def heartbeat_fields(self) -> dict[str, Any]:
         return {"screen": self.state}

@@ -56,3 +56,53 @@ def test_player_starts_without_its_framebuffer_and_reports_it(tmp_path):
         player.step()
     finally:
         player.close()
+
+
+def test_an_alert_is_not_reported_displayed_until_the_display_is_there(tmp_path):
+    import json
+
+    from fake_framebuffer import make_fb
+
+    from player.app import Player
+    from player.net.protocol import Inbound
+    from player.net.topics import PanelTopics
+
+    sent: list[dict] = []
+
+    class Watched(Player):
+        def event(self, event, limit=True):
+            sent.append(event)
+            super().event(event, limit)
+
+    device = tmp_path / "dev" / "fb0"
+    cfg = config_from_data({
+        "panel": {"id": "sans-ecran"},
+        "display": {"output": "fbdev", "device": str(device)},
+        "mqtt": {"enabled": False},
+        "state_dir": str(tmp_path / "state"),
+    })
+    import os
+
+    os.environ["PANEL_PLAYER_SYSFS_ROOT"] = str(tmp_path / "sys")
+    player = Watched(cfg)
+    try:
+        player.start()
+        assert isinstance(player.output, WaitingOutput)
+        route = PanelTopics(cfg.mqtt.prefix, "sans-ecran").parse_inbound("signage/panels/sans-ecran/alerts/crue")
+        payload = json.dumps({"level": "critical", "title": "CRUE"}).encode()
+        player.inbox.put(Inbound(route, payload, False, time.monotonic()))
+        for _ in range(3):
+            player.step()
+        assert player.alerts.ids() == ["crue"]
+        assert not [e for e in sent if e["type"] == "alert.displayed"]  # nobody could see it
+
+        make_fb(tmp_path, 64, 32, 32)  # the screen is plugged in
+        player.output._next_try = 0.0  # retry at the next pass rather than in a few seconds
+        deadline = time.monotonic() + 10
+        while not [e for e in sent if e["type"] == "alert.displayed"] and time.monotonic() < deadline:
+            player.step()
+        assert [e["alert"] for e in sent if e["type"] == "alert.displayed"] == ["crue"]
+        assert not isinstance(player.output, WaitingOutput)
+    finally:
+        os.environ.pop("PANEL_PLAYER_SYSFS_ROOT", None)
+        player.close()
