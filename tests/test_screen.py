@@ -313,3 +313,36 @@ def test_check_prints_the_whole_week_warning_and_passes(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "warning: display.sleep: the windows cover the whole week" in done.stdout
+
+
+def test_the_loop_is_due_at_the_window_edge_and_the_screen_goes_off_there(tmp_path: Path) -> None:
+    """In-process player (png output): its screen part asks the loop to wake at the next
+    edge of a sleep window, and switches the screen off when the wall clock passes it."""
+    import time
+
+    from player.app import Player
+
+    wall = datetime.now(UTC)
+    edge = wall.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    window = f"{edge:%H:%M}-{edge + timedelta(minutes=30):%H:%M}"
+    cfg = config_from_data({
+        "panel": {"id": "p1", "timezone": "UTC"},
+        "display": {"output": "png", "size": [64, 32], "path": str(tmp_path / "f.png"), "sleep": [window]},
+        "mqtt": {"enabled": False}, "state_dir": str(tmp_path / "state"),
+    })
+    player = Player(cfg)
+    try:
+        player.start()
+        assert player.screen.state == "on" and player.output.powered
+        now, wall = time.monotonic(), datetime.now(UTC)
+        due = [d for d in player.screen.deadlines(now, wall) if d is not None]
+        assert due and abs(min(due) - (now + (edge - wall).total_seconds())) < 0.5
+        assert min(player.deadlines(now, wall)) <= min(due)  # the loop's own wait ends there at the latest
+        player.screen.tick(min(due), edge)
+        assert player.screen.state == "asleep" and not player.output.powered
+        assert player.content.slide_ends is None  # no slide turns in the dark
+        # Thirty minutes later the window is over.
+        player.screen.tick(min(due) + 1800, edge + timedelta(minutes=30))
+        assert player.screen.state == "on" and player.output.powered
+    finally:
+        player.close()
