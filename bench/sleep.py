@@ -85,10 +85,10 @@ def _lit_png(path: Path, since_ns: int, at: tuple[int, int]) -> bool:
         if os.stat(path).st_mtime_ns <= since_ns:
             return False
         with Image.open(path) as img:
-            pixel = img.convert("RGB").getpixel(at)
+            red, green, blue = img.convert("RGB").getpixel(at)  # type: ignore[misc]
     except OSError:
         return False
-    return pixel[0] >= CRITICAL_BG[0] * 0.6 - 1 and pixel[1] == 0 and pixel[2] == 0
+    return red >= CRITICAL_BG[0] * 0.6 - 1 and green == 0 and blue == 0
 
 
 def _command(p: PanelProcess, publisher: Any, cmd: str, **fields: Any) -> None:
