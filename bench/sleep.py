@@ -145,6 +145,9 @@ def wake_latency(count: int, size: tuple[int, int], fps: int = 30) -> dict[str, 
                             results["asleep_png"].append(png_s)
                     publisher.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
                     p.wait_event("alert.ended" if awake else "screen.asleep", after=mark, timeout=10)
+                    # The png output writes at most one file each 0.5 s (its black picture has
+                    # just gone out): a panel asleep for the night is not in that window.
+                    time.sleep(0.6)
             if p.proc is None or p.proc.poll() is not None:
                 raise RuntimeError("the player stopped during the measurement")
         finally:
