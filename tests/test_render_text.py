@@ -191,8 +191,14 @@ def test_bdf_pixel_font_draws_its_own_bitmaps(tmp_path: Path) -> None:
     assert face.sizes(100) == [8] and face.sizes(3) == [8]
     assert face.missing_glyphs("Hé") == ""
     assert face.missing_glyphs("Hx") == "x"
+    # Any other size is drawn at the font's own one: never a size it lacks.
+    assert [face.fitting_size(px) for px in (1, 7, 8, 9, 100)] == [8, 8, 8, 8, 8]
+    assert face.line_height(13) == face.line_height(8)
+    assert face.width("Hé", 3) == face.width("Hé", 8) == 12
+    at_9, at_8 = face.render("H", 9, INK), face.render("H", 8, INK)
+    assert pygame.image.tobytes(at_9, "RGBA") == pygame.image.tobytes(at_8, "RGBA")
     with pytest.raises(ValueError):
-        face.render("H", 9, INK)
+        face.render("H", 0, INK)
 
     line = face.render("Hée", 8, INK, antialias=False)
     assert line.get_width() == 18

@@ -7,7 +7,10 @@ pixel size (scalable fonts) or at the font's own fixed sizes (bitmap fonts)::
     line = face.render("Marché de Noël", 48, (255, 255, 255))
     face.missing_glyphs(FRENCH_SAMPLE)           # "" : every French glyph is there
 
-Sizes are in pixels per em (``pygame.freetype`` at its default 72 dpi). Every line
+Sizes are in pixels per em (``pygame.freetype`` at its default 72 dpi). A bitmap font
+accepts any size too: it is drawn at :meth:`FontFace.fitting_size`, the largest of its own
+sizes not above the one asked for, else its smallest (a 6x13 font asked for 8 px draws
+at 13 px), so that no caller can ask for a size it lacks. Every line
 rendered at one size has the same height, :meth:`FontFace.line_height`, with the
 baseline at the same row, so lines stack evenly whatever their accents.
 
@@ -20,6 +23,7 @@ pixel fonts often lack ``’ « » – — … œ €`` and get ``' " " - - ... 
 
 from __future__ import annotations
 
+import bisect
 import threading
 import unicodedata
 from pathlib import Path
@@ -84,8 +88,8 @@ class FontFace:
 
     ``spec`` is ``None`` for pygame's bundled font, else the path of a TTF/OTF/BDF/PCF file.
     ``bitmap`` is True for fonts with fixed sizes only (BDF, PCF): :meth:`sizes` lists them
-    and any other size raises ``ValueError``. Not thread-safe: use it from the thread that
-    owns pygame.
+    and any other size is drawn and measured at :meth:`fitting_size`. A size below 1 raises
+    ``ValueError``. Not thread-safe: use it from the thread that owns pygame.
     """
 
     spec: str | None
@@ -171,20 +175,28 @@ class FontFace:
             return small or self._fixed[:1]
         return list(range(SMALLEST_PX, max(SMALLEST_PX, max_px) + 1))
 
-    def _check_px(self, px: int) -> None:
-        if self.bitmap and px not in self._fixed:
-            raise ValueError(f"{self.spec}: bitmap font has sizes {self._fixed}, not {px}")
+    def fitting_size(self, px: int) -> int:
+        """The size text asked for at ``px`` is drawn at: ``px`` for a scalable font; for a
+        bitmap font the largest of its sizes not above ``px``, else its smallest one.
+
+        >>> open_face("/usr/share/fonts/X11/misc/6x13.pcf.gz").fitting_size(8)  # doctest: +SKIP
+        13
+        """
         if px < 1:
             raise ValueError(f"font size must be positive, got {px}")
+        if not self.bitmap:
+            return px
+        fixed = self._fixed
+        return fixed[max(0, bisect.bisect_right(fixed, px) - 1)]
 
     def _box(self, px: int) -> tuple[int, int]:
         """(rows above the baseline, line height) at ``px``, the same for every line."""
         box = self._boxes.get(px)
         if box is None:
-            self._check_px(px)
-            rect = self._font.get_rect(_LINE_BOX_SAMPLE, size=px)
-            above = max(rect.y, self._font.get_sized_ascender(px))
-            below = max(rect.height - rect.y, 1 - self._font.get_sized_descender(px))
+            size = self.fitting_size(px)
+            rect = self._font.get_rect(_LINE_BOX_SAMPLE, size=size)
+            above = max(rect.y, self._font.get_sized_ascender(size))
+            below = max(rect.height - rect.y, 1 - self._font.get_sized_descender(size))
             box = (above, above + below)
             self._boxes[px] = box
         return box
@@ -195,7 +207,7 @@ class FontFace:
 
     def width(self, text: str, px: int) -> int:
         """Width in pixels of the surface :meth:`render` returns for ``text`` at ``px``."""
-        self._check_px(px)
+        px = self.fitting_size(px)
         text = self.prepare(text)
         return self._font.get_rect(text, size=px).width if text else 0
 
@@ -208,6 +220,7 @@ class FontFace:
         0 or 255 (for LED matrices). A glyph taller than the line box is clipped.
         """
         above, height = self._box(px)
+        px = self.fitting_size(px)
         text = self.prepare(text)
         rgb = pygame.Color(color)
         if not text:

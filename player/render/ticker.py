@@ -21,6 +21,9 @@ from player.render.fonts import Color
 from player.render.text import TextPainter, converted
 
 SEPARATOR = "  •  "
+MAX_STRIP_PIXELS = 4 * 2**20
+"""The most pixels a strip may hold (16 MB at 32 bits per pixel): a longer text is drawn
+smaller, down to the font's smallest size, then cut short with "…"."""
 
 
 class Ticker:
@@ -55,19 +58,42 @@ class Ticker:
         self.period = 0
         self.strip: pygame.Surface | None = None
         if self.text and height > 0:
-            px = painter.line_px(self.text, 1 << 30, height)
+            px = self._size_within_budget(painter, height)
             line = painter.face.render(self.text, px, color, painter.antialias)
+            # 0 when the font draws nothing for the text: no strip then (an empty one would
+            # never advance while drawn).
             self.period = line.get_width()
-            if background is None:
-                strip = pygame.Surface((self.period, height), pygame.SRCALPHA)
-                strip.fill((0, 0, 0, 0))
-            else:
-                strip = pygame.Surface((self.period, height))
-                strip.fill(background)
-            strip.blit(line, (0, (height - line.get_height()) // 2))
-            self.strip = converted(strip, alpha=background is None)
+            if self.period > 0:
+                if background is None:
+                    strip = pygame.Surface((self.period, height), pygame.SRCALPHA)
+                    strip.fill((0, 0, 0, 0))
+                else:
+                    strip = pygame.Surface((self.period, height))
+                    strip.fill(background)
+                strip.blit(line, (0, (height - line.get_height()) // 2))
+                self.strip = converted(strip, alpha=background is None)
         self.animating = self.period > 0 and self.speed > 0
         self._height = height
+
+    def _size_within_budget(self, painter: TextPainter, height: int) -> int:
+        """The size filling the band's height, or a smaller one (and :attr:`text` cut short)
+        when the strip would exceed :data:`MAX_STRIP_PIXELS`."""
+        face = painter.face
+        px = painter.line_px(self.text, 1 << 30, height)
+        for _ in range(8):
+            width = face.width(self.text, px)
+            if width * height <= MAX_STRIP_PIXELS:
+                return px
+            # Width grows with the size: scale it down to the budget, on a size the font has.
+            smaller = face.sizes(max(1, int(px * MAX_STRIP_PIXELS / (width * height))))[-1]
+            if smaller >= px:
+                break
+            px = smaller
+        width = face.width(self.text, px)
+        if width * height > MAX_STRIP_PIXELS:
+            keep = max(1, int(len(self.text) * MAX_STRIP_PIXELS / (width * height)) - 2)
+            self.text = self.text[:keep].rstrip() + "…" + SEPARATOR
+        return px
 
     def offset(self, now: float) -> int:
         """Pixel offset into the strip at monotonic time ``now`` (0 when not animating)."""
