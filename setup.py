@@ -42,6 +42,9 @@ setup(
         "defusedxml>=0.7",
         # tzdata: IANA zones for zoneinfo on systems without /usr/share/zoneinfo.
         "tzdata",
+        # cryptography: Ed25519 for signed alerts, playlists and commands (JWS EdDSA);
+        # the reference implementation, with wheels for aarch64 and armv7.
+        "cryptography>=42",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2", "mypy>=1.10", "types-PyYAML"],

@@ -292,6 +292,7 @@ def _alert_record(alert: Alert) -> dict[str, Any]:
         "cap_identifier": alert.cap_identifier, "cap_sender": alert.cap_sender,
         "cap_sent": alert.cap_sent.isoformat() if alert.cap_sent else None,
         "cap_references": [[r.sender, r.identifier, r.sent] for r in alert.cap_references],
+        "signed_by": alert.signed_by,
     }
 
 
@@ -325,5 +326,6 @@ def _alert_from_record(record: Any) -> Alert:
                   cap_sender=_optional_str(record, "cap_sender"),
                   cap_sent=parse_datetime(cap_sent) if cap_sent else None,
                   cap_references=tuple(CapRef(str(s), str(i), str(t))
-                                       for s, i, t in record.get("cap_references") or ()))
+                                       for s, i, t in record.get("cap_references") or ()),
+                  signed_by=_optional_str(record, "signed_by"))
     return alert

@@ -138,6 +138,7 @@ class Alert:
     cap_sender: str | None = None
     cap_sent: datetime | None = None
     cap_references: tuple[CapRef, ...] = ()
+    signed_by: str | None = None  # the key id of its signature (trust.keys); None: unsigned
 
     @property
     def key(self) -> tuple[str, str, str]:

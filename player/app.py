@@ -26,6 +26,7 @@ from . import __version__
 from .config import Config
 from .errors import DisplayUnavailable, PanelError
 from .layout import Layout, load_layout
+from .net.protocol import Inbound
 from .store import StateStore
 
 log = logging.getLogger("panel-player")
@@ -106,6 +107,7 @@ class Player:
         from .app_content import ContentPart
         from .app_ops import OpsPart
         from .app_screen import ScreenPart
+        from .app_trust import TrustGate
 
         self.cfg = cfg
         self.version = __version__
@@ -126,6 +128,7 @@ class Player:
         self._on_frame: list[Callable[[float], None]] = []
         self.early_events: list[dict[str, Any]] = []
         self.limiter = EventLimiter()
+        self.trust = TrustGate(self)
         self.content = ContentPart(self)
         self.alerts = AlertPart(self)
         self.ops = OpsPart(self)
@@ -267,6 +270,8 @@ class Player:
             log.info("stopping: %s", msg.reason)
         elif isinstance(msg, Call):
             msg.fn()
+        elif isinstance(msg, Inbound) and (msg := self.trust.admit(msg)) is None:
+            return  # refused: its event is out, nothing changes
         elif not (self.content.handle(msg, now) or self.alerts.handle(msg, now) or self.ops.handle(msg, now)):
             log.warning("unexpected inbox item %r", type(msg).__name__)
 
@@ -338,6 +343,7 @@ class Player:
         self.flush_held_events(now)
         self.draw(now)
         self.alerts.save_if_unsaved()  # see AlertPart.changed
+        self.trust.save_if_unsaved()
         self.output.flush(now)
         if getattr(self.output, "ready", None) is not None:
             self.display_arrived(now)

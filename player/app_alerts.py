@@ -9,6 +9,7 @@ change, so they are on screen again at once after a restart or a power cut.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from datetime import datetime, timezone
@@ -46,6 +47,14 @@ class AlertPart:
                                                  bool(clock_synced()), turn_seconds=self.cfg.turn_seconds,
                                                  groups=self.p.cfg.panel.groups)
             log.info("restored %d active alerts", len(self.board.active()))
+            for alert in self.board.active():
+                if not self.p.trust.trusted(alert.signed_by):
+                    # trust.keys or trust.require changed since it was stored: no longer believed.
+                    self.board.cancel(alert.id, alert.scope, alert.scope_name)
+                    self.unsaved = True
+                    log.warning("stored alert %s dropped: %s", alert.id,
+                                f"its key {alert.signed_by!r} is no longer trusted" if alert.signed_by
+                                else "unsigned, and trust.require now names alerts")
         self.dirty = True
 
     def warm_up(self) -> None:
@@ -80,7 +89,7 @@ class AlertPart:
 
         if isinstance(msg, Inbound) and msg.route.kind == "alert":
             self.received(msg.route.scope, msg.route.name or "", msg.route.alert or "", msg.payload,
-                          msg.retained, now)
+                          msg.retained, now, msg.signed_by)
             return True
         if isinstance(msg, Rejected) and getattr(msg.subject, "kind", None) == "alert":
             self.p.event(event_alert_rejected(getattr(msg.subject, "alert", None) or msg.topic, msg.reason))
@@ -92,7 +101,8 @@ class AlertPart:
                 return True
         return False
 
-    def received(self, scope: str, name: str, alert_id: str, payload: bytes, retained: bool, now: float) -> None:
+    def received(self, scope: str, name: str, alert_id: str, payload: bytes, retained: bool, now: float,
+                 signed_by: str | None = None) -> None:
         from .net.protocol import event_alert_rejected
 
         wall = datetime.now(timezone.utc)
@@ -114,6 +124,8 @@ class AlertPart:
         if isinstance(result, Cancel):
             self.ended(self.board.apply_cancel(result), "cancelled")
             return
+        if signed_by is not None:
+            result = dataclasses.replace(result, signed_by=signed_by)
         status, replaced = self.board.apply_replacing(result, now, wall, retained=retained)
         self.ended(replaced, "cancelled")
         if status in ("added", "updated"):
@@ -128,6 +140,8 @@ class AlertPart:
             return
         for alert in alerts:
             self.acknowledged.discard(alert.key)
+            if reason == "expired":
+                self.p.trust.alert_ended(self.topic_of(alert))
             if not self.board.is_active(alert.id):
                 self.p.event(event_alert_ended(alert.id, reason))
         self.changed()
@@ -184,6 +198,14 @@ class AlertPart:
         if alert is not None and alert.key not in self.acknowledged and self.p.screen.visible():
             self.acknowledged.add(alert.key)
             self._displayed(alert, shown_at)
+
+    def topic_of(self, alert: Alert) -> str:
+        prefix = self.p.cfg.mqtt.prefix
+        if alert.scope == "panel":
+            return f"{prefix}/panels/{alert.scope_name}/alerts/{alert.id}"
+        if alert.scope == "group":
+            return f"{prefix}/groups/{alert.scope_name}/alerts/{alert.id}"
+        return f"{prefix}/all/alerts/{alert.id}"
 
     def _view(self) -> Any:
         if self.view is None:

@@ -126,6 +126,22 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class TrustConfig:
+    """``trust:``: the public keys whose signatures this panel accepts (``(kid, 32 bytes)``)
+    and which messages must be signed (``alerts``, ``playlists``, ``commands``)."""
+
+    keys: tuple[tuple[str, bytes], ...] = ()
+    require: frozenset[str] = frozenset()
+
+    def requires(self, category: str) -> bool:
+        return category in self.require
+
+    @property
+    def kids(self) -> list[str]:
+        return [kid for kid, _ in self.keys]
+
+
+@dataclass(frozen=True)
 class Config:
     panel: PanelConfig
     display: DisplayConfig = field(default_factory=DisplayConfig)
@@ -136,6 +152,7 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     sensors: SensorsConfig = field(default_factory=SensorsConfig)
     brightness: BrightnessConfig = field(default_factory=BrightnessConfig)
+    trust: TrustConfig = field(default_factory=TrustConfig)
     log_level: str = "info"
     source: Path | None = None
     # What `check` should point out though the config is valid (a sleep covering the week).
@@ -146,7 +163,7 @@ class Config:
 
 
 TOP_KEYS = {"panel", "display", "mqtt", "state_dir", "heartbeat", "storage", "alerts", "sensors",
-            "brightness", "log_level"}
+            "brightness", "trust", "log_level"}
 
 
 def system_timezone() -> ZoneInfo:
@@ -328,6 +345,48 @@ def _storage(root: Node) -> StorageConfig:
     )
 
 
+def _trust(root: Node) -> TrustConfig:
+    from .trust import CATEGORIES, KID_PATTERN, SignatureError, load_public_key, public_key_bytes
+
+    node = root.section("trust", {"keys", "require"})
+    keys: list[tuple[str, bytes]] = []
+    for item in node.items("keys", None, max_items=32) or []:
+        found: tuple[str, bytes] | None = None
+        if isinstance(item.value, str):
+            try:
+                raw, kid = load_public_key(Path(item.value))
+                found = (kid, raw)
+            except ConfigError as exc:
+                for err in exc.errors:
+                    item.problems.add(item.path, err)
+        elif isinstance(item.value, dict):
+            if item.is_mapping({"kid", "key"}):
+                kid, text = item.string("kid", pattern=KID_PATTERN), item.string("key")
+                if kid is not None and text is not None:
+                    try:
+                        found = (kid, public_key_bytes(text, "key"))
+                    except SignatureError as exc:
+                        item.problems.add(f"{item.path}.key", exc.reason)
+        else:
+            item.problems.add(item.path, f"expected the path of a .pub file or {{kid, key}}, got {describe(item.value)}")
+        if found is not None:
+            if found[0] in [k for k, _ in keys]:
+                item.problems.add(item.path, f'key id "{found[0]}" is listed twice')
+            else:
+                keys.append(found)
+    require = frozenset(CATEGORIES) if keys else frozenset()
+    picked = node.items("require", None, max_items=3)
+    if picked is not None:
+        names = {n for n in (p.as_string() for p in picked) if n is not None}
+        for bad in sorted(names - set(CATEGORIES)):
+            node.problems.add("trust.require", f"expected some of {', '.join(CATEGORIES)}, got {describe(bad)}"
+                              + did_you_mean(bad, CATEGORIES))
+        require = frozenset(names & set(CATEGORIES))
+        if require and not node.has("keys"):
+            node.problems.add("trust.require", "needs trust.keys: no signature could be checked")
+    return TrustConfig(keys=tuple(keys), require=require)
+
+
 def config_from_data(data: Any, source: Path | None = None) -> Config:
     """Validate decoded YAML as a config; raises :class:`ConfigError` listing every problem."""
     problems = Problems()
@@ -347,11 +406,12 @@ def config_from_data(data: Any, source: Path | None = None) -> Config:
     alerts = parse_alerts_config(root.section("alerts", None))
     sensors = parse_sensors(root.section("sensors", None))
     brightness = parse_brightness(root.section("brightness", None))
+    trust = _trust(root)
     log_level = root.string("log_level", "info", choices=("debug", "info", "warning", "error"))
     if problems or panel is None:
         raise ConfigError(problems.errors or ["panel.id: required"])
     return Config(panel=panel, display=display, mqtt=mqtt, state_dir=Path(state_dir), heartbeat=heartbeat,
-                  storage=storage, alerts=alerts, sensors=sensors, brightness=brightness,
+                  storage=storage, alerts=alerts, sensors=sensors, brightness=brightness, trust=trust,
                   log_level=log_level or "info", source=source, warnings=tuple(warnings))
 
 

@@ -38,6 +38,7 @@ class Inbound:
     payload: bytes
     retained: bool
     received: float
+    signed_by: str | None = None  # set by the trust gate once the signature is verified
 
 
 @dataclass(frozen=True)
