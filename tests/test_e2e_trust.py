@@ -193,3 +193,81 @@ def test_key_rotation_two_keys_then_the_old_one_removed(panel, pub, tmp_path):
     new.send(f"panels/{p.id}/alerts/neuve", b"")
     p.wait_event("alert.ended", after=mark)
     p.wait_colour(rgb(PLAYLIST_COLOUR))
+
+
+# -- panelctl --key ------------------------------------------------------------------------------------
+
+CAP = """<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>crue-2026-7</identifier><sender>prefecture@isere.example</sender>
+  <sent>{sent}</sent><status>Actual</status><msgType>Alert</msgType><scope>Public</scope>
+  <info><language>fr-FR</language><category>Met</category><event>Crue</event><urgency>Immediate</urgency>
+    <severity>Severe</severity><certainty>Observed</certainty>
+    <headline>Crue de l'Isère</headline><description>Montée rapide des eaux.</description></info>
+</alert>"""
+
+
+def test_panelctl_keys_new_and_key_sign_alerts_cap_cancels_playlists_and_commands(panel, tmp_path, monkeypatch):
+    from datetime import datetime, timezone
+
+    from test_panelctl import ctl
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("PANELCTL_CONFIG", raising=False)
+    monkeypatch.delenv("PANELCTL_KEY", raising=False)
+    code, out, err = ctl_offline("keys", "new", "central-2026", "--dir", str(tmp_path))
+    assert code == 0, err
+    assert "mode 0600" in out and "trust:" in out
+    key, pub = tmp_path / "central-2026.key", tmp_path / "central-2026.pub"
+    p = panel(size=SIZE, extra={"trust": {"keys": [str(pub)]}})
+
+    doc = tmp_path / "fond.yaml"
+    doc.write_text(yaml_dump(text_playlist("fond", 1, PLAYLIST_COLOUR)))
+    code, out, err = ctl(p.broker, "push", str(doc), "--panel", p.id, "--timeout", "20")
+    assert code == 1 and "unsigned playlist" in out + err  # without the key: refused by the panel
+    code, out, err = ctl(p.broker, "--key", str(key), "push", str(doc), "--panel", p.id, "--timeout", "20")
+    assert code == 0, out + err
+    assert "signed by central-2026" in err
+    p.wait_colour(rgb(PLAYLIST_COLOUR))
+
+    monkeypatch.setenv("PANELCTL_KEY", str(key))  # the same, from the environment
+    mark = p.sub.mark()
+    code, out, err = ctl(p.broker, "alert", "send", "--id", "crue-9", "--all", "--level", "critical",
+                         "--title", "ALERTE CRUE")
+    assert code == 0, out + err
+    p.wait_event("alert.displayed", after=mark, where=for_alert("crue-9"))
+    code, out, _ = ctl(p.broker, "alert", "list", "--json")
+    assert [(r["alert"], r["signed_by"]) for r in json.loads(out)] == [("crue-9", "central-2026")]
+    mark = p.sub.mark()
+    assert ctl(p.broker, "alert", "cancel", "--id", "crue-9", "--all")[0] == 0
+    assert p.wait_event("alert.ended", after=mark)["reason"] == "cancelled"
+    code, out, _ = ctl(p.broker, "alert", "list", "--json")
+    assert [(r["alert"], r["state"]) for r in json.loads(out)] == [("crue-9", "cancel message")]
+
+    cap = tmp_path / "crue.xml"
+    cap.write_text(CAP.format(sent=datetime.now(timezone.utc).replace(microsecond=0).isoformat()), encoding="utf-8")
+    mark = p.sub.mark()
+    code, out, err = ctl(p.broker, "alert", "send", "--cap", str(cap), "--id", "cap-7", "--panel", p.id)
+    assert code == 0, out + err
+    p.wait_event("alert.displayed", after=mark, where=for_alert("cap-7"))
+
+    code, out, err = ctl(p.broker, "cmd", p.id, "identify", "--seconds", "3")
+    assert code == 0 and "identify done" in out, err
+    monkeypatch.delenv("PANELCTL_KEY")
+    code, out, err = ctl(p.broker, "cmd", p.id, "identify", "--seconds", "3")
+    assert code == 1 and "unsigned command" in err
+
+
+def ctl_offline(*argv: str) -> tuple[int, str, str]:
+    import io
+
+    from player.ctl.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    return main(list(argv), out, err), out.getvalue(), err.getvalue()
+
+
+def yaml_dump(data: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, allow_unicode=True)

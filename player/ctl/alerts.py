@@ -26,6 +26,7 @@ from ..content import parse_datetime
 from ..errors import ContentError
 from ..net.topics import Topics
 from .client import CtlClient
+from .signing import Signer, seal, unwrap
 from .push import check_image, upload_assets
 from .status import NONE, format_table, read_fleet
 from .track import Progress, Tracker, awaited
@@ -105,10 +106,14 @@ def expiry_seconds(alert: Alert | Cancel | None, now: datetime) -> int | None:
 
 def send(client: CtlClient, prefix: str, alert_id: str, targets: list[Target], payload: bytes,
          parsed: Alert | Cancel | None, *, asset_file: Path | None, max_asset_bytes: int, wait: bool,
-         timeout: float, out: IO[str], err: IO[str]) -> int:
-    """Publish an alert (retained) to every target; with ``wait``, report ``alert.displayed`` / ``rejected``."""
+         timeout: float, out: IO[str], err: IO[str], signer: Signer | None = None,
+         max_message_bytes: int | None = None) -> int:
+    """Publish an alert (retained) to every target, signed when ``signer`` is given; with
+    ``wait``, report ``alert.displayed`` / ``rejected``."""
     topics = Topics(prefix)
     topic_list = [t.topic(topics, alert_id) for t in targets]
+    sealed = {topic: seal(signer, topic, payload) for topic in topic_list}
+    _check_size(sealed, max_message_bytes)
     if asset_file is not None:
         sha = hashlib.sha256(asset_file.read_bytes()).hexdigest()
         upload_assets(client, topics, {sha: asset_file}, max_asset_bytes, err)
@@ -132,9 +137,10 @@ def send(client: CtlClient, prefix: str, alert_id: str, targets: list[Target], p
         tracker.start()
     expiry = expiry_seconds(parsed, datetime.now(timezone.utc))
     for topic in topic_list:
-        client.publish(topic, payload, retain=True, expiry=expiry)
+        client.publish(topic, sealed[topic], retain=True, expiry=expiry)
         err.write(f"alert {alert_id} published to {topic} (retained"
-                  + (f", the broker drops it after {expiry} s" if expiry else "") + ")\n")
+                  + (f", the broker drops it after {expiry} s" if expiry else "")
+                  + (f", signed by {signer.kid}" if signer else "") + ")\n")
     if not wait or not (expected or possible):
         return 0
     answers = tracker.wait(timeout)
@@ -153,14 +159,27 @@ def send(client: CtlClient, prefix: str, alert_id: str, targets: list[Target], p
     return 1 if failed else 0
 
 
-def cancel(client: CtlClient, prefix: str, alert_id: str, targets: list[Target], err: IO[str]) -> int:
-    """Publish the empty retained payload that cancels ``alert_id`` on every target topic."""
+def cancel(client: CtlClient, prefix: str, alert_id: str, targets: list[Target], err: IO[str],
+           signer: Signer | None = None) -> int:
+    """Publish the retained cancel of ``alert_id`` on every target topic: an empty payload,
+    or with ``signer`` a signed empty payload, which stays on the broker as the record
+    that the alert is over."""
     topics = Topics(prefix)
     for t in targets:
         topic = t.topic(topics, alert_id)
-        client.publish(topic, b"", retain=True)
-        err.write(f"alert {alert_id} cancelled on {topic}\n")
+        client.publish(topic, seal(signer, topic, b""), retain=True)
+        err.write(f"alert {alert_id} cancelled on {topic}" + (f" (signed by {signer.kid})" if signer else "") + "\n")
     return 0
+
+
+def _check_size(sealed: dict[str, bytes], limit: int | None) -> None:
+    """Refuse, before anything is published, a message the panels would refuse as too large."""
+    if limit is None:
+        return
+    for topic, data in sealed.items():
+        if len(data) > limit:
+            raise ContentError([f"{topic}: {len(data)} bytes once signed, above the panels' "
+                                f"mqtt.max_message_kb ({limit // 1024} KiB)"], "message")
 
 
 def list_alerts(client: CtlClient, prefix: str, now: datetime | None = None) -> list[dict[str, Any]]:
@@ -170,14 +189,16 @@ def list_alerts(client: CtlClient, prefix: str, now: datetime | None = None) -> 
                              f"{prefix}/all/alerts/+"], keep=False)
     topics = Topics(prefix)
     rows = []
-    for topic, payload in sorted(found.items()):
+    for topic, held in sorted(found.items()):
         try:
             route = topics.parse(topic)
         except ContentError:
             continue
+        payload, kid = unwrap(held)
         row: dict[str, Any] = {"topic": topic, "scope": route.scope, "target": route.name, "alert": route.alert,
                                "format": "cap" if payload.lstrip()[:1] == b"<" else "json",
-                               "state": "active", "level": None, "title": None, "expires": None, "ttl": None}
+                               "state": "active", "level": None, "title": None, "expires": None, "ttl": None,
+                               "signed_by": kid}
         try:
             parsed = parse_alert_message(route.alert or "", route.scope, route.name or "", payload, now=now,
                                          config=LENIENT, location=None)
@@ -214,10 +235,11 @@ def alert_cells(row: dict[str, Any]) -> list[str]:
     ends = row["expires"] or (f"ttl {row['ttl']:g} s" if isinstance(row["ttl"], (int, float)) else "when cancelled")
     title = str(row["title"] or NONE)
     return [row["scope"], str(target), str(row["alert"]), str(row["level"] or NONE),
-            title if len(title) <= 40 else title[:39] + "…", ends, row["format"], row["state"]]
+            title if len(title) <= 40 else title[:39] + "…", ends, row["format"], row["state"],
+            str(row.get("signed_by") or NONE)]
 
 
-ALERT_COLUMNS = ("SCOPE", "TARGET", "ID", "LEVEL", "TITLE", "ENDS", "FORMAT", "STATE")
+ALERT_COLUMNS = ("SCOPE", "TARGET", "ID", "LEVEL", "TITLE", "ENDS", "FORMAT", "STATE", "SIGNED")
 
 
 def parse_expires(text: str) -> str:

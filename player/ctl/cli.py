@@ -28,7 +28,10 @@ from ..errors import ValidationError
 from ..net.protocol import CommandError, parse_command
 from ..net.topics import Topics
 from . import alerts as ctl_alerts
+from ..errors import ConfigError
+from ..trust import b64url
 from .client import CtlClient, CtlError
+from .signing import Signer, seal
 from .push import load_document, prepare_playlist, push
 from .settings import CtlSettings, load_settings
 from .status import FLEET_COLUMNS, fleet_rows, format_table, read_fleet, row_cells
@@ -56,6 +59,9 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--tls-ca", metavar="FILE", default=s, help="CA certificate (turns TLS on)")
     g.add_argument("--tls-cert", metavar="FILE", default=s, help="client certificate")
     g.add_argument("--tls-key", metavar="FILE", default=s, help="client key")
+    g.add_argument("--key", metavar="FILE", default=s,
+                   help="sign every alert, cancel, playlist and command with this private key "
+                        "(NAME.key from 'panelctl keys new'; default: $PANELCTL_KEY)")
     return p
 
 
@@ -147,6 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--timeout", type=_positive, default=10.0, help="seconds to wait for the answer (default 10)")
         p.set_defaults(func=cmd_cmd, cmd=name)
 
+    p = add("keys", "Make signing keys.")
+    ksub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    k = ksub.add_parser("new", parents=[common], help="write NAME.key (private, mode 0600) and NAME.pub",
+                        description="Write NAME.key (the private key, mode 0600: keep it on the central server) "
+                                    "and NAME.pub (the public key, for the panels' trust.keys). NAME is the key id.")
+    k.add_argument("name", metavar="NAME")
+    k.add_argument("--dir", type=Path, default=Path("."), help="where to write them (default: here)")
+    k.set_defaults(func=cmd_keys_new)
+
     p = add("alert", "Send, cancel or list alerts.")
     asub = p.add_subparsers(dest="alert_command", metavar="ACTION", required=True)
     a = asub.add_parser("send", parents=[common], help="send (or update) an alert, retained",
@@ -188,8 +203,13 @@ class Io:
 
 def settings_from(args: argparse.Namespace) -> CtlSettings:
     overrides = {key: getattr(args, key, None) for key in
-                 ("broker", "prefix", "username", "password_file", "tls", "tls_ca", "tls_cert", "tls_key")}
+                 ("broker", "prefix", "username", "password_file", "tls", "tls_ca", "tls_cert", "tls_key", "key")}
     return load_settings(getattr(args, "config", None), overrides)
+
+
+def signer_of(s: CtlSettings) -> Signer | None:
+    """The signer of ``--key`` / ``$PANELCTL_KEY`` / ``key_file``, or None (unsigned)."""
+    return Signer.from_file(s.key_file) if s.key_file is not None else None
 
 
 def request_id() -> str:
@@ -218,10 +238,11 @@ def cmd_push(args: argparse.Namespace, s: CtlSettings, io: Io) -> int:
     data = load_document(args.file)
     prepared = prepare_playlist(data, args.file.parent, max_asset_bytes=s.max_asset_kb * 1024,
                                 max_message_bytes=s.max_message_kb * 1024)
+    signer = signer_of(s)
     with CtlClient(s) as client:
         return push(client, s.prefix, prepared, panels=args.panel or [], groups=args.group or [],
                     timeout=args.timeout, wait=not args.no_wait, max_asset_bytes=s.max_asset_kb * 1024,
-                    out=io.out, err=io.err)
+                    out=io.out, err=io.err, signer=signer, max_message_bytes=s.max_message_kb * 1024)
 
 
 def cmd_status(args: argparse.Namespace, s: CtlSettings, io: Io) -> int:
@@ -337,11 +358,12 @@ def send_command(s: CtlSettings, panel: str, command: dict[str, Any], timeout: f
     cmd_topic = topics.cmd_of(panel)
     events = topics.events_of(panel)
     extra = f"{s.prefix}/panels/{panel}/{extra_leaf}" if extra_leaf else None
+    payload = seal(signer_of(s), cmd_topic, json.dumps(command).encode("utf-8"))
     with CtlClient(s) as client:
         _offline_note(client, topics, panel, io)
         client.subscribe([events] + ([extra] if extra else []))
         deadline = time.monotonic() + timeout
-        client.publish(cmd_topic, json.dumps(command), retain=False)
+        client.publish(cmd_topic, payload, retain=False)
         return _answer(client, events, command["id"], deadline, extra)
 
 
@@ -432,10 +454,12 @@ def cmd_alert_send(args: argparse.Namespace, s: CtlSettings, io: Io) -> int:
                                       expires=expires, asset=asset, exercise=args.exercise)
         parsed = ctl_alerts.check_json_alert(args.alert_id, targets, data)
         payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    signer = signer_of(s)
     with CtlClient(s) as client:
         return ctl_alerts.send(client, s.prefix, args.alert_id, targets, payload, parsed, asset_file=asset_file,
                                max_asset_bytes=s.max_asset_kb * 1024, wait=not args.no_wait,
-                               timeout=args.timeout, out=io.out, err=io.err)
+                               timeout=args.timeout, out=io.out, err=io.err, signer=signer,
+                               max_message_bytes=s.max_message_kb * 1024)
 
 
 def cmd_alert_cancel(args: argparse.Namespace, s: CtlSettings, io: Io) -> int:
@@ -444,8 +468,24 @@ def cmd_alert_cancel(args: argparse.Namespace, s: CtlSettings, io: Io) -> int:
     topics = Topics(s.prefix)
     for t in targets:
         t.topic(topics, args.alert_id)
+    signer = signer_of(s)
     with CtlClient(s) as client:
-        return ctl_alerts.cancel(client, s.prefix, args.alert_id, targets, io.err)
+        return ctl_alerts.cancel(client, s.prefix, args.alert_id, targets, io.err, signer=signer)
+
+
+def cmd_keys_new(args: argparse.Namespace, s: CtlSettings, io: Io) -> int:
+    from ..trust import load_public_key, new_key_files
+
+    try:
+        private, public = new_key_files(args.dir, args.name)
+    except ConfigError as exc:
+        raise ValidationError(exc.errors, "key name") from None
+    raw, kid = load_public_key(public)
+    io.out.write(f"{private}: the private key (mode 0600): keep it on the central server, "
+                 "sign with panelctl --key or $PANELCTL_KEY\n"
+                 f"{public}: the public key, for the panels (trust.keys: [{public.name}] or inline):\n"
+                 f"  trust:\n    keys:\n      - {{kid: {kid}, key: {b64url(raw)}}}\n")
+    return 0
 
 
 def cmd_alert_list(args: argparse.Namespace, s: CtlSettings, io: Io) -> int:

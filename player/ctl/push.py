@@ -33,6 +33,7 @@ from ..content import Playlist, playlist_from_data
 from ..errors import ContentError
 from ..net.topics import Topics
 from .client import CtlClient, CtlError
+from .signing import Signer, seal
 from .status import format_table, read_fleet
 from .track import Answer, Progress, Tracker, awaited
 
@@ -166,11 +167,18 @@ def upload_assets(client: CtlClient, topics: Topics, uploads: dict[str, Path], m
 
 
 def push(client: CtlClient, prefix: str, prepared: Prepared, *, panels: list[str], groups: list[str],
-         timeout: float, wait: bool, max_asset_bytes: int, out: IO[str], err: IO[str]) -> int:
-    """Upload, publish and (with ``wait``) report the panels' answers; returns the exit status."""
+         timeout: float, wait: bool, max_asset_bytes: int, out: IO[str], err: IO[str],
+         signer: Signer | None = None, max_message_bytes: int | None = None) -> int:
+    """Upload, publish (signed when ``signer`` is given) and (with ``wait``) report the
+    panels' answers; returns the exit status."""
     topics = Topics(prefix)
     pl = prepared.playlist
     targets = [topics.panel_playlist_of(p) for p in panels] + [topics.group_playlist(g) for g in groups]
+    sealed = {topic: seal(signer, topic, prepared.payload) for topic in targets}
+    for topic, data in sealed.items():
+        if max_message_bytes is not None and len(data) > max_message_bytes:
+            raise ContentError([f"{topic}: {len(data)} bytes once signed, above the panels' mqtt.max_message_kb "
+                                f"({max_message_bytes // 1024} KiB)"], "playlist")
     upload_assets(client, topics, prepared.uploads, max_asset_bytes, err)
     fleet = read_fleet(client, prefix) if wait else {}
     expected, possible = awaited(fleet, panels, groups)
@@ -199,8 +207,9 @@ def push(client: CtlClient, prefix: str, prepared: Prepared, *, panels: list[str
     if wait:
         tracker.start()
     for topic in targets:
-        client.publish(topic, prepared.payload, retain=True)
-        err.write(f"published {pl.id}@{pl.version} to {topic} (retained)\n")
+        client.publish(topic, sealed[topic], retain=True)
+        err.write(f"published {pl.id}@{pl.version} to {topic} (retained"
+                  + (f", signed by {signer.kid}" if signer else "") + ")\n")
     if not wait:
         return 0
     if not expected and not possible:

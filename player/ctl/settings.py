@@ -13,6 +13,7 @@ The file is ``--config FILE``, else ``$PANELCTL_CONFIG``, else
       key_file: /etc/panelctl/client.key
     max_message_kb: 1024                # the panels' mqtt.max_message_kb
     max_asset_kb: 2048                  # largest asset sent over MQTT (the broker's packet limit)
+    key_file: ~/.config/central-2026.key   # sign what panelctl publishes (as --key, $PANELCTL_KEY)
 
 Example::
 
@@ -36,7 +37,8 @@ from ..validate import Node, Problems, describe
 
 DEFAULT_PATH = Path("~/.config/panelctl.yaml")
 ENV_VAR = "PANELCTL_CONFIG"
-KEYS = ("broker", "prefix", "username", "password_file", "tls", "max_message_kb", "max_asset_kb")
+KEYS = ("broker", "prefix", "username", "password_file", "tls", "max_message_kb", "max_asset_kb", "key_file")
+KEY_ENV_VAR = "PANELCTL_KEY"
 TLS_KEYS = ("ca_file", "cert_file", "key_file")
 
 
@@ -46,6 +48,7 @@ class CtlSettings(BrokerAccess):
 
     max_message_kb: int = 1024
     max_asset_kb: int = 2048
+    key_file: Path | None = None  # the private key that signs what panelctl publishes
     source: Path | None = None  # the config file read, if any
 
     @property
@@ -111,8 +114,10 @@ def load_settings(config: str | None, overrides: dict[str, Any],
     """Merge defaults, the config file and ``overrides`` (flag values; ``None`` = not given).
 
     ``overrides`` keys: broker, prefix, username, password_file, tls (bool: force TLS),
-    tls_ca, tls_cert, tls_key, max_asset_kb. Raises :class:`ConfigError` listing every problem.
+    tls_ca, tls_cert, tls_key, max_asset_kb, key (the signing key file; else ``$PANELCTL_KEY``).
+    Raises :class:`ConfigError` listing every problem.
     """
+    env = dict(os.environ) if env is None else env
     path, required = config_path(config, env)
     data: dict[str, Any] = {}
     if path is not None:
@@ -144,6 +149,9 @@ def load_settings(config: str | None, overrides: dict[str, Any],
             problems.add(f"tls.{key}", f"no such file: {path_value}")
     if password_file is not None and username is None:
         problems.add("password_file", "needs a username (--username)")
+    key_file = overrides.get("key") or env.get(KEY_ENV_VAR) or root.string("key_file", None)
+    if key_file is not None and not Path(key_file).expanduser().is_file():
+        problems.add("key_file", f"no such file: {key_file} (the signing key: --key, ${KEY_ENV_VAR} or key_file)")
     host, port = "127.0.0.1", None
     if broker is not None:
         try:
@@ -162,4 +170,4 @@ def load_settings(config: str | None, overrides: dict[str, Any],
     return CtlSettings(host=host, port=port or (8883 if tls else 1883), prefix=str(prefix),
                        username=username, password_file=Path(password_file).expanduser() if password_file else None,
                        tls=tls, max_message_kb=int(max_message_kb or 1024), max_asset_kb=int(max_asset_kb or 2048),
-                       source=path if data else None)
+                       key_file=Path(key_file).expanduser() if key_file else None, source=path if data else None)
