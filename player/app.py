@@ -271,7 +271,7 @@ class Player:
         elif isinstance(msg, Call):
             msg.fn()
         elif isinstance(msg, Inbound) and (msg := self.trust.admit(msg)) is None:
-            return  # refused: its event is out, nothing changes
+            return  # refused: its event is out, nothing changes (admitted: handled below)
         elif not (self.content.handle(msg, now) or self.alerts.handle(msg, now) or self.ops.handle(msg, now)):
             log.warning("unexpected inbox item %r", type(msg).__name__)
 

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("panel-player")
 
+SYNC_WAIT_S = 10.0  # after a (re)connection, how long the broker has to deliver its retained alerts
+
 
 class AlertPart:
     def __init__(self, player: Player) -> None:
@@ -36,6 +38,10 @@ class AlertPart:
         self.acknowledged: set[tuple[str, str, str]] = set()  # alerts whose alert.displayed went out
         self.unsaved = False  # the board changed since it was last stored
         self.dirty = True
+        # Reconciliation with the broker after each (re)connection (see synced()).
+        self.synced_connection = 0  # the last connection whose retained messages were all in
+        self.sync_deadline: float | None = None
+        self.unconfirmed: set[tuple[str, str, str]] = set()  # kept, though the broker may have lost them
 
     # -- start ----------------------------------------------------------------
     def start(self) -> None:
@@ -83,9 +89,53 @@ class AlertPart:
     def ids(self) -> list[str]:
         return sorted({a.id for a in self.board.active()})
 
+    def unconfirmed_ids(self) -> list[str]:
+        active = {a.key for a in self.board.active()}
+        return sorted({key[2] for key in self.unconfirmed & active})
+
+    # -- reconciliation with the broker -------------------------------------------------
+    def link_connected(self, now: float, connection: int) -> None:
+        """The broker has until the deadline to confirm what it holds for this connection."""
+        if connection > self.synced_connection:
+            self.sync_deadline = now + SYNC_WAIT_S
+
+    def synced(self, remembered: bool, topics: frozenset[str], now: float, connection: int = 0) -> None:
+        """Every retained alert of a connection is in (``topics``: the alert topics the
+        broker delivered something on). An active alert the broker no longer holds was
+        cancelled while the panel was away, if the broker kept its retained messages;
+        otherwise the panel cannot know, keeps it until it expires, and says so."""
+        from .net.protocol import event_error
+
+        self.synced_connection = max(self.synced_connection, connection)
+        self.sync_deadline = None
+        seen = {a.key for a in self.board.active() if self.topic_of(a) in topics}
+        gone = [a for a in self.board.active() if a.key not in seen]
+        self.unconfirmed &= {a.key for a in self.board.active()}
+        self.unconfirmed -= seen
+        if not gone:
+            return
+        if remembered:
+            for alert in gone:
+                log.warning("alert %s ended: cancelled while this panel was offline (the broker no longer "
+                            "holds it)", alert.id)
+                self.ended(self.board.cancel(alert.id, alert.scope, alert.scope_name), "cancelled")
+            return
+        fresh = [a for a in gone if a.key not in self.unconfirmed]
+        self.unconfirmed |= {a.key for a in gone}
+        for alert in fresh:
+            self.p.event(event_error(
+                f"alert {alert.id}: not confirmed by the broker, which holds no retained message for it and "
+                "may have lost them (restarted without persistence); kept until it expires or is cancelled"))
+        if fresh:
+            self.p.ops.notable("alerts unconfirmed")
+
     # -- messages ---------------------------------------------------------------
     def handle(self, msg: object, now: float) -> bool:
-        from .net.protocol import Inbound, Rejected, event_alert_rejected
+        from .net.protocol import Inbound, Rejected, RetainedSynced, event_alert_rejected
+
+        if isinstance(msg, RetainedSynced):
+            self.synced(msg.remembered, msg.alert_topics, now, msg.connection)
+            return True
 
         if isinstance(msg, Inbound) and msg.route.kind == "alert":
             self.received(msg.route.scope, msg.route.name or "", msg.route.alert or "", msg.payload,
@@ -130,6 +180,7 @@ class AlertPart:
         self.ended(replaced, "cancelled")
         if status in ("added", "updated"):
             self.acknowledged.discard(result.key)
+            self.unconfirmed.discard(result.key)
             log.warning("alert %s %s: %s %s", result.id, status, result.level, result.title)
             self.changed()
 
@@ -170,13 +221,16 @@ class AlertPart:
 
     # -- time ---------------------------------------------------------------------
     def tick(self, now: float, wall: datetime) -> None:
+        if self.sync_deadline is not None and now >= self.sync_deadline:
+            log.warning("the broker did not confirm its retained messages within %g s", SYNC_WAIT_S)
+            self.synced(False, frozenset(), now)  # no marker back (an ACL refusing it?): cannot know
         self.ended(self.board.expire(now, wall), "expired")
         current = self.board.current(now)
         if current != self.shown or self.dirty:
             self.show(current, now)
 
     def deadlines(self, now: float, wall: datetime) -> list[float | None]:
-        return [self.board.next_deadline(now, wall)]
+        return [self.board.next_deadline(now, wall), self.sync_deadline]
 
     def show(self, alert: Alert | None, now: float) -> None:
         self.dirty = False

@@ -166,7 +166,7 @@ class OpsPart:
         if isinstance(msg, Inbound) and msg.route.kind == "cmd":
             self.command(msg.payload, now)
         elif isinstance(msg, LinkState):
-            self.link_state(msg.connected, msg.reason)
+            self.link_state(msg.connected, msg.reason, msg.connection)
         elif isinstance(msg, LinkError):
             self.p.report_error(f"MQTT: {msg.reason}")
         elif isinstance(msg, Rejected) and getattr(msg.subject, "kind", None) == "cmd":
@@ -183,13 +183,14 @@ class OpsPart:
             return False
         return True
 
-    def link_state(self, connected: bool, reason: str) -> None:
+    def link_state(self, connected: bool, reason: str, connection: int = 0) -> None:
         was = self.connected
         self.connected = connected
         self.link_status = reason
         log.info("MQTT %s", reason)
         if connected and not was:
             self.hb_due = time.monotonic()  # tell the crews at once that we are back
+            self.p.alerts.link_connected(time.monotonic(), connection)
         if self.identify_view is not None:
             self.identify_view.update(info=self.panel_info())
             self.refresh_overlay()
@@ -327,6 +328,7 @@ class OpsPart:
             "brightness_floor": self.p.screen.floor,
             "brightness_derated": getattr(self.brightness_ctl, "derated", None),
             "screen": self.p.screen.state,
+            "alerts_unconfirmed": self.p.alerts.unconfirmed_ids(),
         }
         return build_heartbeat(
             panel=p.cfg.panel.id, ts=datetime.now(timezone.utc), firmware=p.version,

@@ -25,6 +25,7 @@ import queue
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ from paho.mqtt.properties import Properties
 
 from ..config import BrokerAccess, TlsConfig
 from ..errors import ConfigError
-from .protocol import Inbound, LinkError, LinkState, Rejected, iso_now
+from .protocol import Inbound, LinkError, LinkState, Rejected, RetainedSynced, iso_now
 from .topics import PanelTopics, TopicError
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,10 @@ class MqttLink:
         self._lock = threading.Lock()
         self._assets: set[str] = set()
         self._subscribe_mid: int | None = None
+        self._sync_topic = f"{settings.prefix}/panels/{panel_id}/sync"
+        self._sync_token = ""
+        self._sync_remembered = False
+        self._sync_seen: set[str] = set()
         self._connected_reason = ""
         self._last_state: tuple[bool, str] | None = None
         self._v5 = settings.protocol == "5"
@@ -259,7 +264,7 @@ class MqttLink:
         if self._last_state == (connected, reason):
             return
         self._last_state = (connected, reason)
-        self._put(LinkState(connected, reason))
+        self._put(LinkState(connected, reason, self._connects))
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any,
                     properties: Any) -> None:
@@ -286,10 +291,17 @@ class MqttLink:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             wanted = sorted(self._assets)
-        filters = self.topics.subscriptions() + [self.topics.asset(sha) for sha in wanted]
+        filters = self.topics.subscriptions() + [self.topics.asset(sha) for sha in wanted] + [self._sync_topic]
         # One SUBSCRIBE for all: "connected" is announced on its SUBACK, once
         # every message addressed to the panel is sure to reach it.
         _, self._subscribe_mid = client.subscribe([(topic, 1) for topic in filters])
+        # The marker comes back after every retained message of that SUBSCRIBE (the
+        # broker handles a client's packets in order); left retained, it also tells the
+        # next connection whether the broker kept its retained messages.
+        self._sync_remembered = False
+        self._sync_seen = set()
+        self._sync_token = f"{self.panel_id} {uuid.uuid4().hex}"
+        client.publish(self._sync_topic, self._sync_token, qos=1, retain=True)
         client.publish(self.topics.online(), "true", qos=1, retain=True)
         self._connects += 1
         if self._connects > 1:
@@ -318,8 +330,18 @@ class MqttLink:
             self._state(True, self._connected_reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._put(self.check(message.topic if _topic_is_utf8(message) else None,
-                             bytes(message.payload), bool(message.retain)))
+        topic = message.topic if _topic_is_utf8(message) else None
+        if topic == self._sync_topic:
+            if bytes(message.payload) == self._sync_token.encode():
+                self._put(RetainedSynced(self._sync_remembered, frozenset(self._sync_seen), self._connects))
+            elif message.retain and message.payload:
+                self._sync_remembered = True  # the marker of an earlier connection
+            return
+        item = self.check(topic, bytes(message.payload), bool(message.retain))
+        route = item.route if isinstance(item, Inbound) else item.subject
+        if topic is not None and getattr(route, "kind", None) == "alert":
+            self._sync_seen.add(topic)  # refused or not, the broker holds something there
+        self._put(item)
 
     def check(self, topic: str | None, payload: bytes, retained: bool) -> Inbound | Rejected:
         """Turn a received message into an inbox item (pure: topic, size and hash checks)."""

@@ -62,6 +62,20 @@ class LinkState:
 
     connected: bool
     reason: str
+    connection: int = 0  # the link's connection count (1 for the first)
+
+
+@dataclass(frozen=True)
+class RetainedSynced:
+    """Every retained message the broker holds for the panel's subscriptions has arrived
+    (they are in the inbox before this). ``remembered``: the broker still held the
+    marker the panel left at its previous connection, so it kept its retained messages:
+    an alert topic with nothing retained was cancelled. False: the broker lost them
+    (restarted without persistence), or this is the first connection."""
+
+    remembered: bool
+    alert_topics: frozenset[str] = frozenset()  # the alert topics it delivered something on
+    connection: int = 0  # the link's connection count it belongs to
 
 
 @dataclass(frozen=True)
