@@ -32,12 +32,27 @@ still at most 2 even if each change were counted as a flash. The flashing area i
 band alone, never the whole screen, and never a change to or from saturated red.
 With ``flash=False`` the picture is still and :meth:`AlertView.next_frame` returns None
 (unless text scrolls).
+
+Pixel fonts (BDF/PCF) are drawn at their own sizes: :data:`LED_MIN_PX` then means the
+font's own size nearest it (:meth:`FontFace.fitting_size`: the largest not above 8 px,
+else the smallest), so a 6x13 font is used at 13 px and a 5x7 font at 7 px.
+
+The alert screen cannot fail. Whatever goes wrong while laying out or drawing an alert
+(a font, a size, a text, an image), :meth:`AlertView.draw` then paints the minimal alert
+screen instead (:class:`MinimalAlertScreen`: the level's colours and the title, in
+pygame's bundled font through ``pygame.font``, a code path of its own) and reports the
+failure once per alert to ``on_error``; should even that fail, the whole screen is
+filled with the level's background colour. Nothing raised while drawing an alert ever
+reaches the main loop.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -47,7 +62,7 @@ import pygame
 from player.alerts import Alert
 from player.render.fonts import Color, FontFace, open_face
 from player.render.pictograms import PictogramName, draw_pictogram
-from player.render.text import LRU, TextPainter
+from player.render.text import LRU, TextPainter, last_true
 from player.render.ticker import Ticker
 
 FLASH_HALF_PERIOD = 0.5
@@ -67,6 +82,11 @@ LABELS = {"critical": "ALERTE", "warning": "VIGILANCE", "info": "INFORMATION"}
 EXERCISE_LABEL = "EXERCICE"
 EXERCISE_STRIP: Color = (255, 255, 255)
 EXERCISE_INK: Color = (0, 0, 0)
+
+ErrorCallback = Callable[[str], None]
+"""``on_error(reason)``: one line saying what failed on the alert screen (see AlertView)."""
+
+log = logging.getLogger("panel-player")
 
 _FLOOD = re.compile(r"\b(crues?|inondations?|submersions?|débordements?|montée des eaux|flood\w*)\b", re.I)
 _STOP = re.compile(r"\b(interdit\w*|fermée?s?|fermeture|barrée?s?|évacu\w*|confinement|closed|evacuat\w*)\b", re.I)
@@ -203,6 +223,15 @@ class AlertView:
     it). ``scroll_speed``: pixels per second for scrolling text (default LED 24,
     else a twelfth of the width per second). ``flash_for``: seconds the animation runs
     after an alert appears (None: as long as it shows).
+
+    ``on_error(reason)`` is called, on the main thread from :meth:`draw` or
+    :meth:`next_frame`, when the alert screen could not be drawn and the minimal one is
+    shown instead (see the module docstring); ``reason`` is one line, e.g.
+    ``"alert screen: crue-1 (critical, fullscreen, 128x64): ValueError: ...; minimal
+    alert screen shown"``. It is called once per alert and failure, not at every frame;
+    an exception it raises is logged and ignored. A font that cannot be opened is
+    reported the same way, at the first drawing, and pygame's bundled font used instead.
+    Failures are logged whether or not ``on_error`` is given.
     """
 
     revision: int
@@ -211,10 +240,12 @@ class AlertView:
     def __init__(self, font: FontFace | str | None = None, *, antialias: bool | None = None,
                  flash: bool = True, led: bool = False, mode: str = "fullscreen",
                  banner_fraction: float | None = None, scroll_speed: float | None = None,
-                 flash_for: float | None = None) -> None:
+                 flash_for: float | None = None, on_error: ErrorCallback | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        face = font if isinstance(font, FontFace) else open_face(font)
+        self.on_error = on_error
+        self._pending: list[str] = []  # failures found before there was a screen to draw
+        face = self._open(font)
         self.led = led
         self.flash = flash
         self.flash_for = flash_for
@@ -223,8 +254,9 @@ class AlertView:
         if not 0 < self.banner_fraction <= 1:
             raise ValueError(f"banner_fraction must be in (0, 1], got {self.banner_fraction}")
         self.scroll_speed = scroll_speed
-        self.painter = TextPainter(face, antialias=(not led) if antialias is None else antialias,
-                                   line_spacing=1.0 if led else 1.1)
+        self.antialias = (not led) if antialias is None else antialias
+        self._painter = None if face is None else TextPainter(face, antialias=self.antialias,
+                                                              line_spacing=1.0 if led else 1.1)
         self.revision = 0
         self._alert: Alert | None = None
         self._count = 1
@@ -234,6 +266,34 @@ class AlertView:
         self._start = 0.0
         self._built: _Built | None = None
         self._tiles: LRU[tuple[object, ...], pygame.Surface] = LRU(TILES_KEPT)  # see _tile
+        self._failed = False  # True: the minimal screen is shown for the current alert
+        self._failed_size: tuple[int, int] | None = None  # ... at this size (None: any)
+        self._minimal = MinimalAlertScreen()
+        self._reported: LRU[tuple[object, ...], bool] = LRU(64)
+
+    def _open(self, font: FontFace | str | None) -> FontFace | None:
+        """The face for ``font``; pygame's bundled one (the failure noted) when it cannot be
+        opened; None when neither can."""
+        if isinstance(font, FontFace):
+            return font
+        try:
+            return open_face(font)
+        except Exception as exc:  # a missing file, a broken font, anything: never fatal here
+            self._pending.append(f"alert screen: font {font!r} unusable ({_describe(exc)}); "
+                                 "pygame's bundled font used")
+        try:
+            return open_face(None)
+        except Exception as exc:
+            self._pending.append(f"alert screen: no font can be opened ({_describe(exc)}); "
+                                 "minimal alert screen shown")
+            return None
+
+    @property
+    def painter(self) -> TextPainter:
+        """The text painter of the alert screen (its face is the configured font)."""
+        if self._painter is None:
+            raise RuntimeError("no font could be opened for the alert screen")
+        return self._painter
 
     # --- what to show --------------------------------------------------------------------
 
@@ -269,14 +329,19 @@ class AlertView:
             self._start = now  # a turn to the next alert restarts the animation and scrolling
         self._alert, self._count, self._index, self._image, self._mode = current, count, index, image, mode
         self._built = None
+        self._failed, self._failed_size = False, None  # a new picture: the full screen is tried again
         self.revision += 1
         return True
 
     # --- geometry --------------------------------------------------------------------------
 
+    def _min_px(self) -> int:
+        """The smallest readable LED size in the font's own sizes (see the module docstring)."""
+        return self.painter.face.fitting_size(LED_MIN_PX)
+
     def _min_row(self) -> int:
         """Rows a line of text needs at the smallest readable LED size."""
-        return self.painter.face.line_height(LED_MIN_PX)
+        return self.painter.face.line_height(self._min_px())
 
     def banner_rect(self, size: tuple[int, int]) -> pygame.Rect:
         """The band over the bottom of the screen that banner mode paints (nothing else)."""
@@ -297,6 +362,11 @@ class AlertView:
         min_row = self._min_row() if led else 1
         m = max(1, round(min(w, h) * (0.02 if led else 0.03)))
         bh = max(round(h * (0.22 if led else 0.16)), min_row + 2)
+        eh = max(round(h * (0.14 if led else 0.1)), min_row) if alert is not None and alert.exercise else 0
+        # On a panel too small for all of it, the title's row comes first: the band gives
+        # way, then the EXERCICE strip (down to 2 rows each).
+        bh = min(bh, max(2, h - eh - min_row))
+        eh = min(eh, max(2, h - bh - min_row)) if eh else 0
         band = pygame.Rect(0, 0, w, bh)
         pad = 1 if led else max(1, round(bh * 0.12))
         text_pad = 1 if led else round(bh * 0.15)  # above and below the band's words
@@ -314,8 +384,7 @@ class AlertView:
 
         exercise = None
         bottom = h
-        if alert is not None and alert.exercise:
-            eh = max(round(h * (0.14 if led else 0.1)), min_row)
+        if eh:
             exercise = pygame.Rect(0, h - eh, w, eh)
             bottom = exercise.y
         gap = 0 if led else m
@@ -353,25 +422,30 @@ class AlertView:
         band = self.banner_rect(size)
         rule = max(1, round(band.h * 0.06))  # a line in the band colour along the banner's top
         inner = pygame.Rect(band.x, band.y + rule, band.w, band.h - rule)
-        tile = pygame.Rect(band.x, inner.y, inner.h, inner.h)
-        pad = max(1, round(inner.h * 0.12))
+        tile = pygame.Rect(band.x, inner.y, max(1, min(inner.h, band.w // 3)), inner.h)
+        pad = max(1, round(min(inner.h, tile.w) * 0.12))  # from the width too: a narrow screen
         m = pad
         x = tile.right + m
         right = band.right - m
+        # The title keeps at least half of what is left of the width: the counter, then the
+        # EXERCICE tag, are left out when they would take more (the tag then ends the text).
+        keep = max(1, (right - x) // 2)
         counter = None
         if self._count > 1:
             text = self._counter_text()
             px = self.painter.line_px(text, band.w, round(inner.h * 0.6))
             cw = self.painter.face.width(text, px) + 2
-            counter = pygame.Rect(right - cw, inner.y + pad, cw, inner.h - 2 * pad)
-            right = counter.x - m
+            if right - cw - m - x >= keep:
+                counter = pygame.Rect(right - cw, inner.y + pad, cw, inner.h - 2 * pad)
+                right = counter.x - m
         exercise = None
         if self._alert is not None and self._alert.exercise:
             text = EXERCISE_LABEL
             px = self.painter.line_px(text, band.w, round(inner.h * 0.5))
             ew = self.painter.face.width(text, px) + 2 * pad
-            exercise = pygame.Rect(x, inner.y + pad, ew, inner.h - 2 * pad)
-            x = exercise.right + m
+            if right - (x + ew + m) >= keep:
+                exercise = pygame.Rect(x, inner.y + pad, ew, inner.h - 2 * pad)
+                x = exercise.right + m
         title = pygame.Rect(x, inner.y + pad // 2, max(1, right - x), max(1, inner.h - pad))
         pictogram = tile.inflate(-2 * pad, -2 * pad)
         return AlertLayout(band, tile, pictogram, None, counter, title, None, None, exercise)
@@ -394,9 +468,18 @@ class AlertView:
         return math.floor((now - self._start) / FLASH_HALF_PERIOD) % 2 == 1
 
     def next_frame(self, now: float) -> float | None:
-        """Monotonic time of the next change of picture; None when it is still."""
-        if self._alert is None:
+        """Monotonic time of the next change of picture; None when it is still (as the
+        minimal alert screen always is). Never raises: a failure here switches to the
+        minimal screen and returns ``now``, so that it is drawn at once."""
+        if self._alert is None or self._failed:
             return None
+        try:
+            return self._next_frame(now)
+        except Exception as exc:
+            self._fail(exc, None)
+            return now
+
+    def _next_frame(self, now: float) -> float | None:
         if self._built is not None and self._built.body_pending:
             return now  # the body is still to come (see draw)
         due: list[float] = []
@@ -415,9 +498,69 @@ class AlertView:
     # --- drawing ---------------------------------------------------------------------------
 
     def draw(self, surface: pygame.Surface, now: float, wall: datetime) -> None:
-        """Paint the current alert as it is at ``now``; nothing when there is none."""
+        """Paint the current alert as it is at ``now``; nothing when there is none.
+
+        Never raises: when the alert screen cannot be drawn, the minimal one is, and the
+        failure goes to ``on_error`` (see the class docstring)."""
         if self._alert is None:
             return
+        if self._pending:
+            pending, self._pending = self._pending, []
+            for reason in pending:
+                self._report(("pending", reason), reason, None)
+        size = surface.get_size()
+        if self._failed and self._failed_size is not None and self._failed_size != size:
+            self._failed = False  # another size (a rotation): the full screen is tried again
+        if not self._failed:
+            try:
+                self._draw_full(surface, now, wall)
+                return
+            except Exception as exc:
+                self._fail(exc, size)
+        self._draw_minimal(surface)
+
+    def _fail(self, exc: Exception, size: tuple[int, int] | None) -> None:
+        """Switch to the minimal screen for the current alert (at ``size``; None: any)."""
+        self._failed = True
+        self._failed_size = size
+        self._built = None  # its buffers may be what failed: let them go
+        alert = self._alert
+        assert alert is not None
+        at = f", {size[0]}x{size[1]}" if size is not None else ""
+        reason = (f"alert screen: {alert.id} ({alert.level}, {self._mode}{at}): {_describe(exc)}; "
+                  "minimal alert screen shown")
+        self._report((alert.key, self._mode, _describe(exc)), reason, exc)
+
+    def _draw_minimal(self, surface: pygame.Surface) -> None:
+        alert = self._alert
+        assert alert is not None
+        banner = self.banner_fraction if self._mode == "banner" else None
+        try:
+            self._minimal.draw(surface, alert.level, alert.title, banner_fraction=banner,
+                               antialias=self.antialias)
+        except Exception as exc:
+            self._report((alert.key, "minimal", _describe(exc)),
+                         f"minimal alert screen: {alert.id} ({alert.level}): {_describe(exc)}; "
+                         "screen filled with the level colour", exc)
+            try:
+                surface.fill(PALETTES.get(alert.level, PALETTES["critical"]).background)
+            except Exception:
+                log.exception("alert screen: cannot even fill the screen")
+
+    def _report(self, key: tuple[object, ...], reason: str, exc: Exception | None) -> None:
+        """Log ``reason`` and pass it to ``on_error``, once per ``key`` (not at every frame)."""
+        if self._reported.get(key):
+            return
+        self._reported.put(key, True)
+        log.error("%s", reason, exc_info=exc)
+        if self.on_error is not None:
+            try:
+                self.on_error(reason)
+            except Exception:
+                log.exception("alert screen: on_error failed")
+
+    def _draw_full(self, surface: pygame.Surface, now: float, wall: datetime) -> None:
+        assert self._alert is not None
         size = surface.get_size()
         built = self._built
         if built is None or built.size != size:
@@ -465,6 +608,8 @@ class AlertView:
         if banner:
             base.fill(palette.band, (0, 0, lay.band.w, lay.flash.y - lay.band.y))
             text = alert.title if not alert.body.strip() else f"{alert.title} — {alert.body}"
+            if alert.exercise and lay.exercise is None:  # no room for the tag: said in the text
+                text = f"{text} ({EXERCISE_LABEL})"
             scrolls += self._line(base, local(lay.title), lay.title, text, palette.text, palette.background)
         else:
             scrolls += self._title(base, lay.title, alert.title, palette)
@@ -526,7 +671,7 @@ class AlertView:
               palette: Palette) -> list[tuple[Ticker, pygame.Rect]]:
         if self.led:
             fitted = self.painter.fit("", body, rect.w, rect.h)
-            if fitted.truncated or fitted.body_px < LED_MIN_PX:
+            if fitted.truncated or fitted.body_px < self._min_px():
                 return self._line(base, rect, rect, body, palette.text, palette.background)
         self.painter.draw(base, rect, "", body, palette.text, "center")
         return []
@@ -541,7 +686,7 @@ class AlertView:
             return []
         full = painter.line_px(one_line, 1 << 30, rect.h)
         px = painter.line_px(one_line, rect.w, rect.h)
-        readable = max(LED_MIN_PX, math.ceil(full * STATIC_SHARE))
+        readable = max(self._min_px(), math.ceil(full * STATIC_SHARE))
         if px >= readable and painter.face.width(one_line, px) <= rect.w:
             painter.draw_line(base, local, text, color)
             return []
@@ -563,3 +708,174 @@ class AlertView:
             image = deep
         scaled = pygame.transform.smoothscale(image, size)
         base.blit(scaled, (rect.x + (rect.w - size[0]) // 2, rect.y + (rect.h - size[1]) // 2))
+
+
+# --- the minimal alert screen --------------------------------------------------------------
+
+MINIMAL_MIN_PX = 6
+"""Smallest ``pygame.font`` size of the minimal screen (its font is never asked for less)."""
+MINIMAL_MAX_PX = 720
+MINIMAL_MAX_CHARS = 300
+"""Title characters the minimal screen considers; more are cut with "…"."""
+_MINIMAL_FONTS: dict[int, pygame.font.Font] = {}
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` on one line, at most 300 characters."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _minimal_font(px: int) -> pygame.font.Font:
+    font = _MINIMAL_FONTS.get(px)
+    if font is None:
+        if not pygame.font.get_init():
+            pygame.font.init()
+        if len(_MINIMAL_FONTS) >= 24:
+            _MINIMAL_FONTS.clear()
+        font = _MINIMAL_FONTS[px] = pygame.font.Font(None, px)
+    return font
+
+
+def minimal_text(title: str, level: str) -> str:
+    """What the minimal screen writes for ``title``: control, format, private and unassigned
+    characters dropped, blank runs as one space, at most :data:`MINIMAL_MAX_CHARS`
+    characters; the level's word (ALERTE...) when nothing is left."""
+    kept: list[str] = []
+    for ch in unicodedata.normalize("NFC", title[:4 * MINIMAL_MAX_CHARS]):
+        category = unicodedata.category(ch)
+        if ch.isspace() or category in ("Zs", "Zl", "Zp"):
+            kept.append(" ")
+        elif category[0] != "C":
+            kept.append(ch)
+    text = " ".join("".join(kept).split())
+    if len(text) > MINIMAL_MAX_CHARS:
+        text = text[:MINIMAL_MAX_CHARS - 1].rstrip() + "…"
+    return text or LABELS.get(level, LABELS["critical"])
+
+
+def _width(font: pygame.font.Font, text: str) -> int:
+    try:
+        return font.size(text)[0]
+    except (pygame.error, UnicodeError, ValueError):
+        return font.size(_ascii(text))[0]
+
+
+def _ascii(text: str) -> str:
+    """A stand-in for text the font library refuses (outside the Basic Multilingual Plane)."""
+    return "".join(c if ord(c) < 0x10000 else "?" for c in text).encode("latin-1", "replace").decode("latin-1")
+
+
+def _minimal_wrap(font: pygame.font.Font, text: str, width: int, max_lines: int) -> list[str] | None:
+    """Lines of ``text`` no wider than ``width`` (words broken when they must be); None as
+    soon as there are more than ``max_lines``."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split(" "):
+        candidate = f"{current} {word}" if current else word
+        if _width(font, candidate) <= width:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        while len(word) > 1 and _width(font, word) > width:
+            cut = last_true(1, len(word) - 1, lambda n: _width(font, word[:n]) <= width)
+            lines.append(word[:cut])
+            word = word[cut:]
+            if len(lines) > max_lines:
+                return None
+        current = word
+        if len(lines) > max_lines:
+            return None
+    if current:
+        lines.append(current)
+    return lines if len(lines) <= max_lines else None
+
+
+def minimal_area(size: tuple[int, int], banner_fraction: float | None) -> pygame.Rect:
+    """Where the minimal screen paints: all of ``size``, or the band at the bottom that a
+    banner takes (at least 12 rows, at most the whole height)."""
+    w, h = max(0, size[0]), max(0, size[1])
+    if banner_fraction is None:
+        return pygame.Rect(0, 0, w, h)
+    bh = min(h, max(12, round(h * min(1.0, max(0.0, banner_fraction)))))
+    return pygame.Rect(0, h - bh, w, bh)
+
+
+class MinimalAlertScreen:
+    """The alert screen that does not depend on the configured font nor on the layout code:
+    the level's background and text colours and the title, wrapped and as large as fits,
+    in pygame's bundled font via ``pygame.font`` (SDL_ttf). Sizes are computed
+    defensively (from :data:`MINIMAL_MIN_PX`, whatever the surface: 1x1 to 8K); a title
+    that does not fit even at the smallest size is cut short with "…". The last picture's
+    lines are kept, so drawing it again costs a fill and a few blits::
+
+        MinimalAlertScreen().draw(screen, "critical", "Crue : évacuez les berges")
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[object, ...] | None = None
+        self._lines: list[tuple[pygame.Surface, tuple[int, int]]] = []
+        self.area = pygame.Rect(0, 0, 0, 0)
+        self.text_rect = pygame.Rect(0, 0, 0, 0)
+        """Where the title's lines were put, last time (for tests and logs)."""
+
+    def draw(self, surface: pygame.Surface, level: str, title: str, *, banner_fraction: float | None = None,
+             antialias: bool = True) -> pygame.Rect:
+        """Paint the minimal screen for an alert of ``level`` (unknown levels: critical
+        colours) on ``surface`` (the bottom band only with ``banner_fraction``); returns
+        the area painted."""
+        palette = PALETTES.get(level, PALETTES["critical"])
+        size = surface.get_size()
+        key = (size, level, title, banner_fraction, antialias)
+        if key != self._key:
+            self._key = None
+            self._lines = self._layout(size, palette, minimal_text(title, level), banner_fraction, antialias)
+            self._key = key
+        surface.fill(palette.background, self.area)
+        old_clip = surface.get_clip()
+        surface.set_clip(self.area.clip(old_clip))
+        try:
+            for line, at in self._lines:
+                surface.blit(line, at)
+        finally:
+            surface.set_clip(old_clip)
+        return self.area.copy()
+
+    def _layout(self, size: tuple[int, int], palette: Palette, text: str, banner_fraction: float | None,
+                antialias: bool) -> list[tuple[pygame.Surface, tuple[int, int]]]:
+        area = self.area = minimal_area(size, banner_fraction)
+        margin = max(1, min(area.w, area.h) // 20)
+        inner = area.inflate(-2 * margin, -2 * margin)
+        if inner.w < 1 or inner.h < 1:
+            inner = area.copy()
+        width, height = max(1, inner.w), max(1, inner.h)
+
+        def fits(px: int) -> bool:
+            font = _minimal_font(px)
+            return _minimal_wrap(font, text, width, height // max(1, font.get_linesize())) is not None
+
+        hi = max(MINIMAL_MIN_PX, min(MINIMAL_MAX_PX, height * 4 // 3))
+        px = last_true(MINIMAL_MIN_PX, hi, fits)
+        font = _minimal_font(px)
+        step = max(1, font.get_linesize())
+        room = max(1, height // step)
+        lines = _minimal_wrap(font, text, width, 1 << 30) or [text]
+        if len(lines) > room:
+            lines = lines[:room]
+            last = lines[-1]
+            while last and _width(font, last + "…") > width:
+                last = last[:-1]
+            lines[-1] = last.rstrip() + "…"
+        top = inner.y + max(0, (height - len(lines) * step) // 2)
+        placed: list[tuple[pygame.Surface, tuple[int, int]]] = []
+        self.text_rect = pygame.Rect(inner.centerx, top, 0, 0)
+        for i, line in enumerate(lines):
+            try:
+                image = font.render(line, antialias, palette.text, palette.background)
+            except (pygame.error, UnicodeError, ValueError):
+                image = font.render(_ascii(line), antialias, palette.text, palette.background)
+            at = (inner.x + (width - image.get_width()) // 2, top + i * step)
+            placed.append((image, at))
+            self.text_rect.union_ip(pygame.Rect(at, image.get_size()))
+        return placed
