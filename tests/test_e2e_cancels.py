@@ -83,6 +83,14 @@ def test_a_broker_that_lost_everything_leaves_the_alert_on_screen_marked_unconfi
     assert not [e for e in p.events(mark) if e["type"] == "alert.ended"]
     time.sleep(0.5)
     assert p.pixel(*ALERT_AT) == CRITICAL
+    # panelctl shows the difference between what the broker holds and what the panel shows.
+    from test_panelctl import ctl
+
+    code, out, err = ctl(forgetful_broker, "alert", "list", "--json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert (row["alert"], row["state"], row["shown_by"], row["unconfirmed_on"]) == \
+        ("crue-1", "not on the broker", ["p1"], ["p1"])
 
     # The server sends it again: confirmed.
     pub = Publisher(forgetful_broker)

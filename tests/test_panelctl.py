@@ -298,6 +298,10 @@ def test_alert_send_list_cancel_on_a_running_panel(panel: Any, tmp_path: Path) -
     (row,) = json.loads(out)
     assert (row["scope"], row["alert"], row["level"], row["title"], row["ttl"]) == \
         ("all", "crue-1", "critical", "ALERTE CRUE", 600)
+    if row["shown_by"] != ["p1"]:  # the heartbeat listing it follows the alert.displayed event
+        p.sub.wait_for(f"{p.topic}/heartbeat", where=lambda m: json.loads(m.payload)["alerts"] == ["crue-1"])
+        row = json.loads(ctl(p.broker, "alert", "list", "--json")[1])[0]
+    assert row["shown_by"] == ["p1"]
     code, out, _ = ctl(p.broker, "alert", "list")
     assert out.splitlines()[1].split()[:4] == ["all", "(all)", "crue-1", "critical"]
 

@@ -183,10 +183,33 @@ def _check_size(sealed: dict[str, bytes], limit: int | None) -> None:
 
 
 def list_alerts(client: CtlClient, prefix: str, now: datetime | None = None) -> list[dict[str, Any]]:
-    """The retained alerts of every scope, each as the panel would read it (no location filter)."""
+    """The retained alerts of every scope, each as the panel would read it (no location
+    filter), with the panels whose heartbeat shows it; then the alerts panels show that
+    the broker does not hold (state ``not on the broker``)."""
     now = now or datetime.now(timezone.utc)
     found = client.retained([f"{prefix}/panels/+/alerts/+", f"{prefix}/groups/+/alerts/+",
                              f"{prefix}/all/alerts/+"], keep=False)
+    rows = _retained_rows(found, prefix, now)
+    shown: dict[str, list[str]] = {}
+    unconfirmed: dict[str, list[str]] = {}
+    for pid, state in sorted(read_fleet(client, prefix).items()):
+        hb = state.heartbeat or {}
+        for alert_id in hb.get("alerts") or []:
+            shown.setdefault(str(alert_id), []).append(pid)
+        for alert_id in hb.get("alerts_unconfirmed") or []:
+            unconfirmed.setdefault(str(alert_id), []).append(pid)
+    held = {row["alert"] for row in rows if row["state"] not in ("cancel message", "expired", "invalid")}
+    for row in rows:
+        row["shown_by"] = shown.get(str(row["alert"]), []) if row["alert"] in held else []
+    for alert_id in sorted(set(shown) - held):
+        rows.append({"topic": None, "scope": "?", "target": None, "alert": alert_id, "format": None,
+                     "state": "not on the broker", "level": None, "title": None, "expires": None, "ttl": None,
+                     "signed_by": None, "shown_by": shown[alert_id],
+                     "unconfirmed_on": unconfirmed.get(alert_id, [])})
+    return rows
+
+
+def _retained_rows(found: dict[str, bytes], prefix: str, now: datetime) -> list[dict[str, Any]]:
     topics = Topics(prefix)
     rows = []
     for topic, held in sorted(found.items()):
@@ -234,12 +257,14 @@ def alert_cells(row: dict[str, Any]) -> list[str]:
     target = row["target"] if row["scope"] != "all" else "(all)"
     ends = row["expires"] or (f"ttl {row['ttl']:g} s" if isinstance(row["ttl"], (int, float)) else "when cancelled")
     title = str(row["title"] or NONE)
+    panels = row.get("shown_by") or []
+    shown_by = ",".join(panels[:3]) + (f" +{len(panels) - 3}" if len(panels) > 3 else "") if panels else NONE
     return [row["scope"], str(target), str(row["alert"]), str(row["level"] or NONE),
-            title if len(title) <= 40 else title[:39] + "…", ends, row["format"], row["state"],
-            str(row.get("signed_by") or NONE)]
+            title if len(title) <= 40 else title[:39] + "…", ends, str(row["format"] or NONE), row["state"],
+            str(row.get("signed_by") or NONE), shown_by]
 
 
-ALERT_COLUMNS = ("SCOPE", "TARGET", "ID", "LEVEL", "TITLE", "ENDS", "FORMAT", "STATE", "SIGNED")
+ALERT_COLUMNS = ("SCOPE", "TARGET", "ID", "LEVEL", "TITLE", "ENDS", "FORMAT", "STATE", "SIGNED", "SHOWN BY")
 
 
 def parse_expires(text: str) -> str:

@@ -494,7 +494,7 @@ def cmd_alert_list(args: argparse.Namespace, s: CtlSettings, io: Io) -> int:
     if args.json:
         io.out.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
     elif not rows:
-        io.out.write("no alert is retained on the broker\n")
+        io.out.write("no alert is retained on the broker, and no panel shows one\n")
     else:
         io.out.write(format_table(ctl_alerts.ALERT_COLUMNS, [ctl_alerts.alert_cells(r) for r in rows]) + "\n")
     return 0
