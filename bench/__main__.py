@@ -23,6 +23,7 @@ FULL = {
     "answers": lambda m: m.run(n=4000),
     "alert_latency": lambda m: m.run(count=200),
     "sleep": lambda m: m.run(seconds=10.0, count=50),
+    "signatures": lambda m: m.run(n=2000, count=100),
 }
 SMOKE = {
     "frame_cost": lambda m: m.run(frames=60),
@@ -33,6 +34,7 @@ SMOKE = {
     "answers": lambda m: m.run(n=200),
     "alert_latency": lambda m: m.run(count=20),
     "sleep": lambda m: m.run(seconds=2.0, count=5, size=(640, 360)),
+    "signatures": lambda m: m.run(n=200, count=5),
 }
 
 

@@ -130,11 +130,32 @@ def _ticker_moves(p: PanelProcess, size: tuple[int, int]) -> bool:
     return False
 
 
+SIGNING_KEY_SEED = b"bench alert latency signing key".ljust(32, b".")
+
+
 def measure(broker: Broker, folder: Path, picture: str, count: int, size: tuple[int, int],
-            fps: int) -> dict[str, Any]:
-    """``count`` alerts on one player showing ``picture`` (``still`` or ``ticker``)."""
+            fps: int, signed: bool = False) -> dict[str, Any]:
+    """``count`` alerts on one player showing ``picture`` (``still`` or ``ticker``); with
+    ``signed``, the player has trust.keys and every alert and cancel is signed."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from player.trust import b64url, sign
+
     folder.mkdir(parents=True, exist_ok=True)
-    p = PanelProcess(broker, folder, "bench", size=size, extra={"display": {"fps": fps}})
+    key = Ed25519PrivateKey.from_private_bytes(SIGNING_KEY_SEED)
+    extra: dict[str, Any] = {"display": {"fps": fps}}
+    if signed:
+        extra["trust"] = {"keys": [{"kid": "bench", "key": b64url(key.public_key().public_bytes_raw())}],
+                          "require": ["alerts"]}
+    p = PanelProcess(broker, folder, "bench", size=size, extra=extra)
+    last_iat = [0.0]
+
+    def seal(data: bytes) -> bytes:
+        if not signed:
+            return data
+        last_iat[0] = max(round(time.time(), 3), round(last_iat[0] + 0.001, 3))
+        return sign(data, key=key, kid="bench", topic=topic, iat=last_iat[0])
+
     publisher = _client(broker)
     reference = Reference(broker, publisher)
     topic = f"{PREFIX}/panels/bench/alerts/latence"
@@ -160,15 +181,16 @@ def measure(broker: Broker, folder: Path, picture: str, count: int, size: tuple[
             if i > 0:
                 broker_s.append(reference.sample(payload))
             mark = p.sub.mark()
+            sealed = seal(payload)
             sent = time.time()
-            publisher.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+            publisher.publish(topic, sealed, qos=1, retain=True).wait_for_publish(5)
             shown = p.wait_event("alert.displayed", after=mark, where=lambda e: e.get("alert") == "latence")
             latency = _displayed_at(shown["displayed_at"]) - sent
             if i == 0:
                 first = latency
             else:
                 panel.append(latency)
-            publisher.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+            publisher.publish(topic, seal(b""), qos=1, retain=True).wait_for_publish(5)
             p.wait_event("alert.ended", after=mark, where=lambda e: e.get("alert") == "latence")
         if p.proc is None or p.proc.poll() is not None:
             raise RuntimeError("the player stopped during the measurement")
@@ -180,7 +202,7 @@ def measure(broker: Broker, folder: Path, picture: str, count: int, size: tuple[
         p.close()
     frame = 1.0 / fps
     out: dict[str, Any] = {
-        "picture": picture, "samples": len(panel), "animated": animated, "first_alert_s": first,
+        "picture": picture + (" signed" if signed else ""), "samples": len(panel), "animated": animated, "first_alert_s": first,
         "panel_p50_s": percentile(panel, 50), "panel_p99_s": percentile(panel, 99), "panel_max_s": max(panel),
         "broker_p50_s": percentile(broker_s, 50), "broker_p99_s": percentile(broker_s, 99),
         "frame_s": frame,
@@ -215,6 +237,9 @@ def run(count: int = 200, size: tuple[int, int] = (1920, 1080), fps: int = 30) -
             try:
                 results[name] = {picture: measure(broker, folder / picture, picture, count, size, fps)
                                  for picture in ("still", "ticker")}
+                if not extra_conf:  # signatures on (trust.keys), default broker settings
+                    results[name]["still signed"] = measure(broker, folder / "signed", "still", count, size, fps,
+                                                            signed=True)
             finally:
                 broker.stop()
         _print(results[name], size, fps, name)
@@ -234,7 +259,8 @@ def _print(results: dict[str, dict[str, Any]], size: tuple[int, int], fps: int, 
             "goal")
     rows = [head]
     for picture, r in results.items():
-        label = "still text slide" if picture == "still" else "landscape + ticker"
+        label = {"still": "still text slide", "ticker": "landscape + ticker",
+                 "still signed": "still, signed alerts"}[picture]
         rows.append((label, str(r["samples"]), _ms(r["broker_p50_s"]), _ms(r["broker_p99_s"]),
                      _ms(r["panel_p50_s"]), _ms(r["panel_p99_s"]), _ms(r["panel_max_s"]),
                      _ms(r["first_alert_s"]), "met" if r["goal_met"] else "NOT met"))
