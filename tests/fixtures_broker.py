@@ -10,6 +10,8 @@ Fixtures (loaded by conftest.py as a pytest plugin):
 - ``auth_broker``: anonymous access off; user ``panel`` / password
   ``broker.password`` (mosquitto_passwd), the password also written to
   ``broker.password_file``.
+- ``Broker(folder, password=…, acl=TEXT)``: the same with a mosquitto
+  ``acl_file`` holding TEXT (which topics user ``panel`` may read or write).
 - ``link_child``: a factory running an :class:`~player.net.link.MqttLink` in a
   child process (:class:`LinkChild`), so a test can SIGSTOP / SIGKILL "the panel".
 
@@ -107,7 +109,7 @@ class Broker:
 
     def __init__(self, folder: Path, *, tls: bool = False, password: str | None = None,
                  max_packet_size: int = 8 * 2**20, autosave_interval: int = 30,
-                 persistence: bool = True) -> None:
+                 persistence: bool = True, acl: str | None = None) -> None:
         self.folder = folder
         self.persistence = persistence
         folder.mkdir(parents=True, exist_ok=True)
@@ -119,6 +121,7 @@ class Broker:
         self.password_file: Path | None = None
         self.max_packet_size = max_packet_size
         self.autosave_interval = autosave_interval
+        self.acl = acl  # mosquitto acl_file text, e.g. "user panel\ntopic read signage/#\n"
         self.conf = folder / "mosquitto.conf"
         self.log = folder / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -149,6 +152,10 @@ class Broker:
             lines += ["allow_anonymous false", f"password_file {users}"]
         else:
             lines.append("allow_anonymous true")
+        if self.acl is not None:
+            acl_file = self.folder / "acl"
+            acl_file.write_text(self.acl)
+            lines.append(f"acl_file {acl_file}")
         if self.certs is not None:
             lines += [f"listener {self.tls_port} {self.host}",
                       f"cafile {self.certs.ca}", f"certfile {self.certs.server_cert}",
