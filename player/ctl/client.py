@@ -1,5 +1,8 @@
 """A small blocking MQTT client for panelctl (paho-mqtt 2.x, MQTT 5, clean session).
 
+:meth:`CtlClient.connect` ends within its time-out whatever the network does; a
+refused login, a closed port or a TLS failure raises :class:`CtlError` with a
+sentence naming the cause (see :func:`connack_failure`, :func:`socket_failure`).
 Every call waits for the broker's answer with a deadline: :meth:`CtlClient.publish`
 returns once the PUBACK is in (and raises if the broker refused it),
 :meth:`CtlClient.subscribe` once the SUBACK is in. Received messages queue up
@@ -23,6 +26,8 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
+import ssl
 import threading
 import time
 import uuid
@@ -34,6 +39,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from ..errors import PanelError
 from ..net.link import read_password
@@ -69,12 +75,18 @@ class CtlClient:
         self.client_id = client_id or f"panelctl-{uuid.uuid4().hex[:12]}"
         self.max_packet: int | None = None  # announced by the broker in CONNACK (MQTT 5)
         self._cond = threading.Condition()
+        # Written by paho's network thread under _cond, read by the caller's thread:
+        # None until the CONNACK (or the end of the connection), then whether it is up.
         self._connected: bool | None = None
-        self._connect_error = ""
+        self._reason: ReasonCode | None = None  # the refusing CONNACK's or the DISCONNECT's code
+        self._logged_in = False  # a successful CONNACK came, even if the connection has ended since
         self._acks: dict[int, Any] = {}
         self._inbox: queue.Queue[Message] = queue.Queue()
         self._handler: Callable[[Message], None] | None = None
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
+        # No reconnection: with a clean session the subscriptions would be gone, and a lost
+        # connection already fails the command (a refused login would only be retried).
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                                   protocol=mqtt.MQTTv5, reconnect_on_failure=False)
         if settings.username is not None:
             password = read_password(settings.password_file) if settings.password_file else None
             self._client.username_pw_set(settings.username, password)
@@ -95,27 +107,85 @@ class CtlClient:
 
     # -- connection ------------------------------------------------------------
     def connect(self, timeout: float = CONNECT_TIMEOUT) -> Self:
-        """Connect (clean session) and wait for the CONNACK; :class:`CtlError` on failure."""
-        where = self.settings.address
+        """Connect (clean session) and wait for the CONNACK.
+
+        Everything (name lookup, TCP, TLS handshake, login) ends within ``timeout``
+        seconds; on failure the connection is closed and :class:`CtlError` says why,
+        e.g. ``the broker at h:1883 refused the login: not authorised (…)``.
+        """
+        deadline = time.monotonic() + timeout
         try:
-            self._client.connect(self.settings.host, self.settings.port, keepalive=30, clean_start=True)
-        except (OSError, ValueError) as exc:
-            raise CtlError(f"cannot connect to the broker at {where}: {exc}") from None
-        self._client.loop_start()
-        with self._cond:
-            self._cond.wait_for(lambda: self._connected is not None, timeout)
-            if self._connected is None:
-                self.close()
-                raise CtlError(f"no answer from the broker at {where} within {timeout:g} s")
-            if not self._connected:
-                self.close()
-                raise CtlError(f"the broker at {where} refused the connection: {self._connect_error}")
+            failure = self._open(deadline, timeout) or self._wait_connack(deadline, timeout)
+        except BaseException:  # Ctrl-C while waiting: leave no network thread behind
+            self.close()
+            raise
+        if failure:
+            self.close()  # never with self._cond held: the network thread's callbacks take it
+            raise CtlError(failure)
         return self
 
+    def _open(self, deadline: float, timeout: float) -> str:
+        """Open the socket, shake hands and send CONNECT; the failure sentence, or "".
+
+        paho's connect() blocks in the name lookup (no timeout at all) and the TLS
+        handshake, so it runs on a helper thread and the caller waits only until
+        ``deadline``.
+        """
+        outcome: list[BaseException | None] = []
+        done, given_up = threading.Event(), threading.Event()
+        guard = threading.Lock()
+
+        def attempt() -> None:
+            error: BaseException | None = None
+            try:
+                self._client.connect(self.settings.host, self.settings.port, keepalive=30, clean_start=True)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                error = exc
+            with guard:
+                outcome.append(error)
+                done.set()
+                late = given_up.is_set() and error is None
+            if late:  # the caller has moved on: hang up rather than leave a half-open session
+                self._client.disconnect()
+
+        threading.Thread(target=attempt, name=f"{self.client_id}-connect", daemon=True).start()
+        done.wait(max(0.0, deadline - time.monotonic()))
+        with guard:
+            if not done.is_set():
+                given_up.set()
+                return (f"no answer from the broker at {self.settings.address} within {timeout:g} s "
+                        "(is the host up and the port open?)")
+        error = outcome[0]
+        if error is None:
+            self._client.loop_start()
+            return ""
+        if isinstance(error, (OSError, ValueError)):
+            return socket_failure(error, self.settings)
+        raise error
+
+    def _wait_connack(self, deadline: float, timeout: float) -> str:
+        """Wait for the CONNACK (or the connection's end); the failure sentence, or ""."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._connected is not None, max(0.0, deadline - time.monotonic()))
+            connected, reason, logged_in = self._connected, self._reason, self._logged_in
+        if connected:
+            return ""
+        where = self.settings.address
+        if connected is None:
+            return f"no answer from the broker at {where} within {timeout:g} s (connected, but no CONNACK)"
+        if reason is not None and reason.packetType == PacketTypes.CONNACK:
+            return connack_failure(reason, self.settings)
+        if logged_in:
+            why = reason_sentence(reason) if reason is not None else "no reason given"
+            return f"the broker at {where} accepted the login, then closed the connection: {why}"
+        return closed_before_connack(self.settings)
+
     def close(self) -> None:
-        """Disconnect; safe twice."""
+        """Disconnect and stop the network thread; safe twice, never raises for a dead connection."""
         try:
             self._client.disconnect()
+        except (OSError, ValueError):
+            pass
         finally:
             self._client.loop_stop()
 
@@ -143,8 +213,9 @@ class CtlClient:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise CtlError(f"publish on {topic} failed: {mqtt.error_string(info.rc)}")
         code = self._wait_ack(info.mid, timeout, f"publish on {topic}")
-        if code is not None and getattr(code, "is_failure", False):
-            raise CtlError(f"the broker refused the publish on {topic}: {code}")
+        if isinstance(code, ReasonCode) and code.is_failure:
+            why = refusal(code, self.settings, "publish")
+            raise CtlError(f"the broker refused the publish on {topic}: {why}")
 
     def subscribe(self, filters: list[str], timeout: float = ACK_TIMEOUT) -> None:
         """Subscribe QoS 1 to every filter and wait for the SUBACK."""
@@ -154,9 +225,10 @@ class CtlClient:
         if rc != mqtt.MQTT_ERR_SUCCESS or mid is None:
             raise CtlError(f"subscribe failed: {mqtt.error_string(rc)}")
         codes = self._wait_ack(mid, timeout, "subscribe")
-        refused = [f for f, c in zip(filters, codes or ()) if getattr(c, "is_failure", False)]
+        refused = [(f, c) for f, c in zip(filters, codes or ()) if isinstance(c, ReasonCode) and c.is_failure]
         if refused:
-            raise CtlError(f"the broker refused the subscription to {', '.join(refused)}")
+            raise CtlError(f"the broker refused the subscription to {', '.join(f for f, _ in refused)}: "
+                           f"{refusal(refused[0][1], self.settings, 'subscribe')}")
 
     def unsubscribe(self, filters: list[str]) -> None:
         if filters:
@@ -210,39 +282,54 @@ class CtlClient:
             self._inbox.put(msg)
         return found
 
-    # -- paho callbacks (network thread; they only record) -------------------------
     def _wait_ack(self, mid: int, timeout: float, what: str) -> Any:
         with self._cond:
-            if not self._cond.wait_for(lambda: mid in self._acks or self._connected is False, timeout):
-                raise CtlError(f"{what}: no acknowledgement from the broker within {timeout:g} s")
-            if mid not in self._acks:
-                raise CtlError(f"{what}: the connection to the broker was lost")
-            return self._acks.pop(mid)
+            arrived = self._cond.wait_for(lambda: mid in self._acks or self._connected is False, timeout)
+            got = mid in self._acks
+            ack, reason = self._acks.pop(mid, None), self._reason
+        if not arrived:
+            raise CtlError(f"{what}: no acknowledgement from the broker within {timeout:g} s")
+        if not got:
+            why = f": {reason_sentence(reason)}" if reason is not None and reason.is_failure else ""
+            raise CtlError(f"{what}: the connection to the broker at {self.settings.address} was lost{why}")
+        return ack
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
-                    properties: Any) -> None:
-        with self._cond:
-            self._connected = not reason_code.is_failure
-            self._connect_error = str(reason_code)
+    # -- paho callbacks (network thread) -------------------------------------------
+    # They only record, under _cond, and never call paho nor wait for anything: the
+    # caller's thread may be inside paho (disconnect, loop_stop joining this very
+    # thread), and an exception here would kill the network thread unseen.
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode,
+                    properties: Properties | None) -> None:
+        try:
             limit = getattr(properties, "MaximumPacketSize", None) if properties is not None else None
-            self.max_packet = int(limit) if isinstance(limit, int) else None
-            self._cond.notify_all()
+            with self._cond:
+                self._connected = not reason_code.is_failure
+                self._logged_in = self._logged_in or not reason_code.is_failure
+                self._reason = reason_code if reason_code.is_failure else None
+                self.max_packet = int(limit) if isinstance(limit, int) else None
+                self._cond.notify_all()
+        except Exception:  # noqa: BLE001 - see above
+            log.exception("on_connect failed")
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
-                       properties: Any) -> None:
-        with self._cond:
-            if self._connected is None:
-                self._connect_error = str(reason_code)
-            self._connected = False
-            self._cond.notify_all()
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode,
+                       properties: Properties | None) -> None:
+        try:
+            with self._cond:
+                if self._connected is not False:  # keep the refusing CONNACK's code
+                    self._reason = reason_code
+                self._connected = False
+                self._cond.notify_all()
+        except Exception:  # noqa: BLE001 - see above
+            log.exception("on_disconnect failed")
 
-    def _on_ack(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+    def _on_ack(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode,
+                properties: Properties | None) -> None:
         with self._cond:
             self._acks[mid] = reason_code
             self._cond.notify_all()
 
-    def _on_suback(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list[Any],
-                   properties: Any) -> None:
+    def _on_suback(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: list[ReasonCode],
+                   properties: Properties | None) -> None:
         with self._cond:
             self._acks[mid] = list(reason_codes)
             self._cond.notify_all()
@@ -261,3 +348,84 @@ class CtlClient:
             handler(msg)
         except Exception:  # noqa: BLE001 - paho's network thread must survive a handler's bug
             log.exception("message handler failed on %s", topic)
+
+
+# -- why a connection failed, in a sentence ---------------------------------------------------
+# MQTT 5 reason codes (CONNACK, PUBACK, SUBACK, DISCONNECT) by value.
+BAD_LOGIN, NOT_AUTHORISED = 0x86, 0x87
+_LOGIN_REFUSED = "not authorised"
+_REASONS = {
+    BAD_LOGIN: _LOGIN_REFUSED + " (bad user name or password)",
+    NOT_AUTHORISED: _LOGIN_REFUSED,
+    0x84: "it does not speak MQTT 5 (mosquitto 1.6 or later does)",
+    0x85: "it rejects the client id",
+    0x88: "server unavailable, try again later",
+    0x89: "server busy, try again later",
+    0x8A: "this client is banned",
+    0x8C: "bad authentication method",
+    0x95: "packet too large",
+    0x97: "quota exceeded",
+    0x9C: "it sends its clients to another server",
+    0x9D: "it sends its clients to another server",
+    0x9F: "too many connections in a short time, try again later",
+}
+
+
+def reason_sentence(code: ReasonCode) -> str:
+    """A broker's MQTT 5 reason code in words: 0x87 → ``not authorised``."""
+    return _REASONS.get(code.value, str(code).lower())
+
+
+def refusal(code: ReasonCode, settings: CtlSettings, action: str) -> str:
+    """Why the broker refused a PUBLISH or SUBSCRIBE: ``action`` is "publish" or "subscribe"."""
+    if code.value == NOT_AUTHORISED:
+        who = f"user {settings.username}" if settings.username is not None else "anonymous clients"
+        return f"{_LOGIN_REFUSED} (the broker's access list does not let {who} {action} there)"
+    return reason_sentence(code)
+
+
+def connack_failure(code: ReasonCode, settings: CtlSettings) -> str:
+    """Why the broker refused the CONNECT, with what to check."""
+    where = settings.address
+    if code.value in (BAD_LOGIN, NOT_AUTHORISED):
+        hint = ("check the user name and password file" if settings.username is not None
+                else "it wants a user name: --username and --password-file")
+        return f"the broker at {where} refused the login: {_LOGIN_REFUSED} ({hint})"
+    return f"the broker at {where} refused the connection: {reason_sentence(code)}"
+
+
+def closed_before_connack(settings: CtlSettings) -> str:
+    """The broker hung up between CONNECT and CONNACK: mostly a TLS mismatch."""
+    where = settings.address
+    if settings.tls is None:
+        hint = "is it a TLS port? Then give --tls-ca (or --tls)"
+    elif settings.tls.cert_file is None:
+        hint = "TLS: does it require a client certificate? --tls-cert and --tls-key"
+    else:
+        hint = "TLS: is the client certificate signed by a CA the broker trusts? See the broker's log"
+    return f"the broker at {where} closed the connection without answering the login ({hint})"
+
+
+def socket_failure(exc: OSError | ValueError, settings: CtlSettings) -> str:
+    """Why the TCP connection or the TLS handshake failed, with what to check."""
+    where = settings.address
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = (exc.verify_message or str(exc)).rstrip(".")
+        return (f"TLS: the certificate of the broker at {where} is not trusted: {detail} "
+                "(is --tls-ca the CA that signed it, and is it made out to this host name?)")
+    if isinstance(exc, ssl.SSLError) or (settings.tls is not None and isinstance(exc, ConnectionError)):
+        detail = getattr(exc, "reason", None) or exc.strerror or str(exc)
+        return (f"TLS handshake with the broker at {where} failed: {str(detail).lower().replace('_', ' ')} "
+                "(is it a TLS port, and does it want a client certificate?)")
+    if isinstance(exc, ConnectionRefusedError):
+        return (f"cannot connect to the broker at {where}: connection refused "
+                "(nothing listens there: is the broker running, is the port right?)")
+    if isinstance(exc, socket.gaierror):
+        return f"cannot find the broker's host {settings.host!r}: {exc.strerror or exc}"
+    if isinstance(exc, TimeoutError):
+        if "handshake" in str(exc):
+            return f"TLS handshake with the broker at {where} timed out (is it a TLS port?)"
+        return f"no answer from the broker at {where} (is the host up, or does a firewall drop the port?)"
+    if isinstance(exc, OSError):
+        return f"cannot connect to the broker at {where}: {(exc.strerror or str(exc)).lower()}"
+    return f"cannot connect to the broker at {where}: {exc}"
