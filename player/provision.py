@@ -4,7 +4,8 @@ An installer on a ladder types one command instead of editing YAML::
 
     sudo panel-player provision --id mairie-entree --group centre-ville \\
         --broker mqtt.ville.example:8883 --tls-ca ca.crt \\
-        --username mairie-entree --password-stdin --output fbdev
+        --username mairie-entree --password-stdin --output fbdev \\
+        --trust-key central-2026.pub
 
 Everything is validated with the player's own config loader before anything
 is written; errors name the flag and the config key
@@ -12,6 +13,10 @@ is written; errors name the flag and the config key
 status 2, leaving the previous config untouched. Secrets (the MQTT password,
 the TLS client key) are copied into files next to the config, mode 0600,
 owned by the service user; the config itself is 0640 root:panel-player.
+The public keys of ``--trust-key`` (the central server's, whose signatures
+the panel accepts) go to ``keys/KID.pub``, 0644 and owned by root like the
+config: they decide who may command the panel, so the service must not be
+able to change them.
 Every file is replaced atomically (temporary file, fsync, rename, fsync of
 the folder), so a power cut leaves the old or the new file, never half.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import getpass
+import json
 import os
 import pwd
 import socket
@@ -41,6 +47,7 @@ DEFAULT_CONFIG = Path("/etc/panel-player/config.yaml")
 SERVICE_USER = "panel-player"
 PASSWORD_NAME = "mqtt-password"
 TLS_NAMES = {"ca_file": "ca.crt", "cert_file": "client.crt", "key_file": "client.key"}
+KEYS_DIR = "keys"  # trusted public keys, next to the config: keys/KID.pub
 REPORT_NAME = "boot-import.json"  # written by the boot-partition import, cleared by provision
 CONFIG_MODE = 0o640
 SECRET_MODE = 0o600
@@ -76,6 +83,8 @@ _FLAGS: tuple[tuple[str, str], ...] = (
     ("sensors.light.pin", "--light-pin"),
     ("sensors.door.pin", "--door-pin"),
     ("state_dir", "--state-dir"),
+    ("trust.keys", "--trust-key"),
+    ("trust.require", "--trust-require"),
 )
 
 
@@ -150,11 +159,35 @@ def ensure_config_dir(folder: Path, owner: Owner | None) -> None:
 
 @dataclass
 class Secret:
-    """A file to install next to the config."""
+    """A file to install next to the config.
+
+    ``service_owned``: given to the service user (its secrets); otherwise it stays
+    root's, readable by the service's group, like the config (trusted keys).
+    """
 
     path: Path
     data: bytes
     mode: int
+    service_owned: bool = True
+
+
+def trusted_key_file(source: Path, folder: Path) -> tuple[Secret, str]:
+    """The ``keys/KID.pub`` to install in ``folder`` for the public key file ``source``, and its id.
+
+    Raises :class:`ConfigError` (one message, naming ``source``) when ``source`` is
+    not an Ed25519 public JWK, or is a private key (a ``.key`` file: it holds
+    ``d``, and a panel must never hold the server's private key). The installed
+    file holds only ``kty``, ``crv``, ``kid`` and ``x``.
+    """
+    from .trust import b64url, load_public_key
+
+    raw, kid = load_public_key(source)
+    if "d" in json.loads(source.read_text(encoding="utf-8")):
+        raise ConfigError([f"{source}: a private key (it holds \"d\"): give the .pub file made with it; "
+                           "the private key stays on the central server"])
+    jwk = {"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": b64url(raw)}
+    data = (json.dumps(jwk) + "\n").encode("utf-8")
+    return Secret(folder / KEYS_DIR / f"{kid}.pub", data, PUBLIC_MODE, service_owned=False), kid
 
 
 @dataclass
@@ -204,7 +237,8 @@ def install(plan: Plan, target: Path, owner: Owner | None, how: str) -> list[Pat
     ensure_config_dir(target.parent, owner)
     written = []
     for secret in plan.files:
-        uid, gid = (owner.uid, owner.gid) if owner else (-1, -1)
+        ensure_config_dir(secret.path.parent, owner)  # keys/
+        uid, gid = ((owner.uid, owner.gid) if secret.service_owned else (-1, owner.gid)) if owner else (-1, -1)
         write_file(secret.path, secret.data, secret.mode, uid, gid)
         written.append(secret.path)
     text = config_text(plan.data, how, target)
@@ -260,6 +294,13 @@ def add_provision_parser(subparsers: Any) -> argparse.ArgumentParser:
     s.add_argument("--light-channel", type=int, help="ADC channel of the light sensor")
     s.add_argument("--light-pin", help="GPIO pin of a lightsensor (LDR and capacitor)")
     s.add_argument("--door-pin", help="GPIO pin of the door switch")
+    t = p.add_argument_group("signed messages")
+    t.add_argument("--trust-key", type=Path, action="append", default=[], metavar="FILE.pub",
+                   help="a public key (made by `panelctl keys new`) whose signatures the panel accepts; "
+                        "repeat during a key rotation. Installed as keys/KID.pub next to the config")
+    t.add_argument("--trust-require", metavar="KINDS",
+                   help="which messages must be signed: some of alerts,playlists,commands, or none "
+                        "(default: all three once a --trust-key is given)")
     p.set_defaults(handler=cmd_provision)
     return p
 
@@ -393,7 +434,42 @@ def build_plan(args: argparse.Namespace, stdin: Any = None) -> tuple[Plan, dict[
     if sensors:
         data["sensors"] = sensors
         check["sensors"] = copy.deepcopy(sensors)
+    _trust_flags(args, folder, data, check, files, errors)
     return Plan(data, files), check, errors
+
+
+def _trust_flags(args: argparse.Namespace, folder: Path, data: dict[str, Any], check: dict[str, Any],
+                 files: list[Secret], errors: list[str]) -> None:
+    """``--trust-key`` and ``--trust-require`` into ``trust:``; the check data names the keys where they are now."""
+    installed: list[str] = []
+    given: list[str] = []
+    kids: dict[str, Path] = {}
+    for source in args.trust_key:
+        try:
+            secret, kid = trusted_key_file(source, folder)
+        except ConfigError as exc:
+            errors += [f"--trust-key: {err}" for err in exc.errors]
+            continue
+        if kid in kids:
+            errors.append(f'--trust-key: {source} and {kids[kid]} both hold key id "{kid}"')
+            continue
+        kids[kid] = source
+        files.append(secret)
+        installed.append(str(secret.path))
+        given.append(str(source))
+    trust: dict[str, Any] = {}
+    check_trust: dict[str, Any] = {}
+    if args.trust_key:
+        trust["keys"], check_trust["keys"] = installed, given
+    if args.trust_require is not None:
+        kinds = [k.strip() for k in args.trust_require.split(",") if k.strip()]
+        if kinds == ["none"]:
+            kinds = []
+        elif not kinds:
+            errors.append("--trust-require: expected some of alerts,playlists,commands, or none")
+        trust["require"] = check_trust["require"] = kinds
+    if trust:
+        data["trust"], check["trust"] = trust, check_trust
 
 
 def validate(check: dict[str, Any]) -> list[str]:
@@ -430,9 +506,10 @@ def cmd_provision(args: argparse.Namespace, stdin: Any = None) -> int:
         print(f"panel-player provision: cannot write {exc.filename or target}: {exc.strerror or exc}",
               file=sys.stderr)
         return 1
+    given = {f.path for f in plan.files if f.service_owned}
     for path in written:
         mode = path.stat().st_mode & 0o777
-        print(f"wrote {path} (mode {mode:04o}{', owner ' + owner.name if owner and path != target else ''})")
+        print(f"wrote {path} (mode {mode:04o}{', owner ' + owner.name if owner and path in given else ''})")
     print(f"Check it: panel-player check --config {target}")
     if target == DEFAULT_CONFIG:
         print("Apply it: sudo systemctl restart panel-player")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import pwd
 import re
@@ -12,11 +13,14 @@ import stat
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from player.cli import main as panel_player
 from player.config import PANEL_ID, load_config
 from player.provision import REPORT_NAME, add_provision_parser, cmd_provision, flag_for, parse_broker
+from player.trust import load_public_key, new_key_files
 
 
 def provision(argv: list[str], stdin: str | None = None) -> int:
@@ -188,3 +192,93 @@ def test_flag_for_prefers_the_longest_key() -> None:
     assert flag_for("mqtt.tls: cert_file and key_file go together").startswith("--tls-cert/--tls-key: ")
     assert flag_for("panel.groups[1]: duplicate").startswith("--group: ")
     assert flag_for("brightness.min: x") == "brightness.min: x"
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    """Two key pairs as `panelctl keys new` makes them, in the installer's folder."""
+    folder = tmp_path / "from-server"
+    folder.mkdir()
+    new_key_files(folder, "central-2026")
+    new_key_files(folder, "central-2027")
+    return folder
+
+
+def test_trust_keys_are_installed_as_public_keys_and_the_config_passes_check(tmp_path: Path, keys: Path,
+                                                                             capsys) -> None:
+    cfg = tmp_path / "etc" / "config.yaml"
+    code = provision(["--config", str(cfg), "--id", "gare", "--no-broker", "--trust-key", str(keys / "central-2026.pub"),
+                      "--trust-key", str(keys / "central-2027.pub"), "--trust-require", "alerts, commands"])
+    out = capsys.readouterr().out
+    assert code == 0
+    folder = cfg.parent / "keys"
+    installed = [folder / "central-2026.pub", folder / "central-2027.pub"]
+    for path in installed:
+        assert f"wrote {path} (mode 0644)" in out
+        assert mode(path) == 0o644
+        assert set(json.loads(path.read_text())) == {"kty", "crv", "kid", "x"}
+        assert load_public_key(path) == load_public_key(keys / path.name)
+    assert mode(folder) == 0o750
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+    loaded = load_config(cfg)
+    assert loaded.trust.kids == ["central-2026", "central-2027"]
+    assert loaded.trust.keys[0][1] == load_public_key(keys / "central-2026.pub")[0]
+    assert loaded.trust.require == frozenset({"alerts", "commands"})
+    assert yaml.safe_load(cfg.read_text())["trust"] == {"keys": [str(p) for p in installed],
+                                                        "require": ["alerts", "commands"]}
+    capsys.readouterr()
+    assert panel_player(["check", "--config", str(cfg)]) == 0, capsys.readouterr()
+
+    # Keys alone: all three kinds must be signed; `none` keeps the keys but requires nothing.
+    assert provision(["--config", str(cfg), "--id", "gare", "--no-broker",
+                      "--trust-key", str(keys / "central-2027.pub")]) == 0
+    assert load_config(cfg).trust.require == frozenset({"alerts", "playlists", "commands"})
+    assert provision(["--config", str(cfg), "--id", "gare", "--no-broker",
+                      "--trust-key", str(keys / "central-2027.pub"), "--trust-require", "none"]) == 0
+    assert load_config(cfg).trust.kids == ["central-2027"] and load_config(cfg).trust.require == frozenset()
+
+
+def test_bad_trust_keys_name_the_flag_and_write_nothing(tmp_path: Path, keys: Path, capsys) -> None:
+    cfg = tmp_path / "etc" / "config.yaml"
+    (tmp_path / "notes.pub").write_text("central key: ask Paul\n")
+    (tmp_path / "rsa.pub").write_text('{"kty": "RSA", "kid": "old", "n": "x", "e": "AQAB"}\n')
+    copy = tmp_path / "copy.pub"
+    copy.write_bytes((keys / "central-2026.pub").read_bytes())
+    code = provision(["--config", str(cfg), "--id", "gare", "--no-broker",
+                      "--trust-key", str(keys / "central-2026.pub"), "--trust-key", str(keys / "central-2026.key"),
+                      "--trust-key", str(tmp_path / "notes.pub"), "--trust-key", str(tmp_path / "rsa.pub"),
+                      "--trust-key", str(tmp_path / "missing.pub"), "--trust-key", str(copy),
+                      "--trust-require", "alerts,playlist"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "nothing written, 6 errors" in err
+    assert f'--trust-key: {keys / "central-2026.key"}: a private key (it holds "d"): give the .pub file' in err
+    assert f"--trust-key: {tmp_path / 'notes.pub'}: not a JSON Web Key" in err
+    assert f"--trust-key: {tmp_path / 'rsa.pub'}: not an Ed25519 JSON Web Key" in err
+    assert f"--trust-key: {tmp_path / 'missing.pub'}: cannot read (No such file or directory)" in err
+    assert f'--trust-key: {copy} and {keys / "central-2026.pub"} both hold key id "central-2026"' in err
+    assert ('--trust-require: trust.require: expected some of alerts, playlists, commands, got "playlist" '
+            '(did you mean "playlists"?)') in err
+    assert not (tmp_path / "etc").exists()
+
+
+def test_trust_require_needs_a_trust_key(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "config.yaml"
+    assert provision(["--config", str(cfg), "--id", "gare", "--no-broker", "--trust-require", "alerts"]) == 2
+    assert "--trust-require: trust.require: needs trust.keys" in capsys.readouterr().err
+    assert provision(["--config", str(cfg), "--id", "gare", "--no-broker", "--trust-require", " , "]) == 2
+    assert "--trust-require: expected some of alerts,playlists,commands, or none" in capsys.readouterr().err
+    assert not cfg.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
+def test_trusted_keys_stay_roots_the_service_only_reads_them(tmp_path: Path, keys: Path, capsys) -> None:
+    nobody = pwd.getpwnam("nobody")
+    cfg = tmp_path / "etc" / "config.yaml"
+    code = provision(["--config", str(cfg), "--id", "halle", "--owner", "nobody", "--no-broker",
+                      "--trust-key", str(keys / "central-2026.pub")])
+    assert code == 0, capsys.readouterr().err
+    key = (cfg.parent / "keys" / "central-2026.pub").stat()
+    assert (key.st_uid, key.st_gid) == (0, nobody.pw_gid)
+    assert (cfg.parent / "keys").stat().st_gid == nobody.pw_gid
