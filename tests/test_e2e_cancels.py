@@ -91,6 +91,8 @@ def test_a_broker_that_lost_everything_leaves_the_alert_on_screen_marked_unconfi
     (row,) = json.loads(out)
     assert (row["alert"], row["state"], row["shown_by"], row["unconfirmed_on"]) == \
         ("crue-1", "not on the broker", ["p1"], ["p1"])
+    code, out, err = ctl(forgetful_broker, "status")
+    assert code == 0 and "crue-1?" in out.splitlines()[1].split(), out + err
 
     # The server sends it again: confirmed.
     pub = Publisher(forgetful_broker)

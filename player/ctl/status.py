@@ -115,6 +115,7 @@ def fleet_rows(fleet: dict[str, PanelState], *, now: datetime, interval: float,
             "playlist": hb.get("playlist"),
             "slide": hb.get("slide"),
             "alerts": hb.get("alerts"),
+            "alerts_unconfirmed": hb.get("alerts_unconfirmed") or [],
             "brightness": hb.get("brightness"),
             "cpu_temp_c": hb.get("cpu_temp_c"),
             "fps": hb.get("fps"),
@@ -155,8 +156,10 @@ def row_cells(row: dict[str, Any]) -> list[str]:
     pl = row["playlist"]
     playlist = f"{pl.get('id')}@{pl.get('version')}" if isinstance(pl, dict) else NONE
     alerts = row["alerts"]
-    alerts_text = ",".join(str(a) for a in alerts) if isinstance(alerts, list) and alerts else (
-        NONE if alerts is None else "")
+    unconfirmed = set(map(str, row.get("alerts_unconfirmed") or []))
+    # "crue-1?": shown, though the broker no longer holds it (it lost its retained messages).
+    alerts_text = ",".join(str(a) + ("?" if str(a) in unconfirmed else "") for a in alerts) \
+        if isinstance(alerts, list) and alerts else (NONE if alerts is None else "")
     return [row["panel"], row["state"], show(row["screen"]), format_age(row["heartbeat_age_s"]), playlist, show(row["slide"]),
             alerts_text or NONE, show(row["brightness"], "%"), show(row["cpu_temp_c"], " °C"), show(row["fps"]),
             show(row["errors"]), show(row["firmware"])]
