@@ -12,7 +12,7 @@ At the next start the file is validated with the player's own config loader:
   it lists every error, for the installer who pulls the card; the errors are
   also returned so the player shows them on screen.
 
-The boot file is the config of docs/config.md with two conveniences, both
+The boot file is the config of docs/config.md with three conveniences, all
 allowed only there:
 
 - ``secrets: {mqtt_password: "…"}`` at the top level: the password is written
@@ -20,7 +20,12 @@ allowed only there:
   the installed YAML never holds the password;
 - ``mqtt.tls`` files given by a relative name (``ca_file: ca.crt``) are read
   from the boot partition, installed next to the config (the key 0600) and
-  removed from the boot partition with the YAML.
+  removed from the boot partition with the YAML;
+- ``trust.keys`` entries given by a relative name (``- central-2026.pub``) are
+  public key files beside the YAML: each is checked (an Ed25519 public JWK, not a
+  private key), installed as ``keys/KID.pub`` next to the config (0644, root's)
+  and removed from the boot partition with the YAML. Absolute paths and inline
+  ``{kid, key}`` entries are taken as they are.
 
 Windows editors are fine: a UTF-8 byte-order mark and CRLF line endings are
 accepted.
@@ -50,7 +55,7 @@ import yaml
 from .errors import ConfigError
 from .provision import (
     DEFAULT_CONFIG, PASSWORD_NAME, PUBLIC_MODE, REPORT_NAME, SECRET_MODE, TLS_NAMES, Owner, Plan, Secret,
-    ensure_config_dir, find_owner, fsync_dir, install, write_file,
+    ensure_config_dir, find_owner, fsync_dir, install, trusted_key_file, write_file,
 )
 
 BOOT_FILE = "panel-player.yaml"
@@ -164,7 +169,34 @@ def _prepare(data: Any, boot_dir: Path, target: Path) -> tuple[Plan, Any, list[P
                 continue
             files.append(Secret(folder / name, blob, SECRET_MODE if key == "key_file" else PUBLIC_MODE))
             moved.append(source)
+    _trust_keys(data, check, boot_dir, folder, files, moved, errors)
     return Plan(data, files), check, moved, errors
+
+
+def _trust_keys(data: dict[str, Any], check: dict[str, Any], boot_dir: Path, folder: Path,
+                files: list[Secret], moved: list[Path], errors: list[str]) -> None:
+    """``trust.keys`` files named relatively: read from the boot partition, installed as ``keys/KID.pub``."""
+    trust = data.get("trust")
+    keys = trust.get("keys") if isinstance(trust, dict) else None
+    if not isinstance(keys, list):
+        return  # absent, or the config check says what is wrong
+    for i, value in enumerate(keys):
+        if not isinstance(value, str) or not value or Path(value).is_absolute():
+            continue  # inline {kid, key}, or a file on the root file system: the check looks at them
+        where = f"trust.keys[{i}]"
+        source = boot_dir / value
+        if source.resolve().parent != boot_dir.resolve():
+            errors.append(f"{where}: {value!r}: a relative name must be a file beside {BOOT_FILE}")
+            continue
+        try:
+            secret, _ = trusted_key_file(source, folder)
+        except ConfigError as exc:
+            errors += [f"{where}: {err.replace(str(source), repr(value), 1)}" for err in exc.errors]
+            continue
+        check["trust"]["keys"][i] = str(source)
+        keys[i] = str(secret.path)
+        files.append(secret)
+        moved.append(source)
 
 
 def _write_report(target: Path, result: ImportResult, owner: Owner | None) -> None:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from player.config import load_config
 from player.firstboot import BOOT_FILE, ImportResult, import_boot_config, maybe_import_at_start
 from player.provision import REPORT_NAME
+from player.trust import b64url, load_public_key, new_key_files
 
 BOM = b"\xef\xbb\xbf"
 
@@ -214,3 +215,68 @@ def test_generated_garbage_never_installs_and_never_raises(tmp_path: Path, raw: 
         assert target.read_text() == "panel: {id: previous}\n"
         assert (boot / f"{BOOT_FILE}.rejected").read_bytes() == raw
         assert not (boot / BOOT_FILE).exists()
+
+
+def test_trusted_keys_beside_the_yaml_are_installed_and_inline_ones_pass_through(boot: Path, target: Path,
+                                                                                 tmp_path: Path) -> None:
+    new_key_files(boot, "central-2026")
+    (boot / "central-2026.key").unlink()  # the private key never leaves the server
+    server = tmp_path / "server"
+    server.mkdir()
+    new_key_files(server, "central-2027")
+    raw_2027, _ = load_public_key(server / "central-2027.pub")
+    (boot / BOOT_FILE).write_bytes(crlf(
+        "panel: {id: gare}\ndisplay: {output: fbdev}\n"
+        f"trust:\n  keys:\n    - central-2026.pub\n    - {{kid: central-2027, key: {b64url(raw_2027)}}}\n"
+        "  require: [alerts, playlists]\n"))
+
+    result = import_boot_config(boot, target)
+
+    assert result.installed, result.errors
+    assert list(boot.iterdir()) == []  # the key file went with the YAML
+    installed = target.parent / "keys" / "central-2026.pub"
+    assert mode(installed) == 0o644
+    assert set(json.loads(installed.read_text())) == {"kty", "crv", "kid", "x"}
+    cfg = load_config(target)
+    assert cfg.trust.kids == ["central-2026", "central-2027"]
+    assert dict(cfg.trust.keys)["central-2027"] == raw_2027
+    assert cfg.trust.require == frozenset({"alerts", "playlists"})
+    assert str(installed) in target.read_text()
+
+
+def test_bad_trusted_key_refuses_the_import_naming_the_key(boot: Path, target: Path, tmp_path: Path) -> None:
+    target.parent.mkdir(parents=True)
+    target.write_text("panel: {id: previous}\ndisplay: {output: fbdev}\n")
+    new_key_files(boot, "central-2026")
+    (boot / "notes.pub").write_text("the key is on Paul's laptop\n")
+    (tmp_path / "elsewhere.pub").write_bytes((boot / "central-2026.pub").read_bytes())
+    (boot / BOOT_FILE).write_text("panel: {id: gare}\ndisplay: {output: fbdev}\ntrust:\n  keys:\n"
+                                  "    - central-2026.pub\n    - central-2026.key\n    - notes.pub\n"
+                                  "    - missing.pub\n    - ../elsewhere.pub\n")
+
+    result = import_boot_config(boot, target)
+
+    assert not result.installed
+    assert result.errors == [
+        "trust.keys[1]: 'central-2026.key': a private key (it holds \"d\"): give the .pub file made with it; "
+        "the private key stays on the central server",
+        "trust.keys[2]: 'notes.pub': not a JSON Web Key (JSON expected)",
+        "trust.keys[3]: 'missing.pub': cannot read (No such file or directory)",
+        "trust.keys[4]: '../elsewhere.pub': a relative name must be a file beside panel-player.yaml",
+    ]
+    assert load_config(target).panel.id == "previous"
+    assert not (target.parent / "keys").exists()
+    assert (boot / f"{BOOT_FILE}.rejected").exists()
+    assert {p.name for p in boot.iterdir()} >= {"central-2026.pub", "central-2026.key", "notes.pub"}
+    assert (tmp_path / "elsewhere.pub").exists()
+
+
+def test_two_key_files_with_one_key_id_are_refused(boot: Path, target: Path) -> None:
+    new_key_files(boot, "central-2026")
+    (boot / "copy.pub").write_bytes((boot / "central-2026.pub").read_bytes())
+    (boot / BOOT_FILE).write_text("panel: {id: gare}\ndisplay: {output: fbdev}\n"
+                                  "trust: {keys: [central-2026.pub, copy.pub]}\n")
+    result = import_boot_config(boot, target)
+    assert not result.installed
+    assert result.errors == ['trust.keys[1]: key id "central-2026" is listed twice']
+    assert not target.exists()
