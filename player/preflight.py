@@ -2,8 +2,9 @@
 
 One :class:`CheckResult` per item, in this order: config, display (device and
 geometry), font (every French glyph), each sensor (its first reading), broker
-(TCP, then an MQTT CONNECT with the configured TLS and credentials), clock
-(NTP synchronised), disk (free space on ``state_dir``), state folder (writable)::
+(TCP, then an MQTT CONNECT with the configured TLS and credentials), trust (the
+keys whose signatures are accepted, and what must be signed), clock (NTP
+synchronised), disk (free space on ``state_dir``), state folder (writable)::
 
     results = run_preflight(load_config(Path("/etc/panel-player/config.yaml")))
     code = print_report(results)          # 0 all ok, 1 warnings only, 2 a failure
@@ -184,6 +185,36 @@ def check_broker(cfg: Config, timeout: float) -> CheckResult:
         "error": "fix the file named above (it must be readable by the panel-player user)",
     }
     return CheckResult("broker", FAIL, str(probe), fixes.get(probe.state, ""))
+
+
+# -- trust ---------------------------------------------------------------------------
+
+
+def _kinds(kinds: Sequence[str]) -> str:
+    """``alerts``, ``alerts and playlists``, ``alerts, playlists and commands``."""
+    return kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} and {kinds[-1]}"
+
+
+def check_trust(cfg: Config) -> CheckResult:
+    """The key ids the panel trusts and which kinds must be signed; a warning for what is accepted unsigned."""
+    from .trust import CATEGORIES
+
+    t = cfg.trust
+    if not t.keys:
+        return CheckResult("trust", WARN, f"no trust.keys: {_kinds(CATEGORIES)} are accepted unsigned",
+                           "anyone who may publish on the broker can show an alert: list the central server's "
+                           "public keys in trust.keys (panelctl keys new; provision --trust-key)")
+    n = len(t.keys)
+    keys = f"{n} key{'s' if n > 1 else ''} ({', '.join(t.kids)})"
+    signed = [c for c in CATEGORIES if t.requires(c)]
+    unsigned = [c for c in CATEGORIES if not t.requires(c)]
+    if not unsigned:
+        return CheckResult("trust", OK, f"{keys}; {_kinds(signed)} must be signed")
+    must = f"{_kinds(signed)} must be signed, " if signed else ""
+    return CheckResult("trust", WARN, f"{keys}; {must}{_kinds(unsigned)} are accepted "
+                       "unsigned (trust.require)",
+                       "once the central server signs them, add them to trust.require (or remove trust.require: "
+                       "all three)")
 
 
 # -- display -------------------------------------------------------------------------
@@ -473,6 +504,7 @@ def run_preflight(cfg: Config, *, sysfs_root: Path = Path("/sys"), dev_root: Pat
     results = [check_display(cfg, sysfs_root, dev_root), check_font(cfg)]
     results += check_sensors(cfg, timeout)
     results.append(check_broker(cfg, timeout))
+    results.append(check_trust(cfg))
     results.append(check_clock(clock or clock_synced))
     results.append(check_disk(cfg.state_dir))
     results.append(check_state_dir(cfg.state_dir))
@@ -547,7 +579,8 @@ def cmd_preflight(path: Path, *, timeout: float = 3.0, sysfs_root: Path = Path("
 def add_preflight_arguments(check: Any) -> None:
     """Add ``--preflight`` and ``--timeout`` to the ``check`` sub-command's parser."""
     check.add_argument("--preflight", action="store_true",
-                       help="also check this machine: display, font, sensors, broker, clock, disk, state folder "
+                       help="also check this machine: display, font, sensors, broker, trust, clock, disk, "
+                            "state folder "
                             "(exit 0 all ok, 1 warnings only, 2 any failure)")
     check.add_argument("--timeout", type=float, default=3.0, metavar="S",
                        help="seconds each network or sensor step may take (default 3)")

@@ -17,7 +17,8 @@ from test_render_text import write_bdf
 
 from player.config import Config, MqttConfig, config_from_data
 from player.preflight import (EXIT_FAIL, EXIT_OK, EXIT_WARN, FAIL, OK, WARN, CheckResult, check_disk,
-                              cmd_preflight, exit_status, format_report, probe_broker, run_preflight)
+                              check_trust, cmd_preflight, exit_status, format_report, probe_broker, run_preflight)
+from player.trust import new_key_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,6 +34,7 @@ def good_data(tmp_path: Path, broker: Broker) -> dict[str, Any]:
     (tmp_path / "out").mkdir()
     (tmp_path / "cpu_temp").write_text("48300\n")
     (tmp_path / "throttled").write_text("0x0\n")
+    _, pub = new_key_files(tmp_path, "central-2026")
     return {
         "panel": {"id": "mairie-entree", "timezone": "Europe/Paris"},
         "display": {"output": "png", "size": [320, 180], "path": str(tmp_path / "out" / "frame.png")},
@@ -42,6 +44,7 @@ def good_data(tmp_path: Path, broker: Broker) -> dict[str, Any]:
                     "cpu_temp": {"file": str(tmp_path / "cpu_temp")},
                     "door": {"pin": 17, "open_when": "pressed"},
                     "throttle": {"file": str(tmp_path / "throttled")}},
+        "trust": {"keys": [str(pub)]},
     }
 
 
@@ -56,7 +59,8 @@ def test_good_setup_is_all_ok(tmp_path: Path, broker: Broker) -> None:
     found = by_name(results)
     assert [r for r in results if r.status != OK] == []
     assert set(found) == {"display", "font", "sensor light", "sensor cpu_temp", "sensor door", "sensor power",
-                          "broker", "clock", "disk", "state folder"}
+                          "broker", "trust", "clock", "disk", "state folder"}
+    assert found["trust"].detail == "1 key (central-2026); alerts, playlists and commands must be signed"
     assert "48.3 °C" in found["sensor cpu_temp"].detail
     assert found["sensor door"].detail == "closed"
     assert f"127.0.0.1:{broker.port}" in found["broker"].detail
@@ -140,6 +144,8 @@ def test_cli_report_falls_back_to_ascii(tmp_path: Path) -> None:
     assert "[ OK ] config" in text
     assert "[FAIL] display" in text and "/nonexistent/dir does not exist" in text
     assert "[ OK ] broker" in text and "not used" in text
+    trust = next(line for line in text.splitlines() if line.startswith("[WARN] trust "))
+    assert trust.endswith(" no trust.keys: alerts, playlists and commands are accepted unsigned")
     assert "-> set display.path" in text
 
 
@@ -231,3 +237,23 @@ def test_ledmatrix_without_rgbmatrix_fails_with_a_hint(tmp_path: Path) -> None:
         assert result.status == OK
     else:
         assert result.status == FAIL and "rgbmatrix" in result.detail and "64x32" in result.detail
+
+
+@pytest.mark.parametrize("trust, status, detail", [
+    (None, WARN, "no trust.keys: alerts, playlists and commands are accepted unsigned"),
+    ({"keys": ["K1", "K2"]}, OK, "2 keys (central-2026, central-2027); alerts, playlists and commands must be signed"),
+    ({"keys": ["K1"], "require": ["commands", "alerts"]}, WARN,
+     "1 key (central-2026); alerts and commands must be signed, playlists are accepted unsigned (trust.require)"),
+    ({"keys": ["K2"], "require": []}, WARN,
+     "1 key (central-2027); alerts, playlists and commands are accepted unsigned (trust.require)"),
+])
+def test_trust_line_lists_the_key_ids_and_warns_for_what_is_accepted_unsigned(
+        tmp_path: Path, trust: dict[str, Any] | None, status: str, detail: str) -> None:
+    pubs = {"K1": new_key_files(tmp_path, "central-2026")[1], "K2": new_key_files(tmp_path, "central-2027")[1]}
+    data: dict[str, Any] = {"panel": {"id": "p"}, "display": {"output": "fbdev"}, "mqtt": {"enabled": False}}
+    if trust is not None:
+        data["trust"] = {**trust, "keys": [str(pubs[k]) for k in trust["keys"]]}
+    result = check_trust(config_from_data(data))
+    assert (result.name, result.status, result.detail) == ("trust", status, detail)
+    if status == WARN:
+        assert "trust" in result.fix
