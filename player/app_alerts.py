@@ -268,9 +268,20 @@ class AlertPart:
             d = self.p.cfg.display
             led = d.output == "ledmatrix" or not self.p.layout.antialias or self.p.renderer.logical_size[1] <= 128
             ticker = self.p.layout.zone("ticker")
-            self.view = AlertView(d.font or self.p.layout.font, antialias=d.antialias, flash=self.cfg.flash,
-                                  led=led, banner_fraction=ticker.rect[3] if ticker is not None else None)
+            band = ticker.rect[3] if ticker is not None else None
+            try:
+                self.view = AlertView(d.font or self.p.layout.font, antialias=d.antialias, flash=self.cfg.flash,
+                                      led=led, banner_fraction=band, on_error=self._screen_failed)
+            except Exception as exc:  # the alert must be shown all the same: pygame's own font
+                log.exception("alert screen with the configured font")
+                self._screen_failed(f"alert screen: {type(exc).__name__}: {exc}; pygame's bundled font used")
+                self.view = AlertView(None, antialias=d.antialias, flash=self.cfg.flash, led=led,
+                                      banner_fraction=band, on_error=self._screen_failed)
         return self.view
+
+    def _screen_failed(self, reason: str) -> None:
+        """The alert screen fell back to its minimal form (or its font): tell the crews."""
+        self.p.report_error(reason)
 
     def _turn_order(self, alerts: list[Alert]) -> list[Alert]:
         return alerts
@@ -292,6 +303,15 @@ class AlertPart:
         """The alert's picture as a surface, when it has one on disk."""
         if not alert.asset:
             return None
+        try:
+            return self._decode(alert)
+        except Exception as exc:  # an image must never keep the alert off the screen
+            log.exception("alert %s: image", alert.id)
+            self.p.report_error(f"alert {alert.id}: image sha256:{alert.asset}: {type(exc).__name__}: {exc}")
+            return None
+
+    def _decode(self, alert: Alert) -> Any:
+        assert alert.asset is not None
         path = self.p.content.asset_path(alert.asset)
         if path is None:
             self.p.report_error(f"alert {alert.id}: image sha256:{alert.asset} is not on this panel", publish=False)

@@ -51,3 +51,46 @@ def test_alert_is_stored_before_its_alert_displayed_is_sent(tmp_path):
         assert player.stored_at_displayed == [["crue"]]
     finally:
         player.close()
+
+
+def test_an_alert_screen_that_fails_to_build_shows_the_minimal_one_and_tells_the_crews(tmp_path, monkeypatch):
+    """Fault injection: our own alert screen builder raises; the player stays up, the alert
+    is acknowledged from the minimal screen, and an ``error`` event says what failed."""
+    from player.render.alert_view import AlertView
+
+    def broken(self, size):  # type: ignore[no-untyped-def]
+        raise ValueError("no font size fits")
+
+    monkeypatch.setattr(AlertView, "_build", broken)
+    sent: list[dict[str, Any]] = []
+
+    class Watched(Player):
+        def event(self, event: dict[str, Any], limit: bool = True) -> None:
+            sent.append(event)
+            super().event(event, limit)
+
+    cfg = config_from_data({
+        "panel": {"id": "quai-nord"},
+        "display": {"output": "png", "path": str(tmp_path / "screen.png"), "size": [320, 180]},
+        "mqtt": {"enabled": False},
+        "state_dir": str(tmp_path / "state"),
+        "brightness": {"fallback": {"day": 100, "night": 100}},  # colours whatever the hour
+    })
+    player = Watched(cfg)
+    try:
+        player.start()
+        route = PanelTopics(cfg.mqtt.prefix, "quai-nord").parse_inbound(f"{cfg.mqtt.prefix}/all/alerts/crue")
+        payload = json.dumps({"level": "critical", "title": "CRUE"}).encode()
+        player.inbox.put(Inbound(route, payload, False, time.monotonic()))
+        deadline = time.monotonic() + 10
+        while not any(e["type"] == "alert.displayed" for e in sent) and time.monotonic() < deadline:
+            player.step()
+        kinds = [e["type"] for e in sent]
+        assert "alert.displayed" in kinds
+        errors = [e["reason"] for e in sent if e["type"] == "error"]
+        assert any("no font size fits" in r and "minimal alert screen" in r for r in errors), errors
+        shot = player.renderer.snapshot()
+        reds = sum(1 for x in range(0, 320, 8) for y in range(0, 180, 8) if tuple(shot.get_at((x, y)))[:3] == (160, 0, 0))
+        assert reds > 100  # the minimal screen: the critical colour over most of the panel
+    finally:
+        player.close()
