@@ -3,7 +3,8 @@
 Runs the config's real display output (fbdev, sdl, png or ledmatrix, with its
 rotation) and shows :class:`player.render.testcard.TestCard`: colour bars, grey
 ramp, grid, orientation marks, and the information block with the panel id,
-firmware, IP addresses, broker state, resolution, clock and sensor readings.
+firmware, IP addresses, broker state, trusted keys, resolution, clock and sensor
+readings.
 
 Like the player, one thread owns pygame: :class:`TestCardRunner` blocks on its
 inbox until the next deadline (the clock's next second, the png output's write
@@ -34,7 +35,7 @@ from typing import Any
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
-from .config import Config  # noqa: E402
+from .config import Config, TrustConfig  # noqa: E402
 from .errors import ConfigError, PanelError  # noqa: E402
 
 log = logging.getLogger("panel-player.testcard")
@@ -46,6 +47,8 @@ PROBE_TIMEOUT_S = 3.0
 
 # How the broker states read on the (French) screen.
 BROKER_STATES = {"refused": "refusé", "unreachable": "injoignable", "error": "erreur"}
+# The kinds of trust.require, on the screen.
+SIGNED_KINDS = {"alerts": "alertes", "playlists": "playlists", "commands": "commandes"}
 
 
 @dataclass(frozen=True)
@@ -101,13 +104,29 @@ class _Prober:
         self._stop.set()
 
 
-def readings_of(sensors: Any, last: Any, around: Surroundings | None) -> dict[str, object]:
-    """The card's reading rows: configured sensors only, then clock, disk, and faults."""
+def trust_text(trust: TrustConfig) -> str:
+    """The "Clés" row: the trusted key ids, and what is accepted unsigned.
+
+    ``"central-2026, central-2027"``; ``"central-2026 ; non signés acceptés : commandes"``;
+    ``"aucune (messages non signés acceptés)"``.
+    """
+    if not trust.keys:
+        return "aucune (messages non signés acceptés)"
+    unsigned = [word for kind, word in SIGNED_KINDS.items() if not trust.requires(kind)]
+    kids = ", ".join(trust.kids)
+    return f"{kids} ; non signés acceptés : {', '.join(unsigned)}" if unsigned else kids
+
+
+def readings_of(sensors: Any, last: Any, around: Surroundings | None,
+                trust: TrustConfig | None = None) -> dict[str, object]:
+    """The card's reading rows: broker state, trusted keys, configured sensors only, then clock, disk, and faults."""
     out: dict[str, object] = {}
     if around is not None and not around.broker.connected and around.broker.state != "disabled":
         state = BROKER_STATES.get(around.broker.state, around.broker.state)
         detail = around.broker.detail.split(": ", 1)[-1] if ": " in around.broker.detail else around.broker.detail
         out["État MQTT"] = f"{state} : {detail}"
+    if trust is not None:
+        out["Clés"] = trust_text(trust)
     if sensors is not None:
         if sensors.light is not None:
             out["ambient"] = last.ambient if last is not None else None
@@ -220,7 +239,7 @@ class TestCardRunner:
                                  antialias=d.antialias, led=d.output == "ledmatrix", tz=tz, start=start)
             renderer.set_overlay(self.card)
             sampler = self._start_sensors()
-            self.card.update(readings_of(self._sensors, None, None))
+            self.card.update(readings_of(self._sensors, None, None, self.cfg.trust))
             prober = _Prober(self.cfg, self.inbox, self.probe_interval, self.probe_timeout)
             prober.start()
             while self._exit is None:
@@ -269,7 +288,7 @@ class TestCardRunner:
     def _refresh(self, renderer: Any) -> None:
         before = self.card.revision
         self.card.set_panel(self.panel_info())
-        self.card.update(readings_of(self._sensors, self._readings, self._around))
+        self.card.update(readings_of(self._sensors, self._readings, self._around, self.cfg.trust))
         if self.card.revision != before:
             renderer.set_overlay(self.card)  # drawn at once, not at the next second
 
@@ -288,7 +307,7 @@ def add_testcard_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "testcard", help="show the test card on the configured display",
         description="Show a full-screen test pattern with the panel's id, addresses, broker state, "
-                    "resolution and sensor readings, updated live, until Ctrl-C / SIGTERM or --seconds. "
+                    "trusted keys, resolution and sensor readings, updated live, until Ctrl-C / SIGTERM or --seconds. "
                     "Stop the panel-player service first.")
     p.add_argument("--config", required=True, type=Path, help="the panel's YAML config")
     p.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ from PIL import Image
 from player.config import config_from_data
 from player.render.identify import PanelInfo
 from player.render.testcard import BARS, BOX, RAMP_STEPS, TestCard
-from player.testcard_cmd import TestCardRunner
+from player.testcard_cmd import TestCardRunner, trust_text
+from player.trust import b64url, load_public_key, new_key_files
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (640, 360)
@@ -176,3 +178,34 @@ def test_runner_stops_on_time_and_writes_the_last_picture(tmp_path: Path, second
     assert seconds <= took < seconds + 3
     assert 1 <= runner.frames <= 5  # a still card plus a new second or two, not a busy loop
     check_pattern(picture(tmp_path / "card.png"))
+
+
+def test_the_card_shows_the_trusted_key_ids(tmp_path: Path) -> None:
+    write_config(tmp_path, free_port())
+    data = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    _, pub = new_key_files(tmp_path, "central-2026")
+    _, other = new_key_files(tmp_path, "central-2027")
+    raw, _ = load_public_key(other)
+    data["trust"] = {"keys": [str(pub), {"kid": "central-2027", "key": b64url(raw)}]}
+    runner = TestCardRunner(config_from_data(data), probe_timeout=0.5)
+    assert runner.run(0.3) == 0
+    rows = runner.card.rows(SIZE, datetime.now(timezone.utc))
+    assert ("Clés", "central-2026, central-2027") in rows
+    assert [label for label, _ in rows].count("Clés") == 1
+
+    del data["trust"]
+    runner = TestCardRunner(config_from_data(data), probe_timeout=0.5)
+    assert runner.run(0.3) == 0
+    assert ("Clés", "aucune (messages non signés acceptés)") in runner.card.rows(SIZE, datetime.now(timezone.utc))
+
+
+def test_trust_text_names_what_is_accepted_unsigned(tmp_path: Path) -> None:
+    _, pub = new_key_files(tmp_path, "central-2026")
+
+    def text(require: list[str]) -> str:
+        return trust_text(config_from_data({"panel": {"id": "p"}, "display": {"output": "fbdev"},
+                                            "trust": {"keys": [str(pub)], "require": require}}).trust)
+
+    assert text(["alerts", "playlists", "commands"]) == "central-2026"
+    assert text(["alerts"]) == "central-2026 ; non signés acceptés : playlists, commandes"
+    assert text([]) == "central-2026 ; non signés acceptés : alertes, playlists, commandes"
