@@ -459,3 +459,94 @@ def test_draw_line_too_long_is_shortened(face: FontFace, canvas: pygame.Surface)
 def test_fit_is_cached(face: FontFace) -> None:
     painter = TextPainter(face)
     assert painter.fit("a", "b", 100, 100) is painter.fit("a", "b", 100, 100)
+
+
+# --- real pixel fonts (Debian's xfonts-base) ------------------------------------------------
+
+XFONTS = Path("/usr/share/fonts/X11/misc")
+# No 8 px size (the field report), the smallest and a large one, a CJK font with Latin.
+PCF_FONTS = ["6x10", "6x13B", "9x15B", "5x7", "4x6", "10x20", "12x13ja"]
+
+
+@pytest.mark.parametrize("name", PCF_FONTS)
+def test_pcf_fonts_are_used_at_their_own_sizes_everywhere(name: str) -> None:
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from player.content import Style, TextSlide
+    from player.layout import load_layout
+    from player.render.compositor import Renderer
+    from player.render.identify import IdentifyView, PanelInfo
+    from player.render.testcard import TestCard
+    from player.render.ticker import Ticker
+
+    path = XFONTS / f"{name}.pcf.gz"
+    if not path.is_file():
+        pytest.skip(f"{path} missing: install the Debian package xfonts-base")
+    face = open_face(str(path))
+    assert face.bitmap
+    own = face.sizes(1000)
+    assert len(own) == 1 and all(face.fitting_size(px) == own[0] for px in (1, 8, own[0], 200))
+    painter = TextPainter(face, antialias=False)
+    fitted = painter.fit("Crue", "Évacuez les berges de l'Isère", 120, 60)
+    assert {fitted.title_px, fitted.body_px} <= {own[0], 0}
+    assert painter.line_px("Marché", 50, 4) == own[0]
+    wall = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)
+    info = PanelInfo("mairie-entree", "Mairie — entrée", "0.1.0", ("192.168.1.20 (eth0)",), "b:1883", True)
+    for size in ((32, 16), (64, 32), (192, 96), (1920, 1080)):
+        band = pygame.Rect(0, 0, size[0], max(1, size[1] // 4))
+        surface = pygame.Surface(size)
+        surface.fill(BG)
+        ticker = Ticker(painter, ["Collecte des encombrants jeudi"], band.size, INK, BG, 24.0, 0.0)
+        ticker.draw(surface, band, 1.0)
+        assert ink_box(surface, band) is not None
+        for overlay in (TestCard(info, font=face, led=True), IdentifyView(info, 60.0, font=face, led=True)):
+            surface.fill(BG)
+            overlay.draw(surface, 0.0, wall)
+            overlay.draw(surface, 9.0, wall)  # the next page, on a small panel
+            assert ink_box(surface) is not None
+        renderer = Renderer(size, load_layout("led-matrix"), tz=ZoneInfo("Europe/Paris"), transition="cut",
+                            font=str(path))
+        renderer.show(TextSlide("s", "Marché de Noël", "Place de la Mairie",
+                                Style((0, 51, 102), (255, 255, 255), "center")), 0.0)
+        assert renderer.render(0.0, wall) is not None
+
+
+def test_ticker_with_text_the_font_draws_as_nothing_does_not_hang() -> None:
+    from player.render.ticker import Ticker
+
+    path = XFONTS / "cu-alt12.pcf.gz"  # no glyph, and no width, for Latin letters
+    if not path.is_file():
+        pytest.skip(f"{path} missing: install the Debian package xfonts-base")
+    painter = TextPainter(open_face(str(path)))
+    ticker = Ticker(painter, ["Collecte jeudi"], (64, 16), INK, BG, 24.0, 0.0)
+    assert ticker.strip is None and ticker.next_frame(0.0) is None
+    surface = pygame.Surface((64, 16))
+    ticker.draw(surface, surface.get_rect(), 1.0)  # returns: nothing to scroll
+    assert tuple(surface.get_at((5, 5)))[:3] == BG
+
+
+def test_ticker_strip_stays_within_its_memory_budget() -> None:
+    from player.render.ticker import MAX_STRIP_PIXELS, MAX_STRIP_WIDTH, SEPARATOR, Ticker
+
+    painter = TextPainter(open_face(None))
+    text = "Évacuez les berges de l'Isère avant 18 h. " * 100  # 4,300 characters
+    tall = Ticker(painter, [text], (3840, 700), INK, BG, 100.0, 0.0)
+    assert tall.strip is not None
+    assert tall.strip.get_width() * tall.strip.get_height() <= MAX_STRIP_PIXELS
+    assert tall.text == painter.prepare(text) + SEPARATOR  # drawn smaller, not cut
+    low = Ticker(painter, ["x" * 1_000_000], (3840, 64), INK, BG, 100.0, 0.0)
+    assert low.strip is not None and low.strip.get_width() * low.strip.get_height() <= MAX_STRIP_PIXELS
+    assert low.strip.get_width() <= MAX_STRIP_WIDTH and low.period == low.strip.get_width()
+    assert low.text.endswith(ELLIPSIS + SEPARATOR)  # even the smallest size was too long: cut short
+    usual = Ticker(painter, ["Collecte des encombrants jeudi"], (1920, 80), INK, BG, 100.0, 0.0)
+    assert usual.strip is not None and usual.strip.get_height() == 80  # as before: fills the band
+
+
+def test_text_wider_than_freetype_boxes_is_measured_right() -> None:
+    """FreeType's boxes wrap past 65,535 pixels; long texts are measured in pieces."""
+    face = open_face(None)
+    one = face.width("x", 50)
+    assert one > 0
+    for n in (100, 1_000, 5_000, 30_000):
+        assert face.width("x" * n, 50) == n * one  # 30,000 × 28 px: far past 65,535

@@ -39,6 +39,9 @@ FRENCH_SAMPLE = "àâäçéèêëîïôöùûüÿœæÀÂÇÉÈÊËÎÏÔÙÛÜ�
 SMALLEST_PX = 6
 """The smallest size offered for a scalable font; below it text is not readable."""
 
+SAFE_WIDTH = 32_768
+"""Pixels of text FreeType measures and draws in one piece; its boxes wrap past 65,535."""
+
 # Tallest accented capitals and deepest descenders: they set the line box, so that a line
 # of "ÉTÉ" and a line of "été" have the same height and baseline.
 _LINE_BOX_SAMPLE = "ÉÀÂÊÎÔÛÇŸÅgjpqyÿç|()"
@@ -209,7 +212,12 @@ class FontFace:
         """Width in pixels of the surface :meth:`render` returns for ``text`` at ``px``."""
         px = self.fitting_size(px)
         text = self.prepare(text)
-        return self._font.get_rect(text, size=px).width if text else 0
+        # FreeType's text box wraps around past 65,535 pixels: a long text is measured in
+        # pieces short enough (no glyph is wider than 4 em) and the widths added up.
+        step = max(1, SAFE_WIDTH // (4 * px))
+        if len(text) <= step:
+            return self._font.get_rect(text, size=px).width if text else 0
+        return sum(self._font.get_rect(text[i:i + step], size=px).width for i in range(0, len(text), step))
 
     # --- drawing ------------------------------------------------------------------------
 

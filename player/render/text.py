@@ -39,7 +39,10 @@ ESTIMATE_PX = 64  # the size whose metrics, scaled, guess the others' (see TextP
 ESTIMATE_FROM = 16  # fewer sizes than this to choose from: plain bisection is as quick
 
 _HSPACE = "[ \t\u00a0\u202f\u2009\u2006]"
-_URL = re.compile(r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://|www\.)\S+|[\w.+-]+@[\w-]+\.[\w.-]+")
+# The lookbehinds start a match only where a run of letters (or of address characters)
+# starts, as the leftmost match would anyway: without them a long word costs the search
+# a time quadratic in its length (minutes for a 200,000-character word).
+_URL = re.compile(r"(?:(?<![a-zA-Z])[a-zA-Z][a-zA-Z0-9+.-]*://|www\.)\S+|(?<![\w.+-])[\w.+-]+@[\w-]+\.[\w.-]+")
 # High punctuation after a word: the spaces before it (if any) become one narrow no-break
 # space. Only when it ends the word, so "?q=1" and "18:30" are left alone; "?!" stays tight.
 _HIGH = re.compile(
@@ -65,7 +68,7 @@ def last_true(lo: int, hi: int, ok: Callable[[int], bool]) -> int:
 
 
 def _outside_urls(pattern: re.Pattern[str], repl: Callable[[re.Match[str]], str], text: str) -> str:
-    spans = [m.span() for m in _URL.finditer(text)]
+    spans = [m.span() for m in _URL.finditer(text)] if ("://" in text or "www." in text or "@" in text) else []
 
     def sub(m: re.Match[str]) -> str:
         if any(a <= m.start() < b or a < m.end() <= b for a, b in spans):

@@ -24,6 +24,8 @@ SEPARATOR = "  •  "
 MAX_STRIP_PIXELS = 4 * 2**20
 """The most pixels a strip may hold (16 MB at 32 bits per pixel): a longer text is drawn
 smaller, down to the font's smallest size, then cut short with "…"."""
+MAX_STRIP_WIDTH = 60_000
+"""The widest strip, in pixels: FreeType cannot draw a line of 65,536 pixels or more."""
 
 
 class Ticker:
@@ -57,6 +59,7 @@ class Ticker:
         self.text = "".join(t + SEPARATOR for t in texts)
         self.period = 0
         self.strip: pygame.Surface | None = None
+        self._top = 0  # the strip's first row in the band (the line is centred in it)
         if self.text and height > 0:
             px = self._size_within_budget(painter, height)
             line = painter.face.render(self.text, px, color, painter.antialias)
@@ -64,35 +67,46 @@ class Ticker:
             # never advance while drawn).
             self.period = line.get_width()
             if self.period > 0:
+                # The strip holds the line's rows only; the band's others are filled when drawn.
+                top = (height - line.get_height()) // 2
+                self._top = max(0, top)
+                rows = min(height, line.get_height())
                 if background is None:
-                    strip = pygame.Surface((self.period, height), pygame.SRCALPHA)
+                    strip = pygame.Surface((self.period, rows), pygame.SRCALPHA)
                     strip.fill((0, 0, 0, 0))
                 else:
-                    strip = pygame.Surface((self.period, height))
+                    strip = pygame.Surface((self.period, rows))
                     strip.fill(background)
-                strip.blit(line, (0, (height - line.get_height()) // 2))
+                strip.blit(line, (0, min(0, top)))
                 self.strip = converted(strip, alpha=background is None)
         self.animating = self.period > 0 and self.speed > 0
-        self._height = height
 
     def _size_within_budget(self, painter: TextPainter, height: int) -> int:
         """The size filling the band's height, or a smaller one (and :attr:`text` cut short)
-        when the strip would exceed :data:`MAX_STRIP_PIXELS`."""
+        when the strip would exceed :data:`MAX_STRIP_PIXELS` or :data:`MAX_STRIP_WIDTH`."""
         face = painter.face
-        px = painter.line_px(self.text, 1 << 30, height)
-        for _ in range(8):
+
+        def excess(px: int) -> float:
+            """How many times too large the strip would be at ``px`` (1 or less: it fits)."""
             width = face.width(self.text, px)
-            if width * height <= MAX_STRIP_PIXELS:
+            return max(width * min(height, face.line_height(px)) / MAX_STRIP_PIXELS, width / MAX_STRIP_WIDTH)
+
+        px = painter.line_px(self.text, 1 << 30, height)
+        for _ in range(12):
+            over = excess(px)
+            if over <= 1:
                 return px
-            # Width grows with the size: scale it down to the budget, on a size the font has.
-            smaller = face.sizes(max(1, int(px * MAX_STRIP_PIXELS / (width * height))))[-1]
+            # Width and height both shrink with the size, on the sizes the font has.
+            smaller = face.sizes(max(1, int(px / math.sqrt(over))))[-1]
             if smaller >= px:
                 break
             px = smaller
-        width = face.width(self.text, px)
-        if width * height > MAX_STRIP_PIXELS:
-            keep = max(1, int(len(self.text) * MAX_STRIP_PIXELS / (width * height)) - 2)
-            self.text = self.text[:keep].rstrip() + "…" + SEPARATOR
+        text = self.text
+        over = excess(px)
+        while over > 1 and len(text) > 1:
+            text = text[:max(1, min(len(text) - 1, int(len(text) / over * 0.95)))]
+            self.text = text.rstrip() + "…" + SEPARATOR
+            over = excess(px)
         return px
 
     def offset(self, now: float) -> int:
@@ -107,16 +121,21 @@ class Ticker:
             if self.background is not None:
                 surface.fill(self.background, dest)
             return
-        height = min(dest.h, self._height)
+        top = min(self._top, dest.h)
+        rows = min(self.strip.get_height(), dest.h - top)
         src_x = self.offset(now)
         x, right = dest.x, dest.right
-        while x < right:
+        while rows > 0 and x < right:
             w = min(self.period - src_x, right - x)
-            surface.blit(self.strip, (x, dest.y), (src_x, 0, w, height))
+            surface.blit(self.strip, (x, dest.y + top), (src_x, 0, w, rows))
             x += w
             src_x = 0
-        if self.background is not None and dest.h > height:
-            surface.fill(self.background, (dest.x, dest.y + height, dest.w, dest.h - height))
+        if self.background is not None:
+            if top > 0:
+                surface.fill(self.background, (dest.x, dest.y, dest.w, top))
+            below = top + max(0, rows)
+            if below < dest.h:
+                surface.fill(self.background, (dest.x, dest.y + below, dest.w, dest.h - below))
 
     def next_frame(self, now: float) -> float | None:
         """Monotonic time of the next whole-pixel step after ``now``; None if static."""
