@@ -22,9 +22,20 @@ PLAYLIST_COLOUR = "#12ab34"
 WITHIN = 5.0  # seconds after the reconnect
 
 
-def showing_alert(broker: Broker, folder: Path, pub: Publisher) -> PanelProcess:
+@pytest.fixture
+def made() -> Iterator[list[PanelProcess]]:
+    """The players a test starts, killed at its end whatever happens."""
+    players: list[PanelProcess] = []
+    yield players
+    for p in players:
+        p.close()
+
+
+def showing_alert(broker: Broker, folder: Path, pub: Publisher, made: list[PanelProcess]) -> PanelProcess:
     folder.mkdir(exist_ok=True)
-    p = PanelProcess(broker, folder, "p1", size=SIZE, extra={"mqtt": {"session_expiry": 0}})
+    p = PanelProcess(broker, folder, "p1", size=SIZE, extra={"mqtt": {"session_expiry": 0}}, start=False)
+    made.append(p)
+    p.start()
     pub.send("panels/p1/playlist", text_playlist("base", 1, PLAYLIST_COLOUR))
     p.wait_colour(rgb(PLAYLIST_COLOUR))
     mark = p.sub.mark()
@@ -34,10 +45,10 @@ def showing_alert(broker: Broker, folder: Path, pub: Publisher) -> PanelProcess:
     return p
 
 
-def test_a_cancel_sent_while_the_panel_was_offline_ends_the_alert_at_the_reconnect(broker, tmp_path):
+def test_a_cancel_sent_while_the_panel_was_offline_ends_the_alert_at_the_reconnect(broker, tmp_path, made):
     pub = Publisher(broker)
     try:
-        p = showing_alert(broker, tmp_path / "p1", pub)
+        p = showing_alert(broker, tmp_path / "p1", pub, made)
         p.stop()
         pub.send("all/alerts/crue-1", b"")  # cancelled while the panel is off: the broker drops the alert
         mark = p.sub.mark()
@@ -62,10 +73,11 @@ def forgetful_broker(tmp_path: Path) -> Iterator[Broker]:
     b.stop()
 
 
-def test_a_broker_that_lost_everything_leaves_the_alert_on_screen_marked_unconfirmed(forgetful_broker, tmp_path):
+def test_a_broker_that_lost_everything_leaves_the_alert_on_screen_marked_unconfirmed(forgetful_broker, tmp_path,
+                                                                                   made):
     pub = Publisher(forgetful_broker)
     try:
-        p = showing_alert(forgetful_broker, tmp_path / "p1", pub)
+        p = showing_alert(forgetful_broker, tmp_path / "p1", pub, made)
         p.stop()
     finally:
         pub.close()
@@ -106,10 +118,10 @@ def test_a_broker_that_lost_everything_leaves_the_alert_on_screen_marked_unconfi
         pub.close()
 
 
-def test_a_reconnect_with_the_alert_still_on_the_broker_keeps_it(broker, tmp_path):
+def test_a_reconnect_with_the_alert_still_on_the_broker_keeps_it(broker, tmp_path, made):
     pub = Publisher(broker)
     try:
-        p = showing_alert(broker, tmp_path / "p1", pub)
+        p = showing_alert(broker, tmp_path / "p1", pub, made)
         p.stop()
         mark = p.sub.mark()
         p.start()
