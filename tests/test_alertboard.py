@@ -16,7 +16,7 @@ from player.alertboard import MAX_ENDED, AlertBoard
 from player.alerts import LEVELS, Alert, AlertsConfig, Cancel, CapRef, parse_alert_message
 
 WALL = datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "cap-samples"
+from conftest import CAP_SAMPLES as SAMPLES  # noqa: E402
 
 
 def alert(alert_id: str, level: str = "critical", scope: str = "all", scope_name: str = "",

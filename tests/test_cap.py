@@ -15,7 +15,7 @@ from player.alerts import Alert, AlertsConfig, Cancel, CapRef, parse_alert_messa
 from player.cap import CIRCLE_TOLERANCE_KM, distance_km, in_polygon
 from player.errors import ContentError
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "cap-samples"
+from conftest import CAP_SAMPLES as SAMPLES  # noqa: E402
 CFG = AlertsConfig()
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
 GRENOBLE = (45.1885, 5.7245)

@@ -22,7 +22,7 @@ from test_e2e_alerts import (ALERT_AT, CRITICAL, INFO, PLAYLIST_AT, PLAYLIST_COL
 
 __all__ = ["pub"]  # the fixture, shared with test_e2e_alerts
 
-SAMPLES = Path(os.environ.get("PANEL_CAP_SAMPLES", Path(__file__).resolve().parents[2] / "shared" / "cap-samples"))
+from conftest import CAP_SAMPLES as SAMPLES  # noqa: E402
 NS = "urn:oasis:names:tc:emergency:cap:1.2"
 SENDER = "vigicrues@isere.example.fr"
 GRENOBLE = {"lat": 45.1885, "lon": 5.7245}
