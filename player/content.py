@@ -159,6 +159,24 @@ def _datetime(node: Node, key: str) -> datetime | None:
         return None
 
 
+def parse_days(node: Node, key: str = "days") -> frozenset[int] | None:
+    """``days: [mon, …, sun]`` (any case) as weekday numbers (0 = Monday); None when absent.
+    Unknown names go to ``node.problems``, each with its key path."""
+    day_nodes = node.items(key, None, min_items=1, max_items=7)
+    if day_nodes is None:
+        return None
+    picked = set()
+    for d in day_nodes:
+        name = d.as_string()
+        if name is None:
+            continue
+        if name.lower() not in DAYS:
+            node.problems.add(d.path, f"expected one of {', '.join(DAYS)}, got {describe(name)}")
+        else:
+            picked.add(DAYS.index(name.lower()))
+    return frozenset(picked)
+
+
 def _schedule(node: Node) -> Schedule | None:
     if node.value is None:
         return None
@@ -167,19 +185,7 @@ def _schedule(node: Node) -> Schedule | None:
     start, end = _datetime(node, "start"), _datetime(node, "end")
     if start and end and end <= start:
         node.problems.add(f"{node.path}.end", "must be after start")
-    days: frozenset[int] | None = None
-    day_nodes = node.items("days", None, min_items=1, max_items=7)
-    if day_nodes is not None:
-        picked = set()
-        for d in day_nodes:
-            name = d.as_string()
-            if name is None:
-                continue
-            if name.lower() not in DAYS:
-                node.problems.add(d.path, f"expected one of {', '.join(DAYS)}, got {describe(name)}")
-            else:
-                picked.add(DAYS.index(name.lower()))
-        days = frozenset(picked)
+    days = parse_days(node)
     hours = None
     hour_nodes = node.items("hours", None, min_items=1, max_items=24)
     if hour_nodes is not None:

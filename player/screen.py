@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 
-from .content import DAYS, Schedule
+from .content import DAYS, Schedule, parse_days
 from .hw.config import parse_window
 from .schedule import is_active, next_change
 from .validate import Node, describe
@@ -121,18 +121,7 @@ def _sleep_item(item: Node) -> SleepWindow | None:
             return None
         text = item.string("hours")
         where = f"{item.path}.hours"
-        day_nodes = item.items("days", None, min_items=1, max_items=7)
-        if day_nodes is not None:
-            picked = set()
-            for d in day_nodes:
-                name = d.as_string()
-                if name is None:
-                    continue
-                if name.lower() not in DAYS:
-                    d.problems.add(d.path, f"expected one of {', '.join(DAYS)}, got {describe(name)}")
-                else:
-                    picked.add(DAYS.index(name.lower()))
-            days = frozenset(picked)
+        days = parse_days(item)
     elif isinstance(item.value, str):
         text, where = item.value, item.path
     else:
