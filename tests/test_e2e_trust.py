@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,7 +17,8 @@ from fixtures_broker import Broker
 from fixtures_player import PREFIX, PanelProcess, rgb, text_playlist
 from test_e2e_alerts import ALERT_AT, CRITICAL, SIZE, Publisher, for_alert
 
-from player.trust import b64url, sign
+from player.ctl.signing import Signer
+from player.trust import b64url
 
 CENTRAL = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"e2e central key").digest())
 NEXT = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"e2e next key").digest())
@@ -31,18 +31,14 @@ def inline(kid: str, key: Ed25519PrivateKey) -> dict[str, str]:
 
 
 class Server:
-    """Signs and publishes as a central server would; ``iat`` strictly increases."""
+    """Signs (with panelctl's signer) and publishes as a central server would."""
 
     def __init__(self, pub: Publisher, key: Ed25519PrivateKey = CENTRAL, kid: str = "central") -> None:
-        self.pub, self.key, self.kid = pub, key, kid
-        self.last = 0.0
+        self.pub, self.signer = pub, Signer(key, kid)
 
     def seal(self, leaf: str, payload: bytes | dict[str, Any], iat: float | None = None) -> bytes:
         data = json.dumps(payload).encode() if isinstance(payload, dict) else payload
-        if iat is None:
-            iat = max(round(time.time(), 3), round(self.last + 0.001, 3))
-            self.last = iat
-        return sign(data, key=self.key, kid=self.kid, topic=f"{PREFIX}/{leaf}", iat=iat)
+        return self.signer.seal(f"{PREFIX}/{leaf}", data, iat)
 
     def send(self, leaf: str, payload: bytes | dict[str, Any], retain: bool = True) -> bytes:
         sealed = self.seal(leaf, payload)

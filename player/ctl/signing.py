@@ -34,9 +34,11 @@ class Signer:
         key, kid = load_private_key(path)
         return cls(key, kid)
 
-    def seal(self, topic: str, payload: bytes) -> bytes:
-        iat = max(round(time.time(), 3), round(self._last + 0.001, 3))
-        self._last = iat
+    def seal(self, topic: str, payload: bytes, iat: float | None = None) -> bytes:
+        """``payload`` signed for ``topic``, now (after the last one) or at ``iat`` if given."""
+        if iat is None:
+            iat = max(round(time.time(), 3), round(self._last + 0.001, 3))
+            self._last = iat
         return sign(payload, key=self.key, kid=self.kid, topic=topic, iat=iat)
 
 
