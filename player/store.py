@@ -2,7 +2,8 @@
 
 Panels lose power every night, often in the middle of a write. Every file here
 is therefore written by :func:`atomic_write` (temporary file in the same
-folder, fsync, rename, fsync of the folder), so after a cut each file is either
+folder, fsync, rename, fsync of the folder), and the folders it creates are
+fsynced in their parent (:func:`make_dirs`), so after a cut each file is either
 the old or the new version, complete. State files also carry a sha256 of their
 content: one damaged by the card itself is ignored with a warning rather than
 half-used.
@@ -79,6 +80,28 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def make_dirs(folder: Path) -> None:
+    """Create ``folder`` and its missing parents so that a power cut cannot take them back.
+
+    A new folder is only an entry in its parent until the parent is fsynced: without
+    that, a cut could remove the folder with every file later written and fsynced in it.
+    """
+    folder = Path(folder)
+    if folder.is_dir():
+        return
+    make_dirs(folder.parent)
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        if folder.is_dir():
+            return  # made by someone else meanwhile
+        raise
+    try:
+        fsync_dir(folder.parent)
+    except PermissionError:  # a parent we may write but not read (mode 0711): nothing more we can do
+        log.warning("cannot fsync %s: the new folder %s may not survive a power cut", folder.parent, folder.name)
+
+
 def clean_temp_files(folder: Path) -> list[Path]:
     """Remove the temporary files a crash left in ``folder``; returns them."""
     removed = []
@@ -110,7 +133,7 @@ class AssetStore:
     def __init__(self, root: Path, quota_bytes: int) -> None:
         self.root = Path(root)
         self.quota_bytes = quota_bytes
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.root)
 
     def path(self, sha: str) -> Path:
         """Where the asset ``sha`` (64 lowercase hex digits) lives, present or not."""
@@ -252,7 +275,7 @@ class StateStore:
         self.root = Path(root)
         try:
             for folder in (self.root, self.root / self.SETTINGS, self.root / self.ASSETS):
-                folder.mkdir(parents=True, exist_ok=True)
+                make_dirs(folder)
                 for stale in clean_temp_files(folder):
                     log.info("removed %s, left by an interrupted write", stale)
             # Creating a file is the only reliable test (read-only mounts, root
