@@ -2,8 +2,10 @@
 
 An alert message is parsed as it is taken from the inbox, put on the board,
 and the overlay is set in the same loop pass, so the next frame drawn (the one
-right after its arrival) shows it. ``alert.displayed`` carries the moment that
-frame was handed to the output. Active alerts are stored atomically at every
+right after its arrival) shows it. ``alert.displayed`` carries the moment the
+frame with the whole alert (its title and its body: on a full screen the body comes
+one frame after the title) was handed to the output, and ``title_at`` the moment of
+the first frame showing it. Active alerts are stored atomically at every
 change, so they are on screen again at once after a restart or a power cut.
 """
 
@@ -36,6 +38,7 @@ class AlertPart:
         self.view: Any = None
         self.shown: Alert | None = None  # what the overlay shows now
         self.acknowledged: set[tuple[str, str, str]] = set()  # alerts whose alert.displayed went out
+        self.title_shown: dict[tuple[str, str, str], float] = {}  # not yet acknowledged: its first frame
         self.unsaved = False  # the board changed since it was last stored
         self.dirty = True
         # Reconciliation with the broker after each (re)connection (see synced()).
@@ -180,6 +183,7 @@ class AlertPart:
         self.ended(replaced, "cancelled")
         if status in ("added", "updated"):
             self.acknowledged.discard(result.key)
+            self.title_shown.pop(result.key, None)
             self.unconfirmed.discard(result.key)
             log.warning("alert %s %s: %s %s", result.id, status, result.level, result.title)
             self.changed()
@@ -191,6 +195,7 @@ class AlertPart:
             return
         for alert in alerts:
             self.acknowledged.discard(alert.key)
+            self.title_shown.pop(alert.key, None)
             if reason == "expired":
                 self.p.trust.alert_ended(self.topic_of(alert))
             if not self.board.is_active(alert.id):
@@ -213,6 +218,11 @@ class AlertPart:
         from .hw.health import clock_synced
 
         self.unsaved = False
+        # The replay guard first: a power cut between the two saves must not leave the new
+        # alerts (a cancel applied) with the old guard, which would let the cancelled alert's
+        # signed message back in. The other way round, the alert comes back from disk and
+        # ends again at the reconnection, when the retained signed cancel arrives.
+        self.p.trust.save_if_unsaved()
         try:
             self.p.store.save_alerts(self.board.to_records(time.monotonic(), datetime.now(timezone.utc),
                                                            clock_synced=bool(clock_synced())))
@@ -246,12 +256,20 @@ class AlertPart:
         self.p.ops.overlay_changed(view)
 
     def frame_shown(self, shown_at: float) -> None:
-        """A frame went to the display: ``alert.displayed`` for the alert on it, the first
-        time a person in the street could see it (a working display, on and lit)."""
+        """A frame went to the display (``shown_at``: when it was handed over).
+        ``alert.displayed`` goes out for the alert on it the first time a person in the
+        street could see all of it: a working display, on and lit, and the whole alert
+        on that frame (:attr:`AlertView.complete`: a full screen adds the body one frame
+        after the title). The first such frame with any of it is ``title_at``."""
         alert = self.shown
-        if alert is not None and alert.key not in self.acknowledged and self.p.screen.visible():
-            self.acknowledged.add(alert.key)
-            self._displayed(alert, shown_at)
+        if alert is None or alert.key in self.acknowledged or not self.p.screen.visible():
+            return
+        title_at = self.title_shown.setdefault(alert.key, shown_at)
+        if self.view is not None and not getattr(self.view, "complete", True):
+            return  # the title is out; the body comes on the next frame
+        self.acknowledged.add(alert.key)
+        del self.title_shown[alert.key]
+        self._displayed(alert, shown_at, title_at)
 
     def topic_of(self, alert: Alert) -> str:
         prefix = self.p.cfg.mqtt.prefix
@@ -286,15 +304,17 @@ class AlertPart:
     def _turn_order(self, alerts: list[Alert]) -> list[Alert]:
         return alerts
 
-    def _displayed(self, alert: Alert, shown_at: float) -> None:
-        from .net.protocol import event_alert_displayed
+    def _displayed(self, alert: Alert, shown_at: float, title_at: float) -> None:
+        from .net.protocol import event_alert_displayed, iso_utc
 
         self.save_if_unsaved()
         brightness = self.p.ops.brightness
         ctl = self.p.ops.brightness_ctl
         below = bool(self.cfg.wakes(alert.level) and ctl is not None and ctl.below_floor)
-        self.p.event(event_alert_displayed(alert.id, datetime.fromtimestamp(shown_at, timezone.utc),
-                                           brightness=brightness, below_floor=below))
+        event = event_alert_displayed(alert.id, datetime.fromtimestamp(shown_at, timezone.utc),
+                                      brightness=brightness, below_floor=below)
+        event["title_at"] = iso_utc(title_at)  # an extension (protocol.md): the first frame, title only
+        self.p.event(event)
         if below:
             self.p.report_error(f"alert {alert.id} shown at {brightness} %, below alerts.min_brightness "
                                 f"{self.cfg.min_brightness} %: the panel is too hot (thermal derating)")

@@ -36,7 +36,6 @@ CRITICAL = (160, 0, 0)
 WARNING = (255, 170, 0)
 INFO = (0, 60, 150)
 FRAME_PERIOD = 1 / 30  # display.fps default
-CI_MARGIN = 0.25  # seconds allowed on top of broker transit + one frame on a loaded CI machine
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -413,14 +412,28 @@ def test_generated_garbage_is_rejected_and_changes_nothing(shared):
 # -- latency -------------------------------------------------------------------------------
 
 
-MAIN_ZONE_AT = (5, 60)  # landscape: below the header, above the ticker
 TICKER_PLAYLIST = text_playlist("defile", 1, PLAYLIST_COLOUR, layout="landscape",
                                 ticker=["Collecte des encombrants jeudi 3 décembre — marché de Noël place "
                                         "de la Mairie du 12 au 24 décembre"])
+LEVELS = ("critical", "warning", "info")
+# What "on the first frame after its arrival" may take, on top of the broker's transit
+# (measured in the same test): a full-screen alert is whole on its second frame (the
+# title's frame, then the body's at the loop's next pass: at once when something else
+# wakes the loop, as the heartbeat sent on the change does, else one frame period later;
+# docs/alerts.md), so two frame periods cover drawing both and, at worst, the wait for
+# the second. The margin is for the machine, not the player: on a loaded 2-core CI runner
+# the player shares the cores with the broker, this test and other jobs, each of its
+# wake-ups may wait for a core, and its drawing takes longer. At 320x180 drawing costs
+# little: with both cores of the development machine oversubscribed (two busy loops
+# beside other test suites, load average 5), no alert went past two frames, so 50 ms is
+# room for scheduling alone. At 1920x1080 an alert screen is about 40 ms of CPU there
+# (title and body, and the png output's copy, beside its encoder thread); under that
+# same load the worst of 36 alerts (three runs) went 174 ms past two frames: 0.2 s.
+LATENCY_MARGIN = {(320, 180): 0.05, (1920, 1080): 0.2}
 
 
-def _ticker_moves(p: PanelProcess) -> bool:
-    band = (0, int(SIZE[1] * 0.91), SIZE[0], SIZE[1])
+def _ticker_moves(p: PanelProcess, size: tuple[int, int]) -> bool:
+    band = (0, int(size[1] * 0.91), size[0], size[1])
     first = p.picture().crop(band).tobytes()
     try:
         wait_until(lambda: p.picture().crop(band).tobytes() != first, 3, "the ticker to move")
@@ -429,27 +442,33 @@ def _ticker_moves(p: PanelProcess) -> bool:
     return True
 
 
+@pytest.mark.parametrize("size", [(320, 180), (1920, 1080)], ids=["320x180", "1920x1080"])
 @pytest.mark.parametrize("animated", [False, True], ids=["idle", "ticker"])
-def test_alert_is_on_the_first_frame_after_its_arrival(panel, broker, pub, animated):
-    p = start_panel(panel, TICKER_PLAYLIST if animated else None, at=MAIN_ZONE_AT if animated else PLAYLIST_AT,
-                    extra={"display": {"fps": 30}})
+def test_whole_alert_is_on_screen_within_two_frames_of_its_arrival(panel, broker, pub, animated, size):
+    main_at = (5, size[1] // 2)  # landscape: the main zone, between the header and the ticker
+    p = start_panel(panel, TICKER_PLAYLIST if animated else None, at=main_at if animated else PLAYLIST_AT,
+                    size=size, extra={"display": {"fps": 30}, "alerts": {"info_mode": "fullscreen"}})
     if animated:
-        assert _ticker_moves(p), "the ticker must be animating during this measurement"
+        assert _ticker_moves(p, size), "the ticker must be animating during this measurement"
     probe = Probe(broker, pub)
     try:
         latencies = []
-        for i in range(5):
+        for i in range(6):
             alert_id = f"lat-{i}"
             mark = p.sub.mark()
-            sent = pub.send(f"all/alerts/{alert_id}", alert("critical", f"ALERTE {i}"))
+            # Each one unlike the last: another level (the top band differs), another text.
+            sent = pub.send(f"all/alerts/{alert_id}", alert(LEVELS[i % 3], f"ALERTE {i}",
+                                                            body=f"Évacuez le secteur {i} avant {12 + i} h."))
             shown = p.wait_event("alert.displayed", after=mark, where=for_alert(alert_id))
-            latencies.append((iso_time(shown["displayed_at"]) - at_ms(sent)).total_seconds())
+            whole, title = iso_time(shown["displayed_at"]), iso_time(shown["title_at"])
+            assert title <= whole, shown  # the title's frame, then the one with the body
+            latencies.append((whole - at_ms(sent)).total_seconds())
             pub.send(f"all/alerts/{alert_id}", b"")
             p.wait_event("alert.ended", after=mark, where=for_alert(alert_id))
         transit = max(probe.transit(10))
     finally:
         probe.close()
-    bound = transit + FRAME_PERIOD + CI_MARGIN
+    bound = transit + 2 * FRAME_PERIOD + LATENCY_MARGIN[size]
     assert all(lat >= 0 for lat in latencies), latencies
     assert max(latencies) <= bound, (f"publish → displayed_at {[round(x * 1000, 1) for x in latencies]} ms, "
                                      f"bound {bound * 1000:.0f} ms (broker transit {transit * 1000:.1f} ms)")

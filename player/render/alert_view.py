@@ -268,6 +268,7 @@ class AlertView:
         self._tiles: LRU[tuple[object, ...], pygame.Surface] = LRU(TILES_KEPT)  # see _tile
         self._failed = False  # True: the minimal screen is shown for the current alert
         self._failed_size: tuple[int, int] | None = None  # ... at this size (None: any)
+        self._complete = False  # see the property
         self._minimal = MinimalAlertScreen()
         self._reported: LRU[tuple[object, ...], bool] = LRU(64)
 
@@ -303,6 +304,14 @@ class AlertView:
         return self._alert
 
     @property
+    def complete(self) -> bool:
+        """True when the last :meth:`draw` painted all that the current alert will show:
+        its title and its body (a full screen draws the body one frame after the rest, see
+        the module docstring), or the minimal screen when the full one failed. False
+        before the alert's first frame and on its title-only frame."""
+        return self._complete
+
+    @property
     def shown_mode(self) -> str:
         """``fullscreen`` or ``banner``: how the current alert is drawn."""
         return self._mode
@@ -330,6 +339,7 @@ class AlertView:
         self._alert, self._count, self._index, self._image, self._mode = current, count, index, image, mode
         self._built = None
         self._failed, self._failed_size = False, None  # a new picture: the full screen is tried again
+        self._complete = False
         self.revision += 1
         return True
 
@@ -514,10 +524,12 @@ class AlertView:
         if not self._failed:
             try:
                 self._draw_full(surface, now, wall)
+                self._complete = self._built is not None and not self._built.body_pending
                 return
             except Exception as exc:
                 self._fail(exc, size)
         self._draw_minimal(surface)
+        self._complete = True
 
     def _fail(self, exc: Exception, size: tuple[int, int] | None) -> None:
         """Switch to the minimal screen for the current alert (at ``size``; None: any)."""

@@ -156,6 +156,10 @@ class PngOutput(Output):
     # -- main-loop side -----------------------------------------------------------
 
     def show(self, frame: pygame.Surface, dirty: Sequence[pygame.Rect] | None) -> float:
+        """Hand ``frame`` over; returns ``time.time()`` once its changed rows are copied
+        into the output's buffer (the picture the file will show). A frame handed over
+        within ``min_interval`` of the last copy, or while the worker reads the buffer,
+        is copied later (:meth:`flush`): its time is then that of the hand-off."""
         self._check_frame(frame)
         shown_at = self._shown()
         if dirty is not None and len(dirty) == 0:
@@ -167,8 +171,8 @@ class PngOutput(Output):
         self._frame = frame
         self._seen = weakref.ref(frame)
         now = time.monotonic()
-        if now - self._last_submit >= self.min_interval:
-            self._submit(now)
+        if now - self._last_submit >= self.min_interval and self._submit(now):
+            return time.time()  # after the copy
         return shown_at
 
     def set_dim(self, factor: float) -> None:
