@@ -94,3 +94,42 @@ def test_an_alert_screen_that_fails_to_build_shows_the_minimal_one_and_tells_the
         assert reds > 100  # the minimal screen: the critical colour over most of the panel
     finally:
         player.close()
+
+
+def test_the_replay_guard_is_stored_before_the_alerts(tmp_path):
+    """A power cut between the two saves must leave the guard newer than the alerts, never
+    older (else a cancelled alert's signed message would be accepted again)."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from player.trust import b64url, sign
+
+    key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"order").digest())
+    cfg = config_from_data({
+        "panel": {"id": "quai-nord"},
+        "display": {"output": "png", "path": str(tmp_path / "screen.png"), "size": [320, 180]},
+        "mqtt": {"enabled": False},
+        "state_dir": str(tmp_path / "state"),
+        "trust": {"keys": [{"kid": "k", "key": b64url(key.public_key().public_bytes_raw())}]},
+    })
+    player = Player(cfg)
+    writes: list[str] = []
+    save_alerts, save_json = player.store.save_alerts, player.store.save_json
+    player.store.save_alerts = lambda records: (writes.append("alerts"), save_alerts(records))[1]  # type: ignore[method-assign]
+    player.store.save_json = lambda name, data: (writes.append(name), save_json(name, data))[1]  # type: ignore[method-assign]
+    topic = f"{cfg.mqtt.prefix}/all/alerts/crue"
+    route = PanelTopics(cfg.mqtt.prefix, "quai-nord").parse_inbound(topic)
+    try:
+        player.start()
+        for iat, payload in ((100.0, b'{"level": "critical", "title": "CRUE"}'), (200.0, b"")):
+            writes.clear()
+            sealed = sign(payload, key=key, kid="k", topic=topic, iat=iat)
+            player.inbox.put(Inbound(route, sealed, False, time.monotonic()))
+            deadline = time.monotonic() + 10
+            while "alerts" not in writes and time.monotonic() < deadline:
+                player.step()
+            assert writes[:2] == ["trust-seen", "alerts"], writes
+        assert player.alerts.ids() == []
+    finally:
+        player.close()
