@@ -1,10 +1,12 @@
 """The Player: owns the main loop, pygame and all display state.
 
-Other threads (MQTT, asset downloads, sensor sampling, signals) never touch the
-display: they put small, already-checked messages on :attr:`Player.inbox`. The
-loop blocks on that inbox until the next deadline (slide end, animation frame,
-clock minute, heartbeat, alert expiry, watchdog), so a still picture costs no
-CPU and a message is acted on, and drawn, as soon as it arrives.
+Other threads (MQTT, asset downloads, sensor sampling) never touch the display:
+they put small, already-checked messages on :attr:`Player.inbox`, an
+:class:`~player.inbox.Inbox`; signal handlers only record their signal there
+(:meth:`~player.inbox.Inbox.post_signal`, no lock). The loop blocks on that inbox
+until the next deadline (slide end, animation frame, clock minute, heartbeat,
+alert expiry, watchdog), so a still picture costs no CPU and a message is acted
+on, and drawn, as soon as it arrives.
 
 The parts the loop drives live beside it: :mod:`player.app_content` (playlists,
 assets), :mod:`player.app_alerts` (the alert board on screen),
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ from typing import Any
 from . import __version__
 from .config import Config
 from .errors import DisplayUnavailable, PanelError
+from .inbox import Inbox
 from .layout import Layout, load_layout
 from .net.protocol import Inbound
 from .store import StateStore
@@ -98,7 +102,7 @@ class Player:
     Example::
 
         player = Player(load_config(Path("config.yaml")))
-        signal.signal(signal.SIGTERM, lambda *_: player.stop())
+        signal.signal(signal.SIGTERM, lambda signum, _: player.inbox.post_signal(signum))
         sys.exit(player.run())
     """
 
@@ -111,7 +115,7 @@ class Player:
 
         self.cfg = cfg
         self.version = __version__
-        self.inbox: queue.Queue[object] = queue.Queue()
+        self.inbox = Inbox()
         self.tz = cfg.panel.tz()
         self.started = time.monotonic()
         self.exit_code: int | None = None
@@ -253,7 +257,8 @@ class Player:
 
     # -- loop -----------------------------------------------------------
     def stop(self, code: int = EXIT_OK, reason: str = "stop requested") -> None:
-        """Thread- and signal-safe request to end the loop."""
+        """Ask the loop to end; safe from any thread. A signal handler calls
+        ``inbox.post_signal(signum)`` instead (no allocation, see :mod:`player.inbox`)."""
         self.inbox.put(Stop(code, reason))
 
     def deadlines(self, now: float, wall: datetime) -> list[float]:
@@ -325,6 +330,8 @@ class Player:
         except queue.Empty:
             msg = None
         now = time.monotonic()
+        while (signum := self.inbox.take_signal()) is not None:
+            self.handle(Stop(EXIT_OK, _signal_name(signum)), now)
         while msg is not None:
             try:
                 self.handle(msg, now)
@@ -371,6 +378,13 @@ class Player:
             self.images.close()
         if self.output is not None:
             self.output.close()
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def bundled_dir() -> Path:

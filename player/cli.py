@@ -24,6 +24,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ConfigError, PanelError
+from .inbox import Inbox
 
 EXIT_INVALID = 2
 
@@ -138,11 +139,7 @@ def run_player(cfg_path: Path | None, cfg: object | None = None, seconds: float 
                 return show_config_errors(list(exc.errors), hint=output_hint_from_config(cfg), watch=cfg_path)
         return EXIT_INVALID if isinstance(exc, ConfigError) else 1
 
-    def on_signal(signum: int, _frame: object) -> None:
-        player.stop(0, signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    install_stop_signals(player.inbox)
     if seconds is not None:
         import threading
 
@@ -150,6 +147,24 @@ def run_player(cfg_path: Path | None, cfg: object | None = None, seconds: float 
         timer.daemon = True
         timer.start()
     return player.run()
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def install_stop_signals(inbox: Inbox) -> None:
+    """SIGTERM and SIGINT end the loop that waits on ``inbox`` (exit status 0).
+
+    The handler only records the signal and wakes the loop (:meth:`Inbox.post_signal`):
+    a handler runs in the main thread between any two bytecodes, so one that took a
+    lock the loop may hold (``queue.Queue.put``) or logged would deadlock it.
+    """
+
+    def on_signal(signum: int, _frame: object) -> None:
+        inbox.post_signal(signum)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
 
 
 def _recent(iso: str, seconds: float) -> bool:
