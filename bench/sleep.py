@@ -1,9 +1,12 @@
-"""Sleep hours: what a sleeping panel costs, and how fast an alert lights it.
+"""Sleep hours: real ``panel-player run`` processes (png output) asleep and awake, and a real mosquitto.
+
+What a sleeping panel costs, and how fast an alert lights it.
 
 1. Idle CPU of the real ``panel-player run`` (png output, CPU time from the kernel's
    schedstat), each for the same time, in the same run: a still text slide (the
    reference), the landscape layout with its ticker scrolling, and that same
-   landscape layout inside a sleep window. Goal: asleep ≤ the still slide.
+   landscape layout inside a sleep window. Goal: asleep ≤ the still slide (within one
+   scheduler tick over the period: ``--goal sleep_idle=TICKS``).
 2. Wake latency: a real mosquitto, a real player asleep in its sleep hours. For each
    sample a critical alert is published (QoS 1, retained) and timed to
    ``alert.displayed.displayed_at`` (the first frame handed to the output with the
@@ -12,7 +15,10 @@
    sample waits for ``screen.asleep``. References in the same run: the broker's own
    transit (a plain subscriber, interleaved) and the same alert on the same player
    awake (the sleep lifted by the ``wake`` command). Goal: asleep p99 ≤ awake p99 +
-   one frame period.
+   one frame period (``--goal sleep_wake=FRAMES``).
+
+Both goals are set for 1920x1080 (and 50 alerts): the smoke run's 640x360 figures are
+printed, not judged.
 
 Run::
 
@@ -29,11 +35,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from . import common
+from . import common, goals
 from .alert_latency import TICKER, Reference, _client, _displayed_at, percentile
 from fixtures_broker import Broker  # noqa: E402,I001
 from fixtures_player import PREFIX, PanelProcess, text_playlist  # noqa: E402
 
+DRIVES = ("real `panel-player run` processes (png output; a still slide, a ticker awake, the ticker asleep), "
+          "then one asleep on a real mosquitto")
+GOAL_SIZE = (1920, 1080)
+GOAL_ALERTS = 50
 WHOLE_WEEK = ["00:00-24:00"]
 CRITICAL_BG = (160, 0, 0)
 
@@ -59,7 +69,7 @@ def _idle_case(folder: Path, seconds: float, size: tuple[int, int], layout: str,
         common.stop(player)
 
 
-def idle(seconds: float, size: tuple[int, int]) -> dict[str, float]:
+def idle(seconds: float, size: tuple[int, int]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sleep-idle-") as tmp:
         folder = Path(tmp)
         still = _idle_case(folder / "still", seconds, size, "fullscreen", None)
@@ -67,14 +77,17 @@ def idle(seconds: float, size: tuple[int, int]) -> dict[str, float]:
         asleep = _idle_case(folder / "asleep", seconds, size, "landscape", WHOLE_WEEK)
     # One scheduler tick (10 ms at HZ=100) over the period is below what this can tell apart.
     resolution = 100.0 * 0.01 / seconds
-    common.report(f"idle CPU asleep, png output {size[0]}x{size[1]} (goal: asleep ≤ still slide)", [
+    at, goal_at = f"{size[0]}x{size[1]}", f"{GOAL_SIZE[0]}x{GOAL_SIZE[1]}"
+    goal = goals.Goal("sleep_idle", "landscape + ticker asleep, ≤ still slide", asleep,
+                      still + goals.value("sleep_idle") * resolution, "% of one core", measured_at=at, goal_at=goal_at)
+    common.report(f"idle CPU asleep, png output {at}", [
         ("measured over", f"{seconds:g} s each, one after the other"),
         ("reference: still text slide, awake", f"{still:.3f} % of one core"),
         ("landscape + ticker, awake", f"{ticker:.3f} % of one core"),
         ("landscape + ticker, asleep", f"{asleep:.3f} % of one core"),
-        ("goal met", "yes" if asleep <= still + resolution else "NO"),
+        ("goal: asleep ≤ still + one scheduler tick", goal.line()),
     ])
-    return {"still_pct": still, "ticker_pct": ticker, "asleep_pct": asleep}
+    return {"still_pct": still, "ticker_pct": ticker, "asleep_pct": asleep, "goals": [goal]}
 
 
 def _lit_png(path: Path, since_ns: int, at: tuple[int, int]) -> bool:
@@ -162,7 +175,11 @@ def wake_latency(count: int, size: tuple[int, int], fps: int = 30) -> dict[str, 
         return f"{percentile(values, q) * 1000:.1f} ms"
 
     frame = 1.0 / fps
-    goal = percentile(results["asleep"], 99) <= percentile(results["awake"], 99) + frame
+    goal = goals.Goal("sleep_wake", "alert on a sleeping panel, p99", percentile(results["asleep"], 99) * 1000,
+                      (percentile(results["awake"], 99) + goals.value("sleep_wake") * frame) * 1000, "ms",
+                      measured_at=f"{size[0]}x{size[1]}, {count} alerts",
+                      goal_at=f"{GOAL_SIZE[0]}x{GOAL_SIZE[1]}, ≥ {GOAL_ALERTS} alerts",
+                      at_goal_size=size == GOAL_SIZE and count >= GOAL_ALERTS)
     common.report(f"wake latency, publish → alert shown lit, png output {size[0]}x{size[1]}, {fps} fps "
                   f"(goal: asleep p99 ≤ awake p99 + one frame, {frame * 1000:.1f} ms)", [
         ("alerts per case", str(count)),
@@ -172,10 +189,12 @@ def wake_latency(count: int, size: tuple[int, int], fps: int = 30) -> dict[str, 
         ("panel asleep, PNG on disk lit p50 / p99",
          f"{ms(results['asleep_png'], 50)} / {ms(results['asleep_png'], 99)}"),
         ("first alert after start (fonts built on first use)", "-" if first is None else f"{first * 1000:.1f} ms"),
-        ("goal met", "yes" if goal else "NO"),
+        ("goal", goal.line()),
     ])
-    return {name: percentile(v, 99) for name, v in results.items()} | {"goal_met": goal}
+    return {name: percentile(v, 99) for name, v in results.items()} | {"goals": [goal]}
 
 
-def run(seconds: float = 10.0, count: int = 50, size: tuple[int, int] = (1920, 1080)) -> dict[str, Any]:
-    return {"idle": idle(seconds, size), "wake": wake_latency(count, size)}
+def run(seconds: float = 10.0, count: int = 50, size: tuple[int, int] = GOAL_SIZE) -> dict[str, Any]:
+    still = idle(seconds, size)
+    wake = wake_latency(count, size)
+    return {"idle": still, "wake": wake, "goals": still["goals"] + wake["goals"]}
