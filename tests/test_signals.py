@@ -31,7 +31,7 @@ cheaper but would not be the process users run, so CI runs a few dozen real runs
 is the same test with a larger count::
 
     PANEL_SIGNAL_RUNS=500 PANEL_SIGNAL_PARALLEL=3 SDL_VIDEODRIVER=dummy GPIOZERO_PIN_FACTORY=mock \\
-        .venv/bin/python -m pytest tests/test_signals.py -k stress -s -p no:timeout
+        .venv/bin/python -m pytest tests/test_signals.py -k stress -s -o timeout=0
 
 ``-s`` shows the figures (runs, clean exits, slowest exit).
 """
@@ -298,7 +298,10 @@ def _alert_storm(broker: Broker, stop: threading.Event) -> None:
 
 def _signal_runs(p: PanelProcess, count: int, rng: random.Random, out: list[Run]) -> None:
     for _ in range(count):
-        p.start()  # returns once online=true is published
+        try:
+            p.start()  # returns once online=true is published
+        except AssertionError as exc:
+            raise AssertionError(f"{p.id} did not start: {exc}\n--- its log ---\n{p.log_text()[-3000:]}") from None
         online_at = time.monotonic()
         time.sleep(rng.uniform(0.0, 1.5))
         sig = rng.choice((signal.SIGTERM, signal.SIGINT))
