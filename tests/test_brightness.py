@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import queue
 from collections.abc import Iterator
 from datetime import datetime
@@ -286,3 +287,131 @@ def test_software_and_matrix_actuators() -> None:
     matrix.set(30)
     matrix.set(31)
     assert levels == [30, 31]
+
+
+# -- rules pinned down one by one (each kills a mutant the tests above let live) ----------
+
+EVENING = datetime(2026, 6, 1, 22, 0)
+
+
+def test_night_cap_also_bounds_the_fallback_schedule() -> None:
+    # No light sensor: the fallback schedule is in charge, and its "day" level still
+    # runs at 22:00 because its own night starts later. The night cap must apply.
+    ctl = BrightnessController(good({"min": 0, "night": {"hours": "21:00-07:00", "max": 25},
+                                     "fallback": {"day": 90, "night": 10, "hours": "23:30-05:00"}}))
+    assert ctl.update(None, 0, NOON, None, True) == 90 and not ctl.night_capped
+    assert ctl.update(None, 1, EVENING, None, True) == 25
+    assert ctl.source == "schedule" and ctl.night_capped and ctl.state["night_capped"] is True
+    assert ctl.update(None, 2, MIDNIGHT.replace(minute=45), None, True) == 10 and not ctl.night_capped
+    # The same with a faulty sensor (sensor_ok False): the fallback is capped too.
+    faulty = BrightnessController(good({"min": 0, "night": {"hours": "21:00-07:00", "max": 25},
+                                        "fallback": {"day": 90, "night": 10, "hours": "23:30-05:00"}}))
+    assert faulty.update(0.9, 0, EVENING, None, False) == 25 and faulty.fault and faulty.night_capped
+
+
+def test_night_cap_at_exactly_the_cap_is_not_reported_as_capped() -> None:
+    ctl = BrightnessController(good({"min": 0, "night": {"hours": "21:00-07:00", "max": 30},
+                                     "fallback": {"day": 30, "hours": "23:30-05:00"}}))
+    assert ctl.update(None, 0, EVENING, None, True) == 30 and not ctl.night_capped
+
+
+def test_a_new_controller_reports_nothing_unusual() -> None:
+    ctl = BrightnessController(good(None))
+    assert ctl.percent is None and ctl.smoothed is None and ctl.override_until() is None
+    assert ctl.state == {"brightness": None, "brightness_source": "schedule", "brightness_fault": False,
+                         "derated": False, "night_capped": False, "alert_floor": False,
+                         "below_alert_floor": False}
+    assert ctl.update(None, 0, NOON, None, True) == 100  # the default fallback day level
+    assert ctl.state == {"brightness": 100, "brightness_source": "schedule", "brightness_fault": False,
+                         "derated": False, "night_capped": False, "alert_floor": False,
+                         "below_alert_floor": False}
+
+
+def test_override_bounds_and_an_override_without_end() -> None:
+    ctl = BrightnessController(good({"min": 0, "max": 100}))
+    message = r"^override needs 0 <= value <= 100 and seconds > 0$"
+    for value, seconds in [(-1, 10), (100.5, 10), (101, 10), (50, 0), (50, -5), (50, math.nan)]:
+        with pytest.raises(ValueError, match=message):
+            ctl.override(value, seconds, 0)
+    ctl.override(0, 0.5, now_mono=0)  # both ends of the range and short times are allowed
+    assert ctl.update(None, 0.1, NOON, None, True) == 0 and ctl.source == "override"
+    ctl.override(100, 10, now_mono=1)
+    assert ctl.update(None, 2, NOON, None, True) == 100
+    ctl.override(40, None, now_mono=3)  # until the next override or a restart
+    assert ctl.override_until() is None
+    assert ctl.update(None, 1e9, NOON, None, True) == 40 and ctl.source == "override"
+    ctl.clear_override()
+    assert ctl.update(None, 1e9 + 1, NOON, None, True) == 100 and ctl.source == "schedule"
+
+
+def test_override_at_night_is_not_reported_as_night_capped() -> None:
+    ctl = BrightnessController(good({"curve": CURVE, "median": 1, "smoothing": 0, "min": 0,
+                                     "night": {"hours": "22:00-06:00", "max": 30}}))
+    assert ctl.update(1.0, 0, MIDNIGHT, None, True) == 30 and ctl.night_capped
+    ctl.override(70, 60, now_mono=1)
+    assert ctl.update(1.0, 2, MIDNIGHT, None, True) == 70 and ctl.night_capped is False
+    assert ctl.state["night_capped"] is False
+
+
+def test_readings_are_clamped_to_0_1_and_smoothed_with_the_time_constant() -> None:
+    ctl = BrightnessController(good({"curve": CURVE, "median": 1, "smoothing": 20}))
+    ctl.update(1.5, 0, NOON, None, True)  # a reading above full scale counts as 1.0
+    assert ctl.smoothed == 1.0
+    ctl.update(0.0, 20, NOON, None, True)  # one time constant later: 63 % of the way
+    assert ctl.smoothed == pytest.approx(math.exp(-1))
+    ctl.update(-0.5, 20, NOON, None, True)  # below zero counts as 0.0; no time passed: no change
+    assert ctl.smoothed == pytest.approx(math.exp(-1))
+    ctl.update(0.0, 10, NOON, None, True)  # the clock going backwards does not move it either
+    assert ctl.smoothed == pytest.approx(math.exp(-1))
+    # A time constant below one second still smooths, over fractions of a second.
+    quick = BrightnessController(good({"curve": CURVE, "median": 1, "smoothing": 0.5}))
+    quick.update(0.0, 0, NOON, None, True)
+    quick.update(1.0, 0.25, NOON, None, True)
+    assert quick.smoothed == pytest.approx(1 - math.exp(-0.5))
+
+
+def test_alert_floor_lifts_the_level_and_is_reported() -> None:
+    ctl = BrightnessController(good({"curve": CURVE, "median": 1, "smoothing": 0, "min": 0, "max": 60,
+                                     "hysteresis": 10, "night": {"hours": "22:00-06:00", "max": 20}}))
+    assert ctl.update(1.0, 0, MIDNIGHT, None, True, floor=None) == 20
+    assert ctl.update(1.0, 1, MIDNIGHT, None, True, floor=80) == 80  # over the night cap and max
+    assert ctl.floored and ctl.state["alert_floor"] is True and not ctl.below_floor
+    assert ctl.update(1.0, 2, MIDNIGHT, None, True, floor=20) == 20  # equal: nothing lifted
+    assert ctl.floored is False and ctl.below_floor is False
+    # The floor ending is applied at once, even when the change is below the hysteresis.
+    assert ctl.update(1.0, 3, MIDNIGHT, None, True, floor=25) == 25 and ctl.floored
+    assert ctl.update(1.0, 4, MIDNIGHT, None, True, floor=None) == 20 and not ctl.floored
+    assert ctl.state["alert_floor"] is False and ctl.state["below_alert_floor"] is False
+
+
+def test_derating_caps_the_alert_floor_only_above_its_temperature() -> None:
+    ctl = BrightnessController(good({"curve": CURVE, "median": 1, "smoothing": 0, "min": 0, "max": 60,
+                                     "derate": {"above_c": 70, "per_degree": 5, "floor": 10}}))
+    # At exactly above_c the limit is max itself, but no derating is in force yet.
+    assert ctl.update(1.0, 0, NOON, 70.0, True, floor=80) == 80 and not ctl.derated and not ctl.below_floor
+    assert ctl.update(1.0, 1, NOON, 72.0, True, floor=80) == 50 and ctl.derated and ctl.below_floor
+    assert ctl.state["derated"] is True and ctl.state["below_alert_floor"] is True
+    # A floor equal to what derating allows is reached: not below it.
+    assert ctl.update(1.0, 2, NOON, 72.0, True, floor=50) == 50 and not ctl.below_floor
+
+
+def test_a_level_equal_to_the_derating_limit_is_not_derated() -> None:
+    ctl = BrightnessController(good({"curve": CURVE, "median": 1, "smoothing": 0, "min": 0, "max": 100,
+                                     "derate": {"above_c": 70, "per_degree": 5, "floor": 10}}))
+    assert ctl.update(0.6, 0, NOON, 74.0, True) == 80 and ctl.derated is False  # limit 100 - 5 × 4 = 80
+    assert ctl.update(0.6, 1, NOON, None, True) == 80 and ctl.derated is False
+
+
+def test_hysteresis_gives_way_to_a_new_source_a_full_step_and_the_range_ends() -> None:
+    ctl = BrightnessController(good({"curve": CURVE, "median": 1, "smoothing": 0, "min": 55, "max": 90,
+                                     "hysteresis": 5, "fallback": {"day": 62}}))
+    assert ctl.update(0.4, 0, NOON, None, True) == 60
+    assert ctl.update(0.44, 1, NOON, None, True) == 60  # 64: less than 5 points, held
+    assert ctl.update(0.45, 2, NOON, None, True) == 65  # exactly 5 points: applied
+    assert ctl.update(0.42, 3, NOON, None, True) == 65  # 62: held
+    assert ctl.update(None, 4, NOON, None, False) == 62 and ctl.source == "schedule"  # new source: applied
+    assert ctl.update(0.37, 5, NOON, None, True) == 57 and ctl.source == "sensor"  # back: applied
+    assert ctl.update(0.3, 6, NOON, None, True) == 55  # 50, clamped to min 55: the end is reached
+    assert ctl.update(0.74, 7, NOON, None, True) == 87
+    assert ctl.update(1.0, 8, NOON, None, True) == 90  # 3 points, but max is reached
+    assert ctl.update(1.0, 9, NOON, None, True) == 90
