@@ -3,6 +3,7 @@ and every real message in ../shared/cap-samples/."""
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -426,3 +427,34 @@ def test_generated_cap_gives_a_result_or_a_content_error(payload: bytes, locatio
     if isinstance(result, Alert):
         assert result.level in ("info", "warning", "critical") and result.title
         assert len(result.body) <= AlertsConfig().max_body
+
+
+# -- circle edges: points just inside and just outside the radius ------------------------------
+
+KM_PER_DEGREE = 6371.0088 * 3.141592653589793 / 180  # along a meridian
+
+
+def _north_of_grenoble(km: float) -> tuple[float, float]:
+    return (GRENOBLE[0] + km / KM_PER_DEGREE, GRENOBLE[1])
+
+
+def test_circle_radius_is_in_kilometres_to_the_edge() -> None:
+    # Radius 2 km, widened by the 0.1 km tolerance: the edge is at 2.1 km. A radius
+    # read as miles (× 1.609) or halved would move it by hundreds of metres.
+    payload = cap(infos=info(area="<circle>45.1885,5.7245 2</circle>"))
+    for km, inside in [(1.9, True), (2.05, True), (2.15, False), (2.4, False), (3.2, False)]:
+        point = _north_of_grenoble(km)
+        assert distance_km(point, GRENOBLE) == pytest.approx(km, abs=1e-6)
+        result = parse(payload, location=point)
+        assert isinstance(result, Alert) if inside else result is None, (km, result)
+
+
+def test_circle_edge_east_west_uses_the_great_circle_distance() -> None:
+    # 2.05 km east is inside, 2.15 km east is outside: a longitude degree here is
+    # only ~78 km, so a flat lat/lon distance would get this wrong.
+    per_degree_east = KM_PER_DEGREE * math.cos(math.radians(GRENOBLE[0]))
+    payload = cap(infos=info(area="<circle>45.1885,5.7245 2</circle>"))
+    assert isinstance(parse(payload, location=(GRENOBLE[0], GRENOBLE[1] + 2.05 / per_degree_east)), Alert)
+    assert parse(payload, location=(GRENOBLE[0], GRENOBLE[1] - 2.15 / per_degree_east)) is None
+    assert distance_km((0.0, 0.0), (0.0, 1.0)) == pytest.approx(KM_PER_DEGREE, rel=1e-9)
+    assert distance_km((10.0, 20.0), (10.0, 20.0)) == 0.0
