@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from player.config import config_from_data
 from player.errors import ConfigError
-from player.trust import (ReplayGuard, SignatureError, b64url, is_envelope, load_private_key, load_public_key,
-                          new_key_files, open_envelope, public_keys, sign)
+from player.trust import (ReplayGuard, SignatureError, b64url, header_bytes, is_envelope, load_private_key,
+                          load_public_key, new_key_files, open_envelope, public_key_bytes, public_keys, sign)
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPIC = "signage/all/alerts/crue-1"
@@ -247,3 +247,117 @@ def test_bad_trust_config_names_its_keys(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         trust_config(tmp_path, {"require": ["alerts"]})
     assert exc.value.errors == ["trust.require: needs trust.keys: no signature could be checked"]
+
+
+# -- edges pinned down one by one (each kills a mutant the tests above let live) -------------------
+
+def test_signature_error_names_itself_and_header_bytes_keep_unicode() -> None:
+    exc = SignatureError("why")
+    assert exc.what == "signature" and exc.errors == ["why"] and str(exc) == "invalid signature: why"
+    assert header_bytes("k", "signage/all/alerts/crue-é", 1.5) == \
+        '{"alg":"EdDSA","kid":"k","iat":1.5,"topic":"signage/all/alerts/crue-é"}'.encode()
+
+
+def test_sign_accepts_time_zero_rounds_to_the_millisecond_and_refuses_bad_input() -> None:
+    for iat in (0, 0.5):
+        assert open_envelope(signed(iat=iat), KEYS, TOPIC).iat == iat  # 1970 itself is a valid time
+    assert open_envelope(signed(iat=1.23456), KEYS, TOPIC).iat == 1.235
+    for iat in (-0.001, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match=r"^iat must be a finite number of seconds >= 0$"):
+            signed(iat=iat)
+    with pytest.raises(ValueError, match="^kid 'a/b' must match "):
+        signed(kid="a/b")
+
+
+def test_header_length_limit_and_refusals_of_header_fields() -> None:
+    head, body, sig = signed().split(b".")
+    limit = 1024 * 4 // 3 + 4  # 1369 characters of base64url
+    assert reason(b"A" * limit + b"." + body + b"." + sig) == "signature header is not base64url"
+    assert reason(b"A" * (limit + 1) + b"." + body + b"." + sig) == "signature header too long"
+    assert reason(b"A" * (limit - 1) + b"." + body + b"." + sig) != "signature header too long"
+    assert reason(b64url(b"[1, 2]").encode() + b"." + body + b"." + sig) == "signature header is not a JSON object"
+    assert reason(b"A." + body + b"." + sig) == "signature header is not base64url"
+    h = header_of({"alg": "EdDSA", "kid": "mairie-2026", "iat": 1, "topic": TOPIC, "b64": False})
+    assert reason(h.encode() + b"." + body + b"." + sig) == \
+        "signature header extensions (crit, b64) are not supported"
+    long_alg = "HS256-" + "x" * 30
+    assert reason(header_of({"alg": long_alg}).encode() + b"." + body + b"." + sig) == \
+        f"signature algorithm {long_alg[:20]!r} refused: only EdDSA"
+    for iat in (-1, True, None, float("inf")):
+        h = header_of({"alg": "EdDSA", "kid": "mairie-2026", "iat": iat, "topic": TOPIC})
+        assert reason(h.encode() + b"." + body + b"." + sig) == \
+            "signature time (iat) missing or not a number of seconds"
+    assert reason(head + b".A." + sig) in ("signature is not base64url", "bad signature (key 'mairie-2026'): "
+                                           "the message was changed or not signed by it")
+
+
+def test_a_bad_payload_encoding_is_refused_after_the_signature() -> None:
+    # Signed over a payload part that is not canonical base64url: the signature holds, the payload does not.
+    head = b64url(header_bytes("mairie-2026", TOPIC, 5.0)).encode()
+    signing_input = head + b".QR"  # "QR" has spare bits set: "QQ" is the canonical spelling
+    message = signing_input + b"." + b64url(KEY.sign(signing_input)).encode()
+    assert reason(message) == "signed payload is not canonical base64url"
+
+
+def test_replay_guard_floor_marks_changes_and_eviction_by_time() -> None:
+    guard = ReplayGuard()
+    assert guard.max_topics == 4096 and guard.floor == 0.0 and guard.changed is False
+    assert ReplayGuard.from_json({}).max_topics == 4096 and ReplayGuard.from_json({}, max_topics=7).max_topics == 7
+    assert guard.check(opened(0.5)) == "new"  # above the initial floor of 0
+    guard.ended("signage/all/alerts/unknown")  # nothing accepted there: nothing changes
+    assert guard.changed is False and guard.seen == {}
+    guard.accept(opened(10.0))
+    assert guard.changed is True
+    guard.changed = False
+    guard.ended(TOPIC)
+    assert guard.changed is True and guard.seen[TOPIC][2] is True
+    guard.changed = False
+    guard.ended(TOPIC)  # already ended: not a change
+    assert guard.changed is False
+    # Same time, another signature, on an ended topic: an older-or-equal replay, not "the ended copy".
+    with pytest.raises(SignatureError, match="^invalid signature: replay: signed before the last message accepted on this topic$"):
+        guard.check(opened(10.0, payload=b"{}"))
+    # Eviction drops the oldest by signing time, not by topic name or arrival.
+    small = ReplayGuard(max_topics=2)
+    small.accept(opened(30.0, topic="signage/all/alerts/a"))
+    small.accept(opened(10.0, topic="signage/all/alerts/b"))
+    assert len(small.seen) == 2 and small.floor == 0.0  # exactly max_topics: nothing forgotten
+    small.accept(opened(20.0, topic="signage/all/alerts/c"))
+    assert set(small.seen) == {"signage/all/alerts/a", "signage/all/alerts/c"} and small.floor == 10.0
+    with pytest.raises(SignatureError, match="^invalid signature: signed before the oldest message this panel remembers: refused "
+                                             "as a possible replay$"):
+        small.check(opened(10.0, topic="signage/all/alerts/new"))  # at the floor: refused
+    # Accepting again on a known topic moves it to the end without growing the guard.
+    small.accept(opened(40.0, topic="signage/all/alerts/a"))
+    assert list(small.seen) == ["signage/all/alerts/c", "signage/all/alerts/a"]
+    assert ReplayGuard._mark(b"\x01" * 64) == b64url(b"\x01" * 12)
+
+
+def test_key_files_refusals_say_why(tmp_path: Path) -> None:
+    def refusal(content: str, private: bool = False) -> str:
+        path = tmp_path / "k.jwk"
+        path.write_text(content, encoding="utf-8")
+        with pytest.raises(ConfigError) as exc:
+            (load_private_key if private else load_public_key)(path)
+        return exc.value.errors[0].removeprefix(f"{path}: ")
+
+    okp = '"kty": "OKP", "crv": "Ed25519"'
+    x = b64url(KEY.public_key().public_bytes_raw())
+    assert refusal("[1]") == 'not an Ed25519 JSON Web Key ("kty": "OKP", "crv": "Ed25519")'
+    assert refusal('{"kty": "OKP", "crv": "X25519", "kid": "a", "x": "AA"}').startswith("not an Ed25519")
+    assert refusal('{"kty": "EC", "crv": "Ed25519", "kid": "a", "x": "AA"}').startswith("not an Ed25519")
+    assert refusal('{' + okp + ', "kid": 5, "x": "AA"}').startswith("kid must match ")
+    assert refusal('{' + okp + ', "kid": "a"}') == '"x" missing'
+    assert refusal('{' + okp + ', "kid": "a", "x": "' + x + '"}', private=True) == '"d" missing'
+    assert refusal('{' + okp + ', "kid": "a", "x": "AAAA"}') == '"x" is 3 bytes, an Ed25519 public key is 32'
+    assert refusal('{' + okp + ', "kid": "a", "x": "A"}') == '"x" is not base64url'
+    assert refusal('{' + okp + ', "kid": "a", "x": "' + x + '", "d": "A"}', private=True) == '"d" is not base64url'
+    assert refusal('{' + okp + ', "kid": "a", "x": "' + x + '", "d": "AAAA"}', private=True) == \
+        '"d" is 3 bytes, an Ed25519 private key is 32'
+    assert refusal("").startswith("not a JSON Web Key")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_public_key(tmp_path / "absent.pub")
+    with pytest.raises(SignatureError, match="^invalid signature: key is 3 bytes, an Ed25519 public key is 32$"):
+        public_key_bytes("AAAA")
+    raw = KEY.public_key().public_bytes_raw()
+    assert public_keys({"a": raw})["a"].public_bytes_raw() == raw
