@@ -370,3 +370,44 @@ def test_rotation_replace_restarts_from_the_first_slide() -> None:
     late = Schedule(start=utc(2026, 12, 6))
     rot.replace([slide("later", late), slide("now")])
     assert rot.next(now, PARIS).id == "now"  # type: ignore[union-attr]
+
+
+# -- pinned down one by one (each kills a mutant the tests above let live) ----------------------
+
+KOLKATA = timezone(timedelta(hours=5, minutes=30))
+
+
+def test_rotation_peek_and_next_eligible_read_the_panel_clock_not_the_system_one() -> None:
+    # 09:30 in Kolkata is 04:00 UTC: only the panel's zone makes the morning slide eligible.
+    morning = Schedule(hours=hours("09:00-10:00"))
+    rot = Rotation([slide("m", morning)])
+    now = datetime(2026, 12, 5, 9, 30, tzinfo=KOLKATA)
+    assert rot.peek(now, KOLKATA) is not None and rot.peek(now, KOLKATA).id == "m"  # type: ignore[union-attr]
+    assert rot.next_eligible(now, KOLKATA) == now
+
+
+def test_next_eligible_takes_the_soonest_and_honours_its_horizon() -> None:
+    never = Schedule(end=utc(2026, 1, 1))
+    soon = Schedule(start=utc(2026, 12, 7))
+    later = Schedule(start=utc(2026, 12, 9))
+    now = utc(2026, 12, 5, 12)
+    rot = Rotation([slide("later", later), slide("never", never), slide("soon", soon), slide("never2", never)])
+    assert rot.next_eligible(now, PARIS) == utc(2026, 12, 7)
+    assert rot.next_eligible(now, PARIS, horizon=timedelta(days=1)) is None
+    assert rot.next_eligible(now, PARIS, horizon=timedelta(days=3)) == utc(2026, 12, 7)
+
+
+def test_returned_instants_are_utc_whatever_the_system_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as time_module
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time_module.tzset()
+    try:
+        sched = Schedule(start=utc(2026, 12, 6, 7), hours=hours("08:00-09:00"))
+        result = next_change(sched, paris(2026, 12, 5, 0), PARIS)
+        assert result == utc(2026, 12, 6, 7) and result is not None and result.tzinfo is UTC
+        result = next_change(Schedule(hours=hours("08:00-09:00")), paris(2026, 12, 5, 0), PARIS)
+        assert result == paris(2026, 12, 5, 8) and result is not None and result.tzinfo is UTC
+        assert Rotation([slide("s", sched)]).next_eligible(paris(2026, 12, 5, 0), PARIS).tzinfo is UTC  # type: ignore[union-attr]
+    finally:
+        monkeypatch.undo()
+        time_module.tzset()
