@@ -48,6 +48,9 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2", "mypy>=1.10", "types-PyYAML"],
+        # mutation: scripts/mutation.sh (docs/mutation.md); slow, so not in "test" nor every CI run.
+        # mutmut 3.8 is the version the driver's configuration and result reading are written for.
+        "mutation": ["mutmut>=3.8,<3.9"],
     },
     cmdclass={"build_py": BuildWithData},
     entry_points={
