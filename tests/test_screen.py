@@ -346,3 +346,23 @@ def test_the_loop_is_due_at_the_window_edge_and_the_screen_goes_off_there(tmp_pa
         assert player.screen.state == "on" and player.output.powered
     finally:
         player.close()
+
+
+# -- pinned down one by one (each kills a mutant the tests above let live) ----------------------
+
+def test_week_spans_at_the_end_of_the_week_and_the_text_of_several_days() -> None:
+    sunday_night = SleepWindow(22 * 60, 6 * 60, frozenset({6}))
+    assert sunday_night.week_spans() == [(6 * 1440 + 1320, 7 * 1440), (0, 360)]
+    until_midnight = SleepWindow(22 * 60, 1440, frozenset({6}))
+    assert until_midnight.week_spans() == [(6 * 1440 + 1320, 7 * 1440)]  # no empty span on Monday
+    assert str(SleepWindow(23 * 60, 6 * 60, frozenset({1, 0}))) == "23:00-06:00 mon,tue"
+
+
+def test_sleep_window_mapping_errors_and_the_window_limit() -> None:
+    found = errors([{"hours": "25:00-06:00", "days": ["mon"]}])
+    assert found == ['display.sleep[0].hours: "25:00-06:00": expected "HH:MM-HH:MM"']
+    short = [f"{i // 2:02d}:{i % 2 * 30:02d}-{i // 2:02d}:{i % 2 * 30 + 15:02d}" for i in range(33)]
+    assert any(e.startswith("display.sleep: ") for e in errors(short))  # 33 windows: too many
+    assert len(load(short[:32]).display.sleep) == 32
+    windows = (SleepWindow(60, 120),)
+    assert SleepHours(windows, PARIS).windows == windows
