@@ -37,6 +37,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from .config import Config, TrustConfig  # noqa: E402
 from .errors import ConfigError, PanelError  # noqa: E402
+from .inbox import Inbox  # noqa: E402
 
 log = logging.getLogger("panel-player.testcard")
 
@@ -152,7 +153,7 @@ class TestCardRunner:
     Example::
 
         runner = TestCardRunner(load_config(Path("config.yaml")))
-        signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+        install_stop_signals(runner.inbox)      # SIGTERM/SIGINT end it, without a lock
         sys.exit(runner.run(seconds=60))
 
     ``card`` is the live :class:`~player.render.testcard.TestCard` (None before :meth:`run`).
@@ -168,7 +169,7 @@ class TestCardRunner:
         self.sensor_interval = sensor_interval
         self.probe_interval = probe_interval
         self.probe_timeout = probe_timeout
-        self.inbox: queue.Queue[object] = queue.Queue()
+        self.inbox = Inbox()  # a signal handler may post to it (player/inbox.py)
         self.card: Any = None
         self.frames = 0
         self._exit: int | None = None
@@ -255,6 +256,9 @@ class TestCardRunner:
                     msg: object | None = self.inbox.get(timeout=timeout)
                 except queue.Empty:
                     msg = None
+                while (signum := self.inbox.take_signal()) is not None:
+                    log.info("stopping: %s", signal.Signals(signum).name)
+                    self._exit = EXIT_OK
                 changed = False
                 while msg is not None:
                     if isinstance(msg, _Stop):
@@ -328,13 +332,10 @@ def cmd_testcard(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     logging.basicConfig(level=getattr(logging, cfg.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from .cli import install_stop_signals
+
     runner = TestCardRunner(cfg)
-
-    def on_signal(signum: int, _frame: object) -> None:
-        runner.stop(EXIT_OK, signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    install_stop_signals(runner.inbox)
     where = f" ({cfg.display.path})" if cfg.display.output == "png" else ""
     until = f" for {args.seconds:g} s" if args.seconds is not None else " until Ctrl-C"
     print(f"Test card on {cfg.display.output}{where}{until}.", flush=True)
