@@ -397,3 +397,138 @@ def test_temp_files_from_a_crash_are_removed_at_start(tmp_path: Path) -> None:
     assert not any(p.exists() for p in leftovers)
     assert keep.exists()
     assert again.load_json("brightness") == 40
+
+
+# -- pinned down one by one (each kills a mutant the tests above let live) ----------------------
+
+def _crash_before_rename(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The power goes at the rename: nothing after it runs, no clean-up either."""
+    import player.store as store_module
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(store_module, "_unlink_quietly", lambda path: None)
+
+
+def test_a_write_cut_before_its_rename_leaves_a_temp_the_next_start_removes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path / "state"
+    StateStore(state)
+    with monkeypatch.context() as patch:
+        _crash_before_rename(patch)
+        with pytest.raises(KeyboardInterrupt):
+            atomic_write(state / "playlist.state", b"half")
+        with pytest.raises(KeyboardInterrupt):
+            AssetStore(state / "assets", 10**6).put(sha(b"img"), b"img")
+    left = temp_files(tmp_path)
+    assert [p.parent for p in left] == [state, state / "assets"]  # in the target's own folder
+    assert left[0].name.startswith(".playlist.state.") and left[1].name.startswith(f".{sha(b'img')}.")
+    StateStore(state)  # the next start
+    assert temp_files(tmp_path) == []
+
+
+def test_download_temp_files_and_a_cross_filesystem_copy_are_cleaned_after_a_cut(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno as errno_module
+    state = tmp_path / "state"
+    assets = StateStore(state).assets
+    tmp = assets.temp_path()
+    assert tmp.parent == state / "assets" and tmp.name.startswith(".incoming.") and tmp.name.endswith(".part")
+    data = b"photo" * 100
+    tmp.write_bytes(data)
+    real_replace = os.replace
+    calls: list[str] = []
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        calls.append(Path(src).name)
+        if len(calls) == 1:  # the download's own rename: another filesystem
+            raise OSError(errno_module.EXDEV, "Invalid cross-device link")
+        raise KeyboardInterrupt("power cut")  # the copy's rename
+
+    import player.store as store_module
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", replace)
+        patch.setattr(store_module, "_unlink_quietly", lambda path: None)
+        with pytest.raises(KeyboardInterrupt):
+            assets.put_file(sha(data), tmp)
+    assert calls[1].startswith(f".{sha(data)}.") and calls[1].endswith(".part")
+    assert sorted(p.name for p in temp_files(state / "assets")) == sorted([tmp.name, calls[1]])
+    StateStore(state)
+    assert temp_files(tmp_path) == [] and os.replace is real_replace
+
+
+def test_assets_are_world_readable_whichever_way_they_arrive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno as errno_module
+    assets = AssetStore(tmp_path, quota_bytes=10**6)
+    atomic_write(tmp_path / "plain", b"x")
+    assert stat.S_IMODE((tmp_path / "plain").stat().st_mode) == 0o644
+    put = assets.put(sha(b"a"), b"a")
+    tmp = assets.temp_path()
+    tmp.write_bytes(b"b")
+    moved = assets.put_file(sha(b"b"), tmp)
+    real_replace = os.replace
+    calls = []
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        calls.append(src)
+        if len(calls) == 1:
+            raise OSError(errno_module.EXDEV, "Invalid cross-device link")
+        real_replace(src, dst)
+
+    tmp = assets.temp_path()
+    tmp.write_bytes(b"c" * 3_000_000)  # more than one copy chunk
+    monkeypatch.setattr(os, "replace", replace)
+    copied = assets.put_file(sha(b"c" * 3_000_000), tmp)
+    assert copied.read_bytes() == b"c" * 3_000_000 and not tmp.exists()
+    for path in (put, moved, copied):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_put_spares_an_intact_copy_and_rewrites_a_damaged_one(tmp_path: Path) -> None:
+    assets = AssetStore(tmp_path, quota_bytes=10**6)
+    data = b"0123456789" * 10
+    path = assets.put(sha(data), data)
+    inode = path.stat().st_ino
+    assert assets.put(sha(data), data).stat().st_ino == inode  # not written again
+    path.write_bytes(data[:50])  # truncated by a cut of the card
+    assets.put(sha(data), data)
+    assert path.read_bytes() == data
+
+
+def test_only_files_named_by_a_sha_count_as_assets(tmp_path: Path) -> None:
+    assets = AssetStore(tmp_path, quota_bytes=10**6)
+    assets.put(sha(b"a"), b"a")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / ("b" * 64)).mkdir()
+    assert assets.shas() == [sha(b"a")] and assets.usage() == 1
+
+
+def test_put_file_refusals_say_why_and_consume_the_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    assets = AssetStore(tmp_path, quota_bytes=10**6)
+    missing = tmp_path / ".incoming.gone.part"
+    with pytest.raises(AssetError, match=f"^asset {sha(b'x')}: cannot read {missing}: "):
+        assets.put_file(sha(b"x"), missing)
+    tmp = assets.temp_path()
+    tmp.write_bytes(b"y")
+    with pytest.raises(AssetError, match=f"^asset {sha(b'x')}: content hashes to {sha(b'y')}$"):
+        assets.put_file(sha(b"x"), tmp)
+    assert not tmp.exists()
+    tmp = assets.temp_path()
+    tmp.write_bytes(b"x")
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(PermissionError):
+        assets.put_file(sha(b"x"), tmp)
+    assert not tmp.exists() and temp_files(tmp_path) == []
+    monkeypatch.undo()
+    path = assets.put(sha(b"z"), b"z")
+    path.write_bytes(b"w")
+    with caplog.at_level(logging.WARNING, logger="player.store"):
+        assert not assets.verify(sha(b"z"))
+    assert f"asset {sha(b'z')} is corrupt (hashes to {sha(b'w')}); removed" in caplog.messages
