@@ -19,7 +19,11 @@ what is shown, and not more often than needed.  Concretely:
 * the write is the SD-card-safe sequence: temporary file in the same folder, fsync,
   ``os.replace``, fsync of the folder.  Readers see the old or the new file, whole;
 * software dimming (:meth:`PngOutput.set_dim`) is applied to the rows as they are
-  copied, so that the renderer needs no dimmed full-frame layer of its own.
+  copied, so that the renderer needs no dimmed full-frame layer of its own;
+* with ``colours`` (``display.led.colors`` set: ``mono``, ``rgb111``, ``rgb333``) the
+  copied rows are first reduced to the LED panel's colours
+  (:func:`player.render.colours.reduce_rows`, before the dimming, as the panel's own
+  brightness comes after its colours), so that the file shows what the panel shows.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import pygame
 from PIL import Image
 
 from player.errors import OutputError
+from player.render.colours import PanelColours, reduce_rows
 from player.render.outputs.base import Output, Size, copy_colour, dim, dim_level, row_spans
 
 log = logging.getLogger(__name__)
@@ -126,16 +131,21 @@ def write_png(f: BinaryIO, rgb: bytes | bytearray | memoryview, size: Size) -> N
 
 
 class PngOutput(Output):
-    """Keeps ``path`` showing the current picture.  Build it with :func:`open_png`."""
+    """Keeps ``path`` showing the current picture.  Build it with :func:`open_png`.
+
+    ``colours``: the LED panel's colours the picture is reduced to (None: as drawn).
+    """
 
     name = "png"
 
-    def __init__(self, path: Path, size: Size, min_interval: float = 0.5) -> None:
+    def __init__(self, path: Path, size: Size, min_interval: float = 0.5,
+                 colours: PanelColours | None = None) -> None:
         super().__init__(size)
         if min_interval < 0 or min_interval > 0.9:
             raise ValueError("min_interval must be within [0, 0.9] s to honour the 1 s rule")
         self.path = Path(path)
         self.min_interval = min_interval
+        self.colours = colours if colours is not None and colours.active else None
         self.writes = 0  # files written (observable in tests and statistics)
         self._frame: pygame.Surface | None = None  # the last frame shown, not yet copied
         self._seen: weakref.ref[pygame.Surface] | None = None  # the surface the changes are tracked on
@@ -226,6 +236,9 @@ class PngOutput(Output):
         for top, bottom in row_spans(self._dirty, self.size):
             area = pygame.Rect(0, top, width, bottom - top)
             copy_colour(frame, area, copy, area.topleft)
+            if self.colours is not None:
+                assert self._pixels is not None
+                reduce_rows(self._pixels, width, top, bottom, self.colours)
             if self._dim_level < 255:
                 dim(copy, self._dim_level, area)
 
@@ -305,8 +318,10 @@ class PngOutput(Output):
             self.status = f"ok: writing {self.path}"
 
 
-def open_png(path: Path | None, size: Size | None, min_interval: float = 0.5) -> PngOutput:
-    """A PNG output; ``display.path`` and ``display.size`` are required."""
+def open_png(path: Path | None, size: Size | None, min_interval: float = 0.5,
+             colours: PanelColours | None = None) -> PngOutput:
+    """A PNG output; ``display.path`` and ``display.size`` are required; ``colours``: the
+    LED panel's colours to show the picture in (``display.led.colors``), None for all."""
     if path is None:
         raise OutputError("output png needs display.path (where to write the picture)")
     if size is None:
@@ -314,4 +329,4 @@ def open_png(path: Path | None, size: Size | None, min_interval: float = 0.5) ->
     path = Path(path)
     if not path.parent.is_dir():
         raise OutputError(f"output png: folder {path.parent} does not exist")
-    return PngOutput(path, size, min_interval)
+    return PngOutput(path, size, min_interval, colours)
