@@ -16,6 +16,15 @@ band.
 draws a band over the bottom of the playlist instead, covering the ticker:
 :meth:`AlertView.banner_rect`. Its one line of text scrolls when it does not fit.
 
+Single-colour panels (``mono=True``, for ``display.led.colors: mono``): every pixel is
+off or lit, so the levels cannot differ by colour. They differ by what is lit
+(:data:`MONO_PALETTES`): critical is inverse video (the whole screen lit, dark text, a
+dark band), warning is lit text in a lit frame on a dark screen under a lit band, info
+is lit text on a dark screen with a dark band and no frame; the pictogram and the word
+differ too, and critical and warning keep the band's attention animation (1 flash per
+second, below the 3 Hz limit). Drawn in black and white, the output reduces white to the
+panel's colour.
+
 On LED matrices (``led=True``) nothing is anti-aliased and the title and the body
 each keep a readable size: a title that does not fit on one line at
 :data:`LED_MIN_PX` pixels or more (and at least :data:`STATIC_SHARE` of its row's full
@@ -94,15 +103,18 @@ _STOP = re.compile(r"\b(interdit\w*|fermée?s?|fermeture|barrée?s?|évacu\w*|co
 
 @dataclass(frozen=True)
 class Palette:
-    """Colours of one level: the screen, its text, the top band and the band's ink."""
+    """Colours of one level: the screen, its text, the top band and the band's ink, and
+    the frame drawn around the screen below the band (None: no frame)."""
 
     background: Color
     text: Color
     band: Color
     band_ink: Color
+    frame: Color | None = None
 
     def colours(self) -> frozenset[Color]:
-        return frozenset({self.background, self.text, self.band, self.band_ink, EXERCISE_STRIP, EXERCISE_INK})
+        found = {self.background, self.text, self.band, self.band_ink, EXERCISE_STRIP, EXERCISE_INK}
+        return frozenset(found | ({self.frame} if self.frame is not None else set()))
 
 
 PALETTES: dict[str, Palette] = {
@@ -110,6 +122,35 @@ PALETTES: dict[str, Palette] = {
     "warning": Palette((255, 170, 0), (0, 0, 0), (0, 0, 0), (255, 170, 0)),
     "info": Palette((0, 60, 150), (255, 255, 255), (255, 255, 255), (0, 60, 150)),
 }
+_ON: Color = (255, 255, 255)
+_OFF: Color = (0, 0, 0)
+MONO_PALETTES: dict[str, Palette] = {
+    "critical": Palette(_ON, _OFF, _OFF, _ON),  # inverse video
+    "warning": Palette(_OFF, _ON, _ON, _OFF, frame=_ON),  # framed
+    "info": Palette(_OFF, _ON, _OFF, _ON),  # plain
+}
+"""The levels on a single-colour panel (see the module docstring); white is lit."""
+
+
+def palette_for(level: str, mono: bool = False) -> Palette:
+    """The colours of ``level`` (unknown levels: critical's), on a single-colour panel
+    when ``mono``."""
+    palettes = MONO_PALETTES if mono else PALETTES
+    return palettes.get(level, palettes["critical"])
+
+
+def frame_width(size: tuple[int, int]) -> int:
+    """Thickness of a level's frame on a screen of ``size``: 1 pixel up to 95 rows."""
+    return max(1, min(size) // 48)
+
+
+def draw_frame(surface: pygame.Surface, rect: pygame.Rect, colour: Color, width: int) -> None:
+    """A border ``width`` pixels thick along the inside of ``rect``."""
+    r = pygame.Rect(rect)
+    width = max(1, min(width, r.w // 2 or 1, r.h // 2 or 1))
+    for edge in ((r.x, r.y, r.w, width), (r.x, r.bottom - width, r.w, width),
+                 (r.x, r.y, width, r.h), (r.right - width, r.y, width, r.h)):
+        surface.fill(colour, edge)
 
 
 def pictogram_for(alert: Alert) -> PictogramName:
@@ -218,7 +259,8 @@ class AlertView:
     """The alert overlay (see the module docstring); main thread only.
 
     ``font``: a :class:`FontFace`, a font file path, or None for pygame's bundled font.
-    ``antialias`` defaults to ``not led``. ``banner_fraction``: the banner's share of the
+    ``antialias`` defaults to ``not led``. ``mono``: a single-colour panel, drawn with
+    :data:`MONO_PALETTES`. ``banner_fraction``: the banner's share of the
     screen height (default 0.12, LED 0.25: the built-in layouts' ticker bands fit under
     it). ``scroll_speed``: pixels per second for scrolling text (default LED 24,
     else a twelfth of the width per second). ``flash_for``: seconds the animation runs
@@ -240,13 +282,15 @@ class AlertView:
     def __init__(self, font: FontFace | str | None = None, *, antialias: bool | None = None,
                  flash: bool = True, led: bool = False, mode: str = "fullscreen",
                  banner_fraction: float | None = None, scroll_speed: float | None = None,
-                 flash_for: float | None = None, on_error: ErrorCallback | None = None) -> None:
+                 flash_for: float | None = None, on_error: ErrorCallback | None = None,
+                 mono: bool = False) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.on_error = on_error
         self._pending: list[str] = []  # failures found before there was a screen to draw
         face = self._open(font)
         self.led = led
+        self.mono = mono
         self.flash = flash
         self.flash_for = flash_for
         self.mode = mode
@@ -269,7 +313,7 @@ class AlertView:
         self._failed = False  # True: the minimal screen is shown for the current alert
         self._failed_size: tuple[int, int] | None = None  # ... at this size (None: any)
         self._complete = False  # see the property
-        self._minimal = MinimalAlertScreen()
+        self._minimal = MinimalAlertScreen(mono=mono)
         self._reported: LRU[tuple[object, ...], bool] = LRU(64)
 
     def _open(self, font: FontFace | str | None) -> FontFace | None:
@@ -398,7 +442,10 @@ class AlertView:
             exercise = pygame.Rect(0, h - eh, w, eh)
             bottom = exercise.y
         gap = 0 if led else m
-        area = pygame.Rect(m, bh + gap, w - 2 * m, max(1, bottom - bh - 2 * gap))
+        # A level's frame (single-colour panels) keeps the text off its edges.
+        f = frame_width(size) if alert is not None and palette_for(alert.level, self.mono).frame else 0
+        area = pygame.Rect(m + f, bh + gap, max(1, w - 2 * (m + f)),
+                           max(1, bottom - bh - 2 * gap - (0 if eh else f)))
         image = None
         if self._image is not None and not led:
             if w >= h:
@@ -555,7 +602,7 @@ class AlertView:
                          f"minimal alert screen: {alert.id} ({alert.level}): {_describe(exc)}; "
                          "screen filled with the level colour", exc)
             try:
-                surface.fill(PALETTES.get(alert.level, PALETTES["critical"]).background)
+                surface.fill(palette_for(alert.level, self.mono).background)
             except Exception:
                 log.exception("alert screen: cannot even fill the screen")
 
@@ -581,14 +628,15 @@ class AlertView:
             alert = self._alert
             assert built.layout.body is not None
             built.scrolls += self._body(cast(pygame.Surface, built.base), built.layout.body, alert.body,
-                                        PALETTES[alert.level])
+                                        palette_for(alert.level, self.mono))
             built.body_pending = False
         built.base.paint(surface, built.origin)
         state = 1 if self.inverted(now) else 0
         tile = built.tiles[state]
         if tile is None:
             alert = self._alert
-            tile = built.tiles[state] = self._tile(built.layout, PALETTES[alert.level], alert, inverted=bool(state))
+            tile = built.tiles[state] = self._tile(built.layout, palette_for(alert.level, self.mono), alert,
+                                                   inverted=bool(state))
         surface.blit(tile, built.layout.flash.topleft)
         for ticker, rect in built.scrolls:
             ticker.draw(surface, rect, now)
@@ -601,7 +649,7 @@ class AlertView:
     def _build(self, size: tuple[int, int]) -> _Built:
         alert = self._alert
         assert alert is not None
-        palette = PALETTES[alert.level]
+        palette = palette_for(alert.level, self.mono)
         lay = self.layout(size)
         banner = self._mode == "banner"
         origin = lay.band.topleft if banner else (0, 0)
@@ -638,6 +686,10 @@ class AlertView:
         if lay.exercise is not None:
             base.fill(EXERCISE_STRIP, local(lay.exercise))
             self.painter.draw_line(base, local(lay.exercise).inflate(-2, -2), EXERCISE_LABEL, EXERCISE_INK)
+        if palette.frame is not None:  # around the banner, or the screen below the band
+            framed = pygame.Rect(0, 0, lay.band.w, lay.band.h) if banner else \
+                pygame.Rect(0, lay.band.bottom, size[0], size[1] - lay.band.bottom)
+            draw_frame(base, framed, palette.frame, frame_width(size))
         return _Built(size, lay, canvas, origin, [None, None], scrolls, body_pending=body_pending)
 
     def _tile(self, lay: AlertLayout, palette: Palette, alert: Alert, inverted: bool) -> pygame.Surface:
@@ -825,7 +877,8 @@ class MinimalAlertScreen:
         MinimalAlertScreen().draw(screen, "critical", "Crue : évacuez les berges")
     """
 
-    def __init__(self) -> None:
+    def __init__(self, mono: bool = False) -> None:
+        self.mono = mono  # a single-colour panel: MONO_PALETTES
         self._key: tuple[object, ...] | None = None
         self._lines: list[tuple[pygame.Surface, tuple[int, int]]] = []
         self.area = pygame.Rect(0, 0, 0, 0)
@@ -837,7 +890,7 @@ class MinimalAlertScreen:
         """Paint the minimal screen for an alert of ``level`` (unknown levels: critical
         colours) on ``surface`` (the bottom band only with ``banner_fraction``); returns
         the area painted."""
-        palette = PALETTES.get(level, PALETTES["critical"])
+        palette = palette_for(level, self.mono)
         size = surface.get_size()
         key = (size, level, title, banner_fraction, antialias)
         if key != self._key:
@@ -845,6 +898,8 @@ class MinimalAlertScreen:
             self._lines = self._layout(size, palette, minimal_text(title, level), banner_fraction, antialias)
             self._key = key
         surface.fill(palette.background, self.area)
+        if palette.frame is not None:
+            draw_frame(surface, self.area, palette.frame, frame_width(self.area.size))
         old_clip = surface.get_clip()
         surface.set_clip(self.area.clip(old_clip))
         try:
