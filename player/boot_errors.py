@@ -43,7 +43,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -113,21 +113,28 @@ def _check(path: Path) -> tuple[Any, list[str], list[str]]:
     try:
         cfg = load_config(path)
     except ConfigError as exc:
-        return None, list(exc.errors), _driver_problems(_output_in_file(path))
-    return cfg, [], _driver_problems(cfg.display.output)
+        return None, list(exc.errors), _driver_problems(*_output_in_file(path))
+    return cfg, [], _driver_problems(cfg.display.output, cfg.display.led.driver)
 
 
-def _output_in_file(path: Path) -> str | None:
+def _output_in_file(path: Path) -> tuple[str | None, str]:
+    """``display.output`` and ``display.led.driver`` as the file says them."""
     hint = output_hint_from_file(path)
-    return hint.output if hint is not None else None
+    return (hint.output, _led_driver(hint.led)) if hint is not None else (None, "auto")
 
 
-def _driver_problems(output: str | None) -> list[str]:
+def _led_driver(led: dict[str, Any]) -> str:
+    """``display.led.driver`` of a (maybe invalid) ``led`` section: ``auto`` unless it names one."""
+    driver = led.get("driver")
+    return driver if driver in ("rgbmatrix", "piomatter") else "auto"
+
+
+def _driver_problems(output: str | None, driver: str = "auto") -> list[str]:
     if output != "ledmatrix":
         return []
     from .render.outputs.ledmatrix import missing_driver
 
-    problem = missing_driver()
+    problem = missing_driver(driver)
     return [problem] if problem else []
 
 
@@ -141,7 +148,8 @@ class _ConfigWatch:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.stamp = self._read_stamp()
-        self.driver_missing = bool(_driver_problems(_output_in_file(path)))
+        self.output, self.driver = _output_in_file(path)
+        self.driver_missing = bool(_driver_problems(self.output, self.driver))
 
     def _read_stamp(self) -> tuple[int, int] | None:
         try:
@@ -157,9 +165,10 @@ class _ConfigWatch:
             if not self.driver_missing:
                 return None
             importlib.invalidate_caches()  # the module may have been installed since
-            if _driver_problems("ledmatrix"):
+            if _driver_problems("ledmatrix", self.driver):
                 return None
         self.stamp = stamp
+        self.output, self.driver = _output_in_file(self.path)
         _, errors, driver = _check(self.path)
         self.driver_missing = bool(driver)
         return errors + driver
@@ -231,9 +240,15 @@ def _led_options(raw: dict[str, Any]) -> Any:
     known = {f.name: f for f in fields(LedOptions)}
     good: dict[str, Any] = {k: v for k, v in raw.items() if k in known and isinstance(v, (int, str, bool))}
     try:
-        return LedOptions(**good)
+        options = LedOptions(**good)
     except TypeError:
         return LedOptions()
+    try:
+        options.colours  # noqa: B018 (checks display.led.colors, mono_color, mono_threshold)
+    except PanelError:  # not valid: the errors are shown in full colour rather than not at all
+        d = LedOptions()
+        options = replace(options, colors=d.colors, mono_color=d.mono_color, mono_threshold=d.mono_threshold)
+    return options
 
 
 def open_best_output(hint: OutputHint | None, *, fb_device: str | None = None, png_path: Path | None = None,
@@ -248,7 +263,7 @@ def open_best_output(hint: OutputHint | None, *, fb_device: str | None = None, p
 
     fb_device = fb_device or _fb_device()
     png_path = png_path or _errors_png()
-    if hint is not None and hint.output == "ledmatrix" and _driver_problems("ledmatrix"):
+    if hint is not None and hint.output == "ledmatrix" and _driver_problems("ledmatrix", _led_driver(hint.led)):
         log.info("no LED matrix driver: the errors go to the framebuffer or a PNG file")
         hint = None  # its rotation is the matrix's, not a screen's
     candidates: list[OutputHint] = [hint] if hint is not None else []
@@ -262,7 +277,8 @@ def open_best_output(hint: OutputHint | None, *, fb_device: str | None = None, p
             continue
         try:
             init_display(c.output, size)
-            led = _led_options(c.led) if c.output == "ledmatrix" else None
+            # png too: an LED panel's PNG mirror shows the errors in the panel's colours.
+            led = _led_options(c.led) if c.output in ("ledmatrix", "png") else None
             return open_output(c.output, size=size, path=c.path, device=c.device, sysfs_root=sysfs_root,
                                led=led), c.rotation
         except (PanelError, OSError, pygame.error) as exc:

@@ -48,7 +48,8 @@ class PanelConfig:
 
 @dataclass(frozen=True)
 class LedMatrixConfig:
-    """rpi-rgb-led-matrix options (see its documentation for each)."""
+    """``display.led``: the panels' wiring and timing (named as rpi-rgb-led-matrix names
+    them), the driver library, and the colours the panels can show."""
 
     rows: int = 32
     cols: int = 64
@@ -59,6 +60,10 @@ class LedMatrixConfig:
     pwm_bits: int = 11
     brightness: int = 100
     drop_privileges: bool = False
+    driver: str = "auto"  # auto: piomatter on a Raspberry Pi 5, else rgbmatrix
+    colors: str = "rgb"  # rgb, mono, rgb111, rgb333
+    mono_color: str = "#ffb000"  # the lit colour of a mono panel, #rrggbb in lower case
+    mono_threshold: int = 128  # luminance from which a pixel of a mono panel is lit
 
 
 @dataclass(frozen=True)
@@ -216,8 +221,15 @@ def _panel(root: Node) -> PanelConfig | None:
 def _led(node: Node) -> LedMatrixConfig:
     d = LedMatrixConfig()
     led = node.section("led", {"rows", "cols", "chain_length", "parallel", "hardware_mapping",
-                               "gpio_slowdown", "pwm_bits", "brightness", "drop_privileges"})
-    return LedMatrixConfig(
+                               "gpio_slowdown", "pwm_bits", "brightness", "drop_privileges",
+                               "driver", "colors", "mono_color", "mono_threshold"})
+    driver = led.string("driver", d.driver, choices=("auto", "rgbmatrix", "piomatter"))
+    mono_color = led.string("mono_color", d.mono_color)
+    if mono_color is not None and not re.fullmatch(r"#[0-9a-fA-F]{6}", mono_color):
+        led.problems.add("display.led.mono_color",
+                         f'expected a colour as "#rrggbb" (amber: "#ffb000"), got {describe(mono_color)}')
+        mono_color = None
+    cfg = LedMatrixConfig(
         rows=led.integer("rows", d.rows, minimum=8, maximum=128),
         cols=led.integer("cols", d.cols, minimum=8, maximum=256),
         chain_length=led.integer("chain_length", d.chain_length, minimum=1, maximum=16),
@@ -229,7 +241,19 @@ def _led(node: Node) -> LedMatrixConfig:
         pwm_bits=led.integer("pwm_bits", d.pwm_bits, minimum=1, maximum=11),
         brightness=led.integer("brightness", d.brightness, minimum=1, maximum=100),
         drop_privileges=led.boolean("drop_privileges", d.drop_privileges),
+        driver=driver or d.driver,
+        colors=led.string("colors", d.colors, choices=("rgb", "mono", "rgb111", "rgb333")) or d.colors,
+        mono_color=(mono_color or d.mono_color).lower(),
+        mono_threshold=led.integer("mono_threshold", d.mono_threshold, minimum=1, maximum=255),
     )
+    if cfg.driver == "piomatter":
+        # Named in the config: what Piomatter cannot drive is an error now, not at start.
+        from .render.outputs.piomatter import wiring_problems
+
+        for problem in wiring_problems(cfg.rows, cfg.parallel, cfg.hardware_mapping):
+            key, _, message = problem.partition(": ")
+            led.problems.add(key, message)
+    return cfg
 
 
 def _display(root: Node, warnings: list[str]) -> DisplayConfig:

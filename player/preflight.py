@@ -280,15 +280,32 @@ def check_display(cfg: Config, sysfs_root: Path, dev_root: Path) -> CheckResult:
         led = d.led
         geometry = (f"{led.cols}x{led.rows} panels, chain {led.chain_length}, parallel {led.parallel}: "
                     f"{led.cols * led.chain_length}x{led.rows * led.parallel}")
-        from .render.outputs.ledmatrix import missing_driver
+        from .render.outputs.ledmatrix import board_model, is_pi5, missing_driver, resolve_driver
 
-        problem = missing_driver()
+        model = board_model()
+        chosen_driver = resolve_driver(led.driver, model)
+        problem = missing_driver(led.driver, model=model)
         if problem is not None:
             # The message's first line says what is missing, the next ones how to install it.
             what, _, how = problem.partition("\n")
             what = what.removeprefix("display.output: ledmatrix: ")
             return CheckResult("display", FAIL, f"ledmatrix ({geometry}): {what}", how or "see docs/install.md")
-        return CheckResult("display", OK, f"ledmatrix ({geometry}, mapping {led.hardware_mapping})")
+        chosen = f"driver {chosen_driver}" + (" (auto)" if led.driver == "auto" else "")
+        colours = "" if led.colors == "rgb" else f", colours {led.colors}" + (
+            f" {led.mono_color}" if led.colors == "mono" else "")
+        what = f"ledmatrix ({geometry}, mapping {led.hardware_mapping}, {chosen}{colours})"
+        if chosen_driver == "piomatter":
+            from .render.outputs.piomatter import wiring_problems
+
+            wiring = wiring_problems(led.rows, led.parallel, led.hardware_mapping)
+            if wiring:
+                return CheckResult("display", FAIL, f"{what}: {'; '.join(wiring)}", "see docs/install.md")
+        if model and (chosen_driver == "piomatter") != is_pi5(model):
+            fits = "display.led.driver: piomatter (or auto)" if is_pi5(model) else \
+                "display.led.driver: rgbmatrix (or auto)"
+            return CheckResult("display", WARN, f"{what}: this board is a {model}, which the {chosen_driver} driver "
+                               "does not drive", f"set {fits}")
+        return CheckResult("display", OK, what)
     # sdl
     size = f"{d.size[0]}x{d.size[1]}" if d.size else "full screen"
     driver = os.environ.get("SDL_VIDEODRIVER")

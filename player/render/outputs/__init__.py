@@ -4,8 +4,13 @@
 fbdev       ``/dev/fbN`` memory-mapped; size and pixel format from the device
 sdl         a window on a desktop (x11/wayland), the whole screen under kmsdrm
 png         ``display.path`` replaced atomically within 1 s of any change
-ledmatrix   HUB75 LED panels through rpi-rgb-led-matrix (built on the Pi)
+ledmatrix   HUB75 LED panels through rpi-rgb-led-matrix (built on the Pi, Pi 1-4)
+            or Adafruit's Piomatter (Pi 5): ``display.led.driver``
 ==========  ==============================================================
+
+``display.led.colors`` (``mono``, ``rgb111``, ``rgb333``) reduces every frame to what the
+LED panel can show (:mod:`player.render.colours`), in the ledmatrix output and in the
+png output, which then shows what the panel would.
 
 Example::
 
@@ -26,7 +31,8 @@ import pygame
 from player.errors import OutputError
 from player.render.outputs.base import Output, Size, clip_rects, row_spans
 from player.render.outputs.fbdev import FbdevOutput, FbInfo, open_fbdev, read_info
-from player.render.outputs.ledmatrix import LedMatrixOutput, LedOptions, missing_driver, open_ledmatrix
+from player.render.outputs.ledmatrix import (LedMatrixOutput, LedOptions, missing_driver, open_ledmatrix,
+                                             resolve_driver)
 from player.render.outputs.png import PngOutput, open_png, write_atomically
 from player.render.outputs.sdl import SdlOutput, open_sdl
 
@@ -38,7 +44,7 @@ KINDS = ("fbdev", "sdl", "png", "ledmatrix")
 __all__ = [
     "KINDS", "FbInfo", "FbdevOutput", "LedMatrixOutput", "LedOptions", "Output",
     "PngOutput", "SdlOutput", "Size", "clip_rects", "init_display", "missing_driver", "open_configured",
-    "open_output", "read_info", "row_spans", "write_atomically",
+    "open_output", "read_info", "resolve_driver", "row_spans", "write_atomically",
 ]
 
 
@@ -93,14 +99,17 @@ def open_output(kind: str, *, size: Size | None, path: Path | None = None,
     named by the ``PANEL_PLAYER_SYSFS_ROOT`` environment variable (a plain file then
     stands for the device: ``display.device: /tmp/fb0``).
 
+    ``led`` holds the LED matrix's options; its colours (``led.colors``) apply to the
+    ledmatrix output and to png, which then shows what the panel shows.
+
     Raises DisplayUnavailable (fbdev device still absent after ``wait_s``),
-    MissingDependency (rgbmatrix not installed; the message says how to build it;
-    :func:`missing_driver` tells the same before anything is opened),
-    OutputError (anything else that makes the output unusable).
+    MissingDependency (the LED matrix driver's module is not installed; the message
+    says how to install it; :func:`missing_driver` tells the same before anything is
+    opened), OutputError (anything else that makes the output unusable).
     """
     del fps
     if kind == "png":
-        return open_png(path, size)
+        return open_png(path, size, colours=led.colours if led is not None else None)
     if kind == "fbdev":
         out = open_fbdev(device, sysfs_root, wait_s)
         out.hide_console()
@@ -118,6 +127,8 @@ def open_configured(d: DisplayConfig, *, wait_s: float = 0, sysfs_root: Path | N
     led = LedOptions(rows=d.led.rows, cols=d.led.cols, chain_length=d.led.chain_length,
                      parallel=d.led.parallel, hardware_mapping=d.led.hardware_mapping,
                      gpio_slowdown=d.led.gpio_slowdown, pwm_bits=d.led.pwm_bits,
-                     brightness=d.led.brightness, drop_privileges=d.led.drop_privileges)
+                     brightness=d.led.brightness, drop_privileges=d.led.drop_privileges,
+                     driver=d.led.driver, colors=d.led.colors, mono_color=d.led.mono_color,
+                     mono_threshold=d.led.mono_threshold)
     return open_output(d.output, size=d.size, path=d.path, device=d.device, fps=d.fps,
                        sysfs_root=sysfs_root, led=led, wait_s=wait_s)
