@@ -287,14 +287,15 @@ class AlertPart:
             led = d.output == "ledmatrix" or not self.p.layout.antialias or self.p.renderer.logical_size[1] <= 128
             ticker = self.p.layout.zone("ticker")
             band = ticker.rect[3] if ticker is not None else None
+            mono = d.led.colors == "mono"  # levels told apart by frame and inverse video, not colour
             try:
                 self.view = AlertView(d.font or self.p.layout.font, antialias=d.antialias, flash=self.cfg.flash,
-                                      led=led, banner_fraction=band, on_error=self._screen_failed)
+                                      led=led, banner_fraction=band, on_error=self._screen_failed, mono=mono)
             except Exception as exc:  # the alert must be shown all the same: pygame's own font
                 log.exception("alert screen with the configured font")
                 self._screen_failed(f"alert screen: {type(exc).__name__}: {exc}; pygame's bundled font used")
                 self.view = AlertView(None, antialias=d.antialias, flash=self.cfg.flash, led=led,
-                                      banner_fraction=band, on_error=self._screen_failed)
+                                      banner_fraction=band, on_error=self._screen_failed, mono=mono)
         return self.view
 
     def _screen_failed(self, reason: str) -> None:

@@ -53,6 +53,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 
 from .errors import ConfigError, PanelError  # noqa: E402
+from .inbox import Inbox  # noqa: E402
 from .render.fonts import Color  # noqa: E402
 
 log = logging.getLogger("panel-player.errors")
@@ -449,7 +450,7 @@ class _Screen:
         self.sysfs_root = sysfs_root
         self.watch = watch
         self.watch_every = watch_every
-        self.inbox: queue.Queue[object] = queue.Queue()
+        self.inbox = Inbox()  # a signal handler may post to it without a lock (player/inbox.py)
 
     def run(self, seconds: float | None) -> str:
         """"signal", "time" or "fixed" (the watched config can run now)."""
@@ -505,7 +506,11 @@ class _Screen:
                 try:
                     msg = self.inbox.get(timeout=timeout)
                 except queue.Empty:
-                    continue
+                    msg = None
+                signum = self.inbox.take_signal()
+                if signum is not None:
+                    log.info("stopping: %s", signal.Signals(signum).name)
+                    return "signal"
                 if isinstance(msg, _Stop):
                     log.info("stopping: %s", msg.reason)
                     return "signal"
@@ -523,7 +528,7 @@ def _with_signals(screen: _Screen, seconds: float | None) -> str:
         return screen.run(seconds)
 
     def on_signal(signum: int, _frame: object) -> None:
-        screen.inbox.put(_Stop(signal.Signals(signum).name))
+        screen.inbox.post_signal(signum)  # no lock: the loop may be inside the inbox
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
