@@ -361,3 +361,24 @@ def test_key_files_refusals_say_why(tmp_path: Path) -> None:
         public_key_bytes("AAAA")
     raw = KEY.public_key().public_bytes_raw()
     assert public_keys({"a": raw})["a"].public_bytes_raw() == raw
+
+
+def test_base64url_spelling_and_what_a_restored_guard_refuses(tmp_path: Path) -> None:
+    from player.trust import b64url_decode
+    assert b64url(b"\x00\x00\x17") == "AAAX" and b64url(b"\xff") == "_w"
+    for text in ("ab+c", "ab/c", "ab=c", "abcde"):
+        with pytest.raises(SignatureError, match=r"^invalid signature: x is not base64url$"):
+            b64url_decode(text, "x")
+    guard = ReplayGuard()
+    guard.accept(opened(100.0))
+    guard.ended(TOPIC)
+    with pytest.raises(SignatureError, match=r"^invalid signature: replay of a message that has ended "
+                                             r"\(expired\) on this panel$"):
+        guard.check(opened(100.0))
+    bad_entries = {"a": [1, "m", "no"], "b": 5, "c": [1, 2, True], "d": ["1", "m", True], "e": [1, "m"]}
+    assert ReplayGuard.from_json({"seen": bad_entries}).seen == {}
+    assert ReplayGuard.from_json({"seen": {"ok": [1, "m", True]}}).seen == {"ok": (1.0, "m", True)}
+    missing = tmp_path / "absent.pub"
+    with pytest.raises(ConfigError) as exc:
+        load_public_key(missing)
+    assert exc.value.errors == [f"{missing}: cannot read (No such file or directory)"]
