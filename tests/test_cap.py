@@ -458,3 +458,42 @@ def test_circle_edge_east_west_uses_the_great_circle_distance() -> None:
     assert parse(payload, location=(GRENOBLE[0], GRENOBLE[1] - 2.15 / per_degree_east)) is None
     assert distance_km((0.0, 0.0), (0.0, 1.0)) == pytest.approx(KM_PER_DEGREE, rel=1e-9)
     assert distance_km((10.0, 20.0), (10.0, 20.0)) == 0.0
+
+
+# -- polygon edges: the tolerance is ~1 cm across an edge, never more, and only along it ---------
+
+# A triangle near Grenoble (lat, lon), with a diagonal edge from (45.00, 5.02) to (45.02, 5.00).
+TRIANGLE = [(45.0, 5.0), (45.0, 5.02), (45.02, 5.0), (45.0, 5.0)]
+UNIT = 1 / math.sqrt(2)  # the diagonal's outward normal is (UNIT, UNIT) in (lat, lon)
+
+
+def test_points_within_a_centimetre_of_an_edge_count_as_inside() -> None:
+    assert in_polygon((45.01, 5.01), TRIANGLE) is True  # on the diagonal
+    for d in (3e-8, 8e-8):  # outside the diagonal, within the tolerance
+        assert in_polygon((45.01 + d * UNIT, 5.01 + d * UNIT), TRIANGLE), d
+    assert in_polygon((45.0 - 8e-8, 5.01), TRIANGLE)  # south of the southern edge
+    assert in_polygon((45.01, 5.0 - 8e-8), TRIANGLE)  # west of the western edge
+    assert in_polygon((45.0, 5.0), TRIANGLE) and in_polygon((45.0 - 5e-8, 5.0 - 5e-8), TRIANGLE)  # a corner
+    assert in_polygon((45.0, 5.02 + 5e-8), TRIANGLE)  # just past the end of an edge, within the tolerance
+    assert in_polygon((45.02 + 5e-8, 5.0), TRIANGLE)
+
+
+def test_points_beyond_the_tolerance_or_along_an_edge_past_its_end_are_outside() -> None:
+    for d in (3e-7, 1e-6, 1e-4):
+        assert in_polygon((45.01 + d * UNIT, 5.01 + d * UNIT), TRIANGLE) is False, d
+        assert in_polygon((45.0 - d, 5.01), TRIANGLE) is False, d
+        assert in_polygon((45.01, 5.0 - d), TRIANGLE) is False, d
+    # On the line of the southern edge, but past its ends: outside.
+    assert in_polygon((45.0, 5.02 + 1e-6), TRIANGLE) is False
+    assert in_polygon((45.0, 5.0 - 1e-6), TRIANGLE) is False
+    assert in_polygon((45.02 + 1e-6, 5.0), TRIANGLE) is False
+    # Short edges (a town's square, 0.04 degree sides) get the same 1e-7 degree tolerance, not more.
+    square = [(45.17, 5.70), (45.17, 5.75), (45.21, 5.75), (45.21, 5.70), (45.17, 5.70)]
+    assert in_polygon((45.17 - 5e-8, 5.72), square) and not in_polygon((45.17 - 1e-6, 5.72), square)
+    assert not in_polygon((45.19, 5.75 + 1e-6), square) and in_polygon((45.19, 5.75 + 5e-8), square)
+
+
+def test_a_cap_polygon_matches_a_panel_a_centimetre_off_its_edge_but_not_a_metre() -> None:
+    payload = cap(infos=info(area=SQUARE))
+    assert isinstance(parse(payload, location=(45.17 - 5e-8, 5.72)), Alert)
+    assert parse(payload, location=(45.17 - 1e-5, 5.72)) is None  # ~1 m south
