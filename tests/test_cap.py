@@ -497,3 +497,23 @@ def test_a_cap_polygon_matches_a_panel_a_centimetre_off_its_edge_but_not_a_metre
     payload = cap(infos=info(area=SQUARE))
     assert isinstance(parse(payload, location=(45.17 - 5e-8, 5.72)), Alert)
     assert parse(payload, location=(45.17 - 1e-5, 5.72)) is None  # ~1 m south
+
+
+def test_area_coordinates_at_the_ends_of_their_ranges_and_refusals_quote_the_text() -> None:
+    for corner in ("-90,-180", "90,180", "-90,180", "90,-180"):
+        area = f"<circle>{corner} 1</circle>"
+        assert parse(cap(infos=info(area=area)), location=GRENOBLE) is None  # valid, just far away
+    for corner in ("-90.0001,5", "90.0001,5", "45,-180.0001", "45,180.0001"):
+        reason = refusal(cap(infos=info(area=f"<circle>{corner} 1</circle>")), location=GRENOBLE)
+        assert f'area circle: coordinates out of range in "{corner}"' in reason
+    reason = refusal(cap(infos=info(area="<polygon>45.1,5.7 45.2,5.8 45.3;5.9 45.1,5.7</polygon>")),
+                     location=GRENOBLE)
+    assert 'area polygon: expected lat,lon, got "45.3;5.9"' in reason
+    reason = refusal(cap(infos=info(area="<polygon>45.1,5.7 45.2,5.8 45.1,5.7</polygon>")), location=GRENOBLE)
+    assert 'area polygon: needs at least 3 corners, got "45.1,5.7 45.2,5.8 45.1,5.7"' in reason
+    assert 'area circle: expected "lat,lon radius", got "45.1,5.7"' in refusal(
+        cap(infos=info(area="<circle>45.1,5.7</circle>")), location=GRENOBLE)
+    assert 'area circle: bad radius in "45.1,5.7 deux"' in refusal(
+        cap(infos=info(area="<circle>45.1,5.7 deux</circle>")), location=GRENOBLE)
+    assert 'area circle: expected lat,lon, got "45.1;5.7"' in refusal(
+        cap(infos=info(area="<circle>45.1;5.7 2</circle>")), location=GRENOBLE)
