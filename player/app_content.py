@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("panel-player")
 
+BUNDLED_PLAYLISTS = {"led-matrix": "playlist-led.json", "portrait": "playlist-portrait.json",
+                     "landscape": "playlist.json"}
+"""The bundled demo playlist for each panel shape (named by the layout that fits it)."""
+
 
 class ContentPart:
     def __init__(self, player: Player) -> None:
@@ -77,8 +81,24 @@ class ContentPart:
                 log.warning("stored playlist %s lacks assets; using the bundled content", playlist.id)
             except ContentError as exc:
                 log.warning("stored playlist is invalid (%s); using the bundled content", exc)
-        raw = (self.bundled / "playlist.json").read_bytes()
+        raw = self.bundled_playlist().read_bytes()
         return Candidate(parse_playlist(raw), raw, "bundled", time.monotonic())
+
+    def bundled_playlist(self) -> Path:
+        """The bundled demo playlist made for this panel's shape: an LED matrix (or a
+        panel as small), a portrait screen or a landscape one (:func:`~player.provision.layout_for`
+        on the output, its size and the rotation), each with its own layout; the landscape
+        one when an older installation lacks the variant."""
+        from .provision import layout_for
+
+        d = self.p.cfg.display
+        renderer = self.p.renderer
+        if renderer is not None:
+            fit = layout_for(d.output, renderer.logical_size)  # already turned by the rotation
+        else:
+            fit = layout_for(d.output, d.size, d.rotation)
+        path = self.bundled / BUNDLED_PLAYLISTS.get(fit, "playlist.json")
+        return path if path.is_file() else self.bundled / "playlist.json"
 
     def start(self) -> None:
         first = self.initial()

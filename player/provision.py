@@ -54,6 +54,35 @@ SECRET_MODE = 0o600
 PUBLIC_MODE = 0o644
 EXIT_INVALID = 2
 
+SMALL_PANEL_PX = 128
+"""A panel whose smaller side is at most this many pixels is an LED matrix (or as small as
+one): it gets the ``led-matrix`` layout, its pixel fonts and no anti-aliasing."""
+
+
+def layout_for(output: str, size: tuple[int, int] | None, rotation: int = 0) -> str:
+    """The built-in layout that fits a panel, from its output, size and mounting.
+
+    ``led-matrix`` for a ``ledmatrix`` output or a panel whose smaller side is at most
+    :data:`SMALL_PANEL_PX`; ``portrait`` when the picture is taller than wide (``size``
+    is the output's, ``rotation`` 90 or 270 turns it); ``landscape`` otherwise. An
+    output whose size is read from the device (fbdev) is taken as a landscape screen,
+    turned upright by a rotation of 90 or 270::
+
+        layout_for("ledmatrix", (128, 64))          # "led-matrix"
+        layout_for("png", (1080, 1920))             # "portrait"
+        layout_for("fbdev", None, rotation=90)      # "portrait"
+    """
+    if output == "ledmatrix":
+        return "led-matrix"
+    turned = rotation in (90, 270)
+    if size is None:
+        return "portrait" if turned else "landscape"
+    w, h = (size[1], size[0]) if turned else size
+    if min(w, h) <= SMALL_PANEL_PX:
+        return "led-matrix"
+    return "portrait" if h > w else "landscape"
+
+
 # Config key prefix -> the flag that sets it, so an error names what the installer typed.
 _FLAGS: tuple[tuple[str, str], ...] = (
     ("panel.id", "--id"),
@@ -274,7 +303,9 @@ def add_provision_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="default fbdev (an HDMI or DSI screen)")
     d.add_argument("--size", help="WIDTHxHEIGHT; required for sdl and png")
     d.add_argument("--rotation", type=int, help="0, 90, 180 or 270")
-    d.add_argument("--layout", help="built-in layout name or a layout YAML path")
+    d.add_argument("--layout", help="built-in layout name or a layout YAML path (default: the one that fits "
+                                    "the panel: led-matrix for LED matrices and panels 128 px or less across, "
+                                    "portrait when taller than wide, else landscape)")
     d.add_argument("--device", help="fbdev device (default /dev/fb0)")
     d.add_argument("--png-path", help="png output: the picture file")
     m = p.add_argument_group("broker")
@@ -369,6 +400,10 @@ def build_plan(args: argparse.Namespace, stdin: Any = None) -> tuple[Plan, dict[
     for flag, key in (("rotation", "rotation"), ("layout", "layout"), ("device", "device"), ("png_path", "path")):
         if getattr(args, flag) is not None:
             display[key] = getattr(args, flag)
+    if args.layout is None:
+        size = display.get("size")
+        rotation = args.rotation if args.rotation in (0, 90, 180, 270) else 0
+        display["layout"] = layout_for(args.output, (size[0], size[1]) if size else None, rotation)
     data["display"] = display
 
     mqtt: dict[str, Any] = {}
