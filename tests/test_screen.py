@@ -366,3 +366,13 @@ def test_sleep_window_mapping_errors_and_the_window_limit() -> None:
     assert len(load(short[:32]).display.sleep) == 32
     windows = (SleepWindow(60, 120),)
     assert SleepHours(windows, PARIS).windows == windows
+
+
+def test_overlap_reaching_the_end_of_the_week_and_next_change_within_its_horizon() -> None:
+    found = errors([{"hours": "22:00-24:00", "days": ["sun"]}, {"hours": "23:00-24:00", "days": ["sun"]}])
+    assert found == ['display.sleep[1]: "23:00-24:00 sun" overlaps display.sleep[0] "22:00-24:00 sun" '
+                     "from sun 23:00 to mon 00:00; make the windows meet, not overlap"]
+    hours = SleepHours((SleepWindow(60, 120, frozenset({0})),), PARIS)  # Mondays 01:00-02:00
+    tuesday = paris(2026, 12, 1, 12)
+    assert hours.next_change(tuesday, horizon=timedelta(days=1)) is None  # next Monday is 6 days away
+    assert hours.next_change(tuesday) == paris(2026, 12, 7, 1)
