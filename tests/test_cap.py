@@ -517,3 +517,90 @@ def test_area_coordinates_at_the_ends_of_their_ranges_and_refusals_quote_the_tex
         cap(infos=info(area="<circle>45.1,5.7 deux</circle>")), location=GRENOBLE)
     assert 'area circle: expected lat,lon, got "45.1;5.7"' in refusal(
         cap(infos=info(area="<circle>45.1;5.7 2</circle>")), location=GRENOBLE)
+
+
+# -- what the message becomes: ids, scopes, defaults, choices ------------------------------------
+
+def test_alert_and_cancel_carry_the_topic_id_and_scope() -> None:
+    alert = parse_alert_message("crue-7", "group", "centre", cap(), now=NOW, config=CFG, location=None)
+    assert isinstance(alert, Alert)
+    assert (alert.id, alert.scope, alert.scope_name, alert.exercise) == ("crue-7", "group", "centre", False)
+    cancel = parse_alert_message("crue-7", "panel", "p1", cap(msg_type="Cancel", references="s,crue,t", infos=""),
+                                 now=NOW, config=CFG, location=None)
+    assert isinstance(cancel, Cancel)
+    assert (cancel.ids, cancel.scope, cancel.scope_name) == (("crue-7",), "panel", "p1")
+    assert cancel.references == (CapRef("s", "crue", "t"),)
+    # An entry with an empty sent part is kept; an empty sender or identifier is not.
+    assert parse(cap(msg_type="Cancel", references="s,id,", infos="")).references == (  # type: ignore[union-attr]
+        CapRef("s", "id", ""),)
+    for bad in ("s,,t", ",id,t", "s,id"):
+        assert f'references: expected sender,identifier,sent, got "{bad}"' in refusal(
+            cap(msg_type="Cancel", references=bad, infos=""))
+
+
+def test_refusals_are_cap_alert_errors_with_their_exact_reasons() -> None:
+    def error(payload: bytes, **kw: object) -> ContentError:
+        with pytest.raises(ContentError) as exc:
+            parse(payload, **kw)  # type: ignore[arg-type]
+        return exc.value
+
+    assert error(cap(infos="")).what == "CAP alert" and error(cap(infos="")).errors == [
+        "no info block: nothing to show"]
+    assert error(cap(status="System")).errors == [
+        'status "System" is not displayed (only Actual, and Exercise/Test when allowed)']
+    assert error(cap(status="System")).what == "CAP alert"
+    no_title = info(headline=None).replace("<event>Inondation</event>", "")
+    assert error(cap(infos=no_title)).errors == ["info: needs a headline or an event"]
+    assert error(cap(infos=no_title)).what == "CAP alert"
+    assert error(cap(infos=info(severity="Grave"))).errors == [
+        'info.severity: expected one of Unknown, Minor, Moderate, Severe, Extreme, got "Grave"']
+    assert error(cap(sent="hier"), now=NOW).errors == ['sent: expected a date-time with an offset, got "hier"']
+    assert error(cap(infos=info(expires="demain"))).errors == [
+        'info.expires: expected a date-time with an offset, got "demain"']
+    v11 = cap().replace(b"cap:1.2", b"cap:1.1")
+    assert error(v11, now=NOW).errors == [
+        "not a CAP 1.2 alert: root element is {urn:oasis:names:tc:emergency:cap:1.1}alert (CAP 1.1 is not supported)"]
+    assert error(BILLION_LAUGHS, now=NOW).errors == [
+        "XML entity declaration 'lol' refused (protection against entity-expansion bombs)"]
+
+
+def test_missing_severity_is_unknown_and_an_invalid_one_never_outranks_it() -> None:
+    no_severity = info().replace("<severity>Severe</severity>", "")
+    alert = parse(cap(infos=no_severity))
+    assert isinstance(alert, Alert) and alert.level == "info"
+    # Two blocks in the same language: the valid "Unknown" one wins over an invalid severity.
+    alert = parse(cap(infos=info(severity="Grave", headline="bad") + info(severity="Unknown", headline="ok")))
+    assert isinstance(alert, Alert) and alert.title == "ok" and alert.level == "info"
+
+
+def test_language_choice_without_a_preferred_language_and_with_regional_preferences() -> None:
+    de_minor, es_extreme = info(language="de-DE", severity="Minor"), info(language="es-ES", severity="Extreme")
+    alert = parse(cap(infos=de_minor + es_extreme))
+    assert isinstance(alert, Alert) and alert.level == "info"  # the first block's language only
+    # A block without <language> is en-US (CAP's default), which "en" prefers.
+    no_lang = info(language="", severity="Extreme")
+    alert = parse(cap(infos=de_minor + no_lang), config=AlertsConfig(languages=("en",)))
+    assert isinstance(alert, Alert) and alert.level == "critical"
+    # A regional preference (fr-ca) takes a block in the plain language (fr).
+    alert = parse(cap(infos=de_minor + info(language="fr", severity="Extreme")),
+                  config=AlertsConfig(languages=("fr-ca",)))
+    assert isinstance(alert, Alert) and alert.level == "critical"
+
+
+def test_body_paragraphs_and_the_cut_at_exactly_max_body() -> None:
+    alert = parse(cap(infos=info(description="Premier   paragraphe\n  sur deux lignes.\n\n  Second.",
+                                 instruction=None)))
+    assert isinstance(alert, Alert) and alert.body == "Premier paragraphe sur deux lignes.\nSecond."
+    limit = AlertsConfig().max_body
+    exact = "a" * limit
+    alert = parse(cap(infos=info(description=exact, instruction=None)))
+    assert isinstance(alert, Alert) and alert.body == exact  # fits: not cut
+    spaced = "b" * (limit - 2) + " cccc"  # the cut falls just after the space
+    alert = parse(cap(infos=info(description=spaced, instruction=None)))
+    assert isinstance(alert, Alert) and alert.body == "b" * (limit - 2) + "…"  # no space before the ellipsis
+    assert len(alert.body) <= limit
+
+
+def test_an_empty_circle_counts_as_absent() -> None:
+    payload = cap(infos=info(area="<circle></circle><circle> </circle>"))
+    assert isinstance(parse(payload, location=(10.0, 10.0)), Alert)
