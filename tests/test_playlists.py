@@ -199,3 +199,12 @@ def test_give_up_stops_waiting_for_that_version_only():
     disk.assets.add(SHA1)
     assert m.poll(2.0).apply is None and m.current.playlist.id == "bundled"  # not tried again
     assert feed(m, "panel", "p", 2, now=3.0, assets=(SHA1,)).apply.playlist.version == 2
+
+
+def test_nothing_is_pending_once_a_candidate_is_applied():
+    m, disk = manager()
+    feed(m, "panel", "p", 1, assets=(SHA1,))
+    assert m.asset_deadline() == 31.0
+    disk.assets.add(SHA1)
+    assert m.poll(2.0).apply.playlist.id == "p"
+    assert m.pending is None and m.asset_deadline() is None
