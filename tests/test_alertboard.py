@@ -348,3 +348,52 @@ def test_any_sequence_keeps_the_board_consistent(ops: list[tuple]) -> None:
         again = AlertBoard.from_records(board.to_records(mono, wall), mono, wall, True, turn_seconds=4,
                                         groups=("quais",))
         assert again.stored() == board.stored()
+
+
+# -- pinned down one by one (each kills a mutant the tests above let live) ----------------------
+
+def test_a_cancel_ends_each_of_its_ids_on_its_own_scope_only() -> None:
+    board = AlertBoard(groups=("quais",))
+    for name in ("a", "b", "c"):
+        board.apply(alert(name, scope="group", scope_name="quais"), 0.0, WALL)
+        board.apply(alert(name, scope="all"), 0.0, WALL)
+    board.apply(alert("a", scope="group", scope_name="gare"), 0.0, WALL)
+    ended = board.apply_cancel(Cancel(ids=("a", "b"), scope="group", scope_name="quais"))
+    assert sorted((a.id, a.scope, a.scope_name) for a in ended) == [("a", "group", "quais"), ("b", "group", "quais")]
+    assert sorted((a.id, a.scope, a.scope_name) for a in board.stored()) == [
+        ("a", "all", ""), ("a", "group", "gare"), ("b", "all", ""), ("c", "all", ""), ("c", "group", "quais")]
+
+
+def test_when_the_shown_alert_ends_the_next_in_arrival_order_follows_not_the_first() -> None:
+    board = AlertBoard(turn_seconds=8)
+    for name in ("a", "b", "c"):
+        board.apply(alert(name), 0.0, WALL)
+    assert [board.current(t).id for t in (0.0, 8.0, 16.0)] == ["c", "a", "b"]  # type: ignore[union-attr]
+    board.cancel("b")
+    assert board.current(17.0).id == "c"  # type: ignore[union-attr]  # b's successor, not the first (a)
+
+
+def test_when_the_top_level_drops_its_first_alert_in_arrival_order_shows() -> None:
+    board = AlertBoard(turn_seconds=8)
+    board.apply(alert("w1", "warning"), 0.0, WALL)
+    board.apply(alert("crit", "critical"), 1.0, WALL)
+    board.apply(alert("w2", "warning"), 2.0, WALL)
+    assert board.current(2.0).id == "crit"  # type: ignore[union-attr]
+    board.cancel("crit")
+    # Another level now: its turns start from the first arrival, not from after the critical one.
+    assert board.current(3.0).id == "w1"  # type: ignore[union-attr]
+
+
+def test_restored_board_keeps_its_turn_length_groups_and_what_was_withdrawn() -> None:
+    assert AlertBoard.from_records([], 0.0, WALL, True).turn_seconds == 8.0
+    board = AlertBoard.from_records([], 0.0, WALL, True, turn_seconds=5.0, groups=("quais",))
+    assert board.turn_seconds == 5.0 and board.groups == ("quais",)
+    sender = "prefecture-38@interieur.gouv.fr"
+    first = alert("cap-a", "warning", source="cap", cap_sender=sender, cap_identifier="FR-1")
+    original = AlertBoard()
+    original.apply(first, 0.0, WALL)
+    ref = CapRef(sender, "FR-1", "2026-11-26T10:00:00+01:00")
+    original.apply_cancel(Cancel(ids=("cap-x",), references=(ref,)))  # withdrawn by reference
+    again = restart(original, 10.0, WALL, True)
+    assert again.active() == []
+    assert again.apply(first, 0.0, WALL, retained=True) == "ignored"  # still withdrawn after the restart
