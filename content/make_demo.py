@@ -121,7 +121,7 @@ def mediatheque(s: Scale = Scale()) -> Image.Image:
 
 
 def collecte(s: Scale = Scale()) -> Image.Image:
-    img = Image.new("RGBA", (s.w, s.h), "#e8f5e9")
+    img = Image.new("RGBA", (s.w, s.h), "#e8f5e9" if s.text else "#000000")  # LEDs: dark, not a lit wall
     d = ImageDraw.Draw(img)
     for i, (x, col) in enumerate(((330, "#f1c40f"), (700, "#27ae60"), (1070, "#2980b9"))):
         d.rounded_rectangle(s.box(x, 300, x + 220, 700), radius=s.px(24), fill=col)
