@@ -23,7 +23,13 @@ what is shown, and not more often than needed.  Concretely:
 * with ``colours`` (``display.led.colors`` set: ``mono``, ``rgb111``, ``rgb333``) the
   copied rows are first reduced to the LED panel's colours
   (:func:`player.render.colours.reduce_rows`, before the dimming, as the panel's own
-  brightness comes after its colours), so that the file shows what the panel shows.
+  brightness comes after its colours), so that the file shows what the panel shows;
+* with ``led_look`` (:class:`LedLook`) each pixel is written as a round LED dot on black
+  (:func:`led_dots`: 6x6 file pixels per LED by default, a dark gap between dots, unlit
+  LEDs faintly visible), the way the street sees an LED matrix. The file is then
+  ``pitch`` times larger than the panel; the enlargement happens on the worker, once per
+  written picture, and is meant for LED-sized panels (at most :data:`MAX_DOTS_PX` file
+  pixels a side).
 """
 
 from __future__ import annotations
@@ -39,11 +45,13 @@ import time
 import weakref
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
 import pygame
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from player.errors import OutputError
 from player.render.colours import PanelColours, reduce_rows
@@ -54,6 +62,75 @@ log = logging.getLogger(__name__)
 COMPRESS_LEVEL = 1  # zlib: ~5x faster than the default 6 for signage pictures
 BUSY_POLL = 0.02  # s between checks for the worker while a picture waits for the buffer
 _IDAT_BYTES = 1 << 16  # compressed bytes per IDAT chunk
+
+
+MAX_DOTS_PX = 8192  # the largest side of a picture drawn as LED dots
+
+
+@dataclass(frozen=True)
+class LedLook:
+    """How :func:`led_dots` draws a picture as an LED matrix: ``pitch`` file pixels per
+    LED (2 to 32), ``gap`` dark pixels between neighbouring dots (less than ``pitch``),
+    ``unlit`` the colour of an LED that is off (a faint grey shows the matrix's grid)."""
+
+    pitch: int = 6
+    gap: int = 1
+    unlit: tuple[int, int, int] = (28, 28, 28)
+
+    def __post_init__(self) -> None:
+        if not 2 <= int(self.pitch) <= 32:
+            raise ValueError(f"LED pitch must be 2 to 32 pixels, got {self.pitch!r}")
+        if not 0 <= int(self.gap) < int(self.pitch):
+            raise ValueError(f"LED gap must be 0 to {self.pitch - 1} pixels, got {self.gap!r}")
+        if len(self.unlit) != 3 or not all(0 <= int(c) <= 255 for c in self.unlit):
+            raise ValueError(f"unlit colour must be three values 0-255, got {self.unlit!r}")
+
+    def size_of(self, size: Size) -> Size:
+        """The size of a ``size`` picture drawn as dots; ValueError above :data:`MAX_DOTS_PX`."""
+        w, h = size[0] * self.pitch, size[1] * self.pitch
+        if max(w, h) > MAX_DOTS_PX:
+            raise ValueError(f"a {size[0]}x{size[1]} picture as LED dots of {self.pitch} px would be {w}x{h} "
+                             f"(at most {MAX_DOTS_PX} a side): the LED look is for LED-sized panels; "
+                             "use a smaller pitch")
+        return w, h
+
+
+_OFF = [255] + [0] * 255
+
+
+@lru_cache(maxsize=8)
+def _dot_mask(size: Size, look: LedLook) -> Image.Image:
+    """Coverage (mode L) of the round dots over a picture of ``size`` LEDs: each dot drawn
+    four times larger and reduced, so that its edge is smooth."""
+    pitch, big = look.pitch, 4 * look.pitch
+    tile = Image.new("L", (big, big), 0)
+    dot = 4 * (pitch - look.gap)  # the gap's columns and rows stay dark: right and bottom of each dot
+    ImageDraw.Draw(tile).ellipse([0, 0, dot - 1, dot - 1], fill=255)
+    tile = tile.resize((pitch, pitch), Image.Resampling.BOX)
+    w, h = look.size_of(size)
+    row = Image.new("L", (w, pitch), 0)
+    for x in range(0, w, pitch):
+        row.paste(tile, (x, 0))
+    mask = Image.new("L", (w, h), 0)
+    for y in range(0, h, pitch):
+        mask.paste(row, (0, y))
+    return mask
+
+
+def led_dots(image: Image.Image, look: LedLook = LedLook()) -> Image.Image:
+    """``image`` (one pixel per LED) as an LED matrix looks: each pixel a round dot of its
+    colour on black, ``look.pitch`` times larger::
+
+        shown = led_dots(Image.open("frame-128x64.png").convert("RGB"))   # 768x384
+    """
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    size = look.size_of(image.size)
+    lit = image.resize(size, Image.Resampling.NEAREST)
+    if any(look.unlit):
+        off = lit.convert("L").point(_OFF)  # black pixels: LEDs that are off
+        lit.paste(look.unlit, (0, 0, *size), off)
+    return Image.composite(lit, Image.new("RGB", size, (0, 0, 0)), _dot_mask(image.size, look))
 
 
 def write_atomically(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
@@ -134,15 +211,19 @@ class PngOutput(Output):
     """Keeps ``path`` showing the current picture.  Build it with :func:`open_png`.
 
     ``colours``: the LED panel's colours the picture is reduced to (None: as drawn).
+    ``led_look``: write each pixel as an LED dot (:func:`led_dots`); None: one file pixel
+    per pixel.
     """
 
     name = "png"
 
     def __init__(self, path: Path, size: Size, min_interval: float = 0.5,
-                 colours: PanelColours | None = None) -> None:
+                 colours: PanelColours | None = None, led_look: LedLook | None = None) -> None:
         super().__init__(size)
         if min_interval < 0 or min_interval > 0.9:
             raise ValueError("min_interval must be within [0, 0.9] s to honour the 1 s rule")
+        self.led_look = led_look
+        self.file_size = led_look.size_of(size) if led_look is not None else size  # ValueError: too large
         self.path = Path(path)
         self.min_interval = min_interval
         self.colours = colours if colours is not None and colours.active else None
@@ -304,8 +385,13 @@ class PngOutput(Output):
         digest = hashlib.blake2b(pixels, digest_size=16).digest()
         if digest == self._last_digest:
             return
+        picture: bytes | bytearray = pixels
+        if self.led_look is not None:
+            # bytes(): the dots must not read the buffer once the main loop may refill it
+            small = Image.frombytes("RGB", self.size, bytes(pixels))
+            picture = led_dots(small, self.led_look).tobytes()
         try:
-            write_atomically(self.path, lambda f: write_png(f, pixels, self.size))
+            write_atomically(self.path, lambda f: write_png(f, picture, self.file_size))
         except Exception as e:  # the loop must go on; the heartbeat reports it
             self.healthy = False
             self.status = f"error writing {self.path}: {e}"
@@ -319,9 +405,10 @@ class PngOutput(Output):
 
 
 def open_png(path: Path | None, size: Size | None, min_interval: float = 0.5,
-             colours: PanelColours | None = None) -> PngOutput:
+             colours: PanelColours | None = None, led_look: LedLook | None = None) -> PngOutput:
     """A PNG output; ``display.path`` and ``display.size`` are required; ``colours``: the
-    LED panel's colours to show the picture in (``display.led.colors``), None for all."""
+    LED panel's colours to show the picture in (``display.led.colors``), None for all;
+    ``led_look``: write the picture as LED dots (None: plain pixels)."""
     if path is None:
         raise OutputError("output png needs display.path (where to write the picture)")
     if size is None:
@@ -329,4 +416,9 @@ def open_png(path: Path | None, size: Size | None, min_interval: float = 0.5,
     path = Path(path)
     if not path.parent.is_dir():
         raise OutputError(f"output png: folder {path.parent} does not exist")
-    return PngOutput(path, size, min_interval, colours)
+    if led_look is not None:
+        try:
+            led_look.size_of(size)
+        except ValueError as exc:
+            raise OutputError(f"output png: {exc}") from None
+    return PngOutput(path, size, min_interval, colours, led_look)
