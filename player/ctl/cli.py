@@ -10,6 +10,7 @@ Example::
     panelctl cmd mairie-entree identify --seconds 60
     panelctl wake mairie-entree --seconds 600
     panelctl alert send --id crue-1 --all --level critical --title "ALERTE CRUE" --ttl 3600
+    panelctl preview hiver.yaml --size 128x64 --led -o hiver.png
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ..errors import ConfigError
 from ..trust import b64url
 from .client import CtlClient, CtlError
 from .signing import Signer, seal
+from .preview import add_preview_parser
 from .push import load_document, prepare_playlist, push
 from .settings import CtlSettings, load_settings
 from .status import FLEET_COLUMNS, fleet_rows, format_table, read_fleet, row_cells
@@ -152,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seconds", type=int, help=seconds_help)
         p.add_argument("--timeout", type=_positive, default=10.0, help="seconds to wait for the answer (default 10)")
         p.set_defaults(func=cmd_cmd, cmd=name)
+
+    add_preview_parser(add)
 
     p = add("keys", "Make signing keys.")
     ksub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
