@@ -604,3 +604,9 @@ def test_body_paragraphs_and_the_cut_at_exactly_max_body() -> None:
 def test_an_empty_circle_counts_as_absent() -> None:
     payload = cap(infos=info(area="<circle></circle><circle> </circle>"))
     assert isinstance(parse(payload, location=(10.0, 10.0)), Alert)
+
+
+def test_a_block_without_severity_ranks_as_unknown_so_the_first_one_wins() -> None:
+    no_severity = info(headline="premier").replace("<severity>Severe</severity>", "")
+    alert = parse(cap(infos=no_severity + info(severity="Unknown", headline="second")))
+    assert isinstance(alert, Alert) and alert.title == "premier"
