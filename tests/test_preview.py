@@ -232,3 +232,14 @@ def test_the_led_look_is_refused_for_a_full_hd_screen(tmp_path: Path) -> None:
     assert max(LedLook().size_of((256, 128))) <= MAX_DOTS_PX
     with pytest.raises(ValueError):
         LedLook(pitch=6, gap=6)
+
+
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_a_rotated_panel_is_shown_upright_as_the_street_sees_it(tmp_path: Path, rotation: int) -> None:
+    playlist = parse_playlist(json.dumps({"id": "r", "version": 1, "layout": "portrait", "slides": [
+        {"id": "a", "type": "text", "title": "Haut", "body": "Bas", "duration": 2}]}).encode())
+    rows = preview_playlist(playlist, Panel((640, 360), rotation=rotation), lambda sha: None, pytest.fail,
+                            tmp_path)
+    frame = rows[0].shots[0].image
+    assert frame.size == (360, 640)  # upright: taller than wide
+    assert frame.getpixel((180, 10)) == (0, 0x33, 0x66)  # the portrait layout's title band, at the top

@@ -6,7 +6,8 @@ video driver. The result is one PNG, a contact sheet: a row per slide (or one ro
 an alert), each row the frames that differ during the slide's duration: one for a
 still slide, one per page of a text slide too long for its zone, several frames of a
 line that scrolls (:data:`MAX_FRAMES` at most, spread over the slide), the flashing band
-of an alert. Frames are labelled with the time into the slide.
+of an alert. Frames are labelled with the time into the slide and shown upright, as the
+street sees the panel (a rotated panel's output is turned back).
 
 Example::
 
@@ -206,6 +207,13 @@ def _physical(rect: tuple[int, int, int, int], panel: Panel) -> Any:
     return pygame.Rect(x, y, w, h)
 
 
+def upright(image: Image.Image, rotation: int) -> Image.Image:
+    """A physical frame turned back as the street sees the panel (the renderer turned it
+    ``rotation`` degrees clockwise for the output)."""
+    turn = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+    return image.transpose(turn[rotation]) if rotation in turn else image
+
+
 def _moments(duration: float) -> Iterator[float]:
     step = max(STEP_S, duration / SAMPLES)
     t = 0.0
@@ -239,7 +247,7 @@ def _film(renderer: Any, panel: Panel, start: float, wall: datetime, duration: f
         image = _grab(renderer, panel)
         key = b"".join(image.crop(box).tobytes() for box in boxes) if boxes else image.tobytes()
         if key != last:
-            shots.append(Shot(image, f"{t:.1f} s"))
+            shots.append(Shot(upright(image, panel.rotation), f"{t:.1f} s"))
             last = key
     return shots
 
