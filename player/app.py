@@ -349,8 +349,9 @@ class Player:
             self.report_error(f"internal error: {exc}")
         self.flush_held_events(now)
         self.draw(now)
-        self.alerts.save_if_unsaved()  # see AlertPart.changed
-        self.trust.save_if_unsaved()
+        if not self.alerts.body_pending():  # see AlertPart.changed and body_pending
+            self.alerts.save_if_unsaved()
+            self.trust.save_if_unsaved()
         self.output.flush(now)
         if getattr(self.output, "ready", None) is not None:
             self.display_arrived(now)

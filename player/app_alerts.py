@@ -214,6 +214,14 @@ class AlertPart:
         if self.unsaved:
             self.save()
 
+    def body_pending(self) -> bool:
+        """The title of the alert on screen is out and its body comes with the next frame,
+        in the next loop pass: storing now (fsyncs, tens of ms on an SD card) would hold
+        the body back. ``alert.displayed`` stores first, so nothing goes unsaved."""
+        alert = self.shown
+        return (alert is not None and alert.key in self.title_shown and alert.key not in self.acknowledged
+                and self.p.screen.visible())  # dark meanwhile: no body frame comes, store now
+
     def save(self) -> None:
         from .hw.health import clock_synced
 
