@@ -314,16 +314,14 @@ class AlertPart:
         return alerts
 
     def _displayed(self, alert: Alert, shown_at: float, title_at: float) -> None:
-        from .net.protocol import event_alert_displayed, iso_utc
+        from .net.protocol import event_alert_displayed
 
         self.save_if_unsaved()
         brightness = self.p.ops.brightness
         ctl = self.p.ops.brightness_ctl
         below = bool(self.cfg.wakes(alert.level) and ctl is not None and ctl.below_floor)
-        event = event_alert_displayed(alert.id, datetime.fromtimestamp(shown_at, timezone.utc),
-                                      brightness=brightness, below_floor=below)
-        event["title_at"] = iso_utc(title_at)  # an extension (protocol.md): the first frame, title only
-        self.p.event(event)
+        self.p.event(event_alert_displayed(alert.id, datetime.fromtimestamp(shown_at, timezone.utc),
+                                           brightness=brightness, below_floor=below, title_at=title_at))
         if below:
             self.p.report_error(f"alert {alert.id} shown at {brightness} %, below alerts.min_brightness "
                                 f"{self.cfg.min_brightness} %: the panel is too hot (thermal derating)")

@@ -202,11 +202,13 @@ def event_playlist_rejected(reason: str, playlist: str | None = None,
 
 
 def event_alert_displayed(alert: str, displayed_at: datetime | float, brightness: int | None = None,
-                          below_floor: bool = False) -> dict[str, Any]:
-    """``displayed_at``: when the first frame showing the alert went to the display, lit;
+                          below_floor: bool = False, title_at: datetime | float | None = None) -> dict[str, Any]:
+    """``displayed_at``: when the first frame showing the whole alert (title and body) went
+    to the display, lit; ``title_at``: the first frame with its title (an extension);
     ``brightness``: the percent it was shown at (null when unknown); ``derated``: true when
     thermal derating kept it below ``alerts.min_brightness``."""
-    event = _event("alert.displayed", alert=alert, displayed_at=iso_utc(displayed_at))
+    event = _event("alert.displayed", alert=alert, displayed_at=iso_utc(displayed_at),
+                   title_at=None if title_at is None else iso_utc(title_at))
     event["brightness"] = brightness
     if below_floor:
         event["derated"] = True
