@@ -1,11 +1,19 @@
-"""Font faces: pygame's bundled font, any TTF/OTF file, or a BDF/PCF pixel font.
+"""Font faces: pygame's bundled font, any TTF/OTF file, a BDF/PCF pixel font, or a family
+of pixel fonts (the bundled ``pixel`` one).
 
-A :class:`FontFace` wraps one ``pygame.freetype.Font`` and draws a line of text at any
+A :class:`FontFace` wraps ``pygame.freetype`` fonts and draws a line of text at any
 pixel size (scalable fonts) or at the font's own fixed sizes (bitmap fonts)::
 
     face = open_face(None)                       # pygame's bundled FreeSans Bold
     line = face.render("Marché de Noël", 48, (255, 255, 255))
     face.missing_glyphs(FRENCH_SAMPLE)           # "" : every French glyph is there
+    pixel = open_face(PIXEL_FONT)                # the bundled pixel fonts, 7 to 32 px
+    pixel.sizes(64)                              # [7, 10, 13, 16, 20, 24, 32]
+
+A *family* is a folder of BDF/PCF files (one fixed size each, or several in an OTB),
+used as one face with all their sizes: :data:`PIXEL_FONT` names the folder bundled with
+the player (``player/data/fonts``: X11 misc-fixed 5x7, 6x10, 6x13 and Terminus Bold 16 to
+32 px; see its README), which small panels use when no font is configured.
 
 Sizes are in pixels per em (``pygame.freetype`` at its default 72 dpi). A bitmap font
 accepts any size too: it is drawn at :meth:`FontFace.fitting_size`, the largest of its own
@@ -37,7 +45,33 @@ FRENCH_SAMPLE = "àâäçéèêëîïôöùûüÿœæÀÂÇÉÈÊËÎÏÔÙÛÜ�
 """Every glyph French text on a panel needs, besides ASCII (includes U+00A0 and U+202F)."""
 
 SMALLEST_PX = 6
-"""The smallest size offered for a scalable font; below it text is not readable."""
+"""The smallest size offered for a scalable font by default (see :meth:`FontFace.legible_px`
+for the smallest a reader can make out)."""
+
+PIXEL_FONT = "pixel"
+"""The name of the bundled pixel font family, as ``font: pixel`` in a layout."""
+
+FONTS_DIR = Path(__file__).resolve().parent.parent / "data" / "fonts"
+"""The bundled pixel fonts (the :data:`PIXEL_FONT` family) and their licences."""
+
+BITMAP_SUFFIXES = (".bdf", ".pcf", ".pcf.gz", ".bdf.gz", ".otb")
+"""Files of a family folder that are fonts."""
+
+LEGIBLE_BITMAP_PX = 7
+"""The smallest pixel-font size a passer-by reads on an LED matrix: a 5x7 cell, capitals
+7 LEDs tall. Smaller cells (4x6) turn accents and e/a/s into blobs."""
+
+LEGIBLE_SCALABLE_PX = {True: 9, False: 13}
+"""The smallest size of a scalable font (outlines: FreeSans, DejaVu) that reads well,
+anti-aliased (True) or not (False). Without anti-aliasing, hinted outlines lose strokes
+at small sizes ("Place" read as "Plaœ", "21" as "2l"). Measured by OCR on French lines
+of FreeSans Bold: anti-aliased, 9 px and up read back as well as large text (6 to 8 px
+lose a fifth to two thirds of the words); without, only from 13 px on is every size
+that good (6 to 9 px lose two fifths or more, 11 and 12 px a quarter)."""
+
+SMALL_PANEL_PX = 128
+"""A panel whose smaller side is at most this many pixels is *small*: it uses the bundled
+pixel fonts when no font is configured (HUB75 matrices: 64x32 to 192x96)."""
 
 SAFE_WIDTH = 32_768
 """Pixels of text FreeType measures and draws in one piece; its boxes wrap past 65,535."""
@@ -87,12 +121,15 @@ def _init_freetype() -> None:
 
 
 class FontFace:
-    """A font file (or pygame's bundled default) usable at any pixel size, via pygame.freetype.
+    """A font file (or pygame's bundled default, or a family of pixel fonts) usable at any
+    pixel size, via pygame.freetype.
 
-    ``spec`` is ``None`` for pygame's bundled font, else the path of a TTF/OTF/BDF/PCF file.
-    ``bitmap`` is True for fonts with fixed sizes only (BDF, PCF): :meth:`sizes` lists them
-    and any other size is drawn and measured at :meth:`fitting_size`. A size below 1 raises
-    ``ValueError``. Not thread-safe: use it from the thread that owns pygame.
+    ``spec`` is ``None`` for pygame's bundled font, :data:`PIXEL_FONT` for the bundled
+    pixel fonts, the path of a TTF/OTF/BDF/PCF file, or the path of a folder of BDF/PCF/OTB
+    files (a family: each of their sizes is drawn with the file that has it).
+    ``bitmap`` is True for fonts with fixed sizes only (BDF, PCF, families): :meth:`sizes`
+    lists them and any other size is drawn and measured at :meth:`fitting_size`. A size
+    below 1 raises ``ValueError``. Not thread-safe: use it from the thread that owns pygame.
     """
 
     spec: str | None
@@ -101,21 +138,44 @@ class FontFace:
     def __init__(self, spec: str | None) -> None:
         _init_freetype()
         self.spec = spec
-        try:
-            font = pygame.freetype.Font(spec)
-        except (OSError, pygame.error, RuntimeError, ValueError) as exc:
-            raise ConfigError([f"display.font: cannot open {spec!r}: {exc}"]) from exc
-        font.pad = True  # rectangles span the advance width and the font's line box
-        font.kerning = False
-        self._font = font
-        self.bitmap = not font.scalable
-        # Fixed sizes as pixels per em: these are the sizes FreeType accepts.
-        self._fixed = sorted({int(round(s[4])) for s in font.get_sizes()}) if self.bitmap else []
+        paths: list[str | None] = [spec]
+        if spec is not None:
+            folder = FONTS_DIR if spec == PIXEL_FONT else Path(spec)
+            if folder.is_dir():
+                paths = [str(f) for f in family_files(folder)]
+                if not paths:
+                    raise ConfigError([f"display.font: {spec!r}: no BDF, PCF or OTB font in {str(folder)!r}"])
+        fonts = [self._open(path) for path in paths]
+        self._font = fonts[0]
+        self.bitmap = not any(f.scalable for f in fonts)
+        if len(fonts) > 1 and not self.bitmap:
+            raise ConfigError([f"display.font: {spec!r}: a family holds pixel fonts only"])
+        # Fixed sizes as pixels per em (the sizes FreeType accepts), each with its font: the
+        # first file (in name order) that has a size draws it.
+        self._strikes: dict[int, pygame.freetype.Font] = {}
+        if self.bitmap:
+            for font in fonts:
+                for strike in font.get_sizes():
+                    self._strikes.setdefault(int(round(strike[4])), font)
+        self._fixed = sorted(self._strikes)
         if self.bitmap and not self._fixed:
             raise ConfigError([f"display.font: {spec!r} has neither outlines nor bitmap sizes"])
         self._has: dict[str, bool] = {}
         self._boxes: dict[int, tuple[int, int]] = {}
         self._table = str.maketrans(self._stand_in_table())
+
+    def _open(self, path: str | None) -> pygame.freetype.Font:
+        try:
+            font = pygame.freetype.Font(path)
+        except (OSError, pygame.error, RuntimeError, ValueError) as exc:
+            raise ConfigError([f"display.font: cannot open {path!r}: {exc}"]) from exc
+        font.pad = True  # rectangles span the advance width and the font's line box
+        font.kerning = False
+        return font
+
+    def _at(self, size: int) -> pygame.freetype.Font:
+        """The font that draws ``size`` (a size :meth:`fitting_size` returned)."""
+        return self._strikes.get(size, self._font)
 
     def __repr__(self) -> str:
         return f"FontFace({self.spec!r}, bitmap={self.bitmap})"
@@ -123,12 +183,15 @@ class FontFace:
     # --- glyphs -------------------------------------------------------------------------
 
     def has_glyph(self, ch: str) -> bool:
-        """True when the font itself has a glyph for the single character ``ch``."""
+        """True when the font itself has a glyph for the single character ``ch`` (a family:
+        at every one of its sizes)."""
         known = self._has.get(ch)
         if known is None:
-            px = self._fixed[0] if self.bitmap else 16
             try:
-                known = self._font.get_metrics(ch, size=px)[0] is not None
+                if self.bitmap:  # every size must have it, or the text changes with the size
+                    known = all(self._at(px).get_metrics(ch, size=px)[0] is not None for px in self._fixed)
+                else:
+                    known = self._font.get_metrics(ch, size=16)[0] is not None
             except (UnicodeError, ValueError, pygame.error):
                 known = False
             self._has[ch] = known
@@ -167,16 +230,30 @@ class FontFace:
 
     # --- metrics ------------------------------------------------------------------------
 
-    def sizes(self, max_px: int) -> list[int]:
-        """The usable sizes up to ``max_px``, ascending; never empty.
+    def sizes(self, max_px: int, smallest: int | None = None) -> list[int]:
+        """The usable sizes from ``smallest`` up to ``max_px``, ascending; never empty.
 
-        Scalable fonts: every integer from 6. Bitmap fonts: their fixed sizes (when none is
-        small enough, the smallest one, so that callers always have a size to try).
+        Scalable fonts: every integer from ``smallest`` (default :data:`SMALLEST_PX`).
+        Bitmap fonts: their fixed sizes (when none is small enough, the smallest one at
+        least ``smallest``, so that callers always have a size to try).
         """
         if self.bitmap:
-            small = [s for s in self._fixed if s <= max_px]
-            return small or self._fixed[:1]
-        return list(range(SMALLEST_PX, max(SMALLEST_PX, max_px) + 1))
+            low = 0 if smallest is None else smallest
+            floor = next((s for s in self._fixed if s >= low), self._fixed[-1])
+            small = [s for s in self._fixed if floor <= s <= max_px]
+            return small or [floor]
+        low = SMALLEST_PX if smallest is None else max(1, smallest)
+        return list(range(low, max(low, max_px) + 1))
+
+    def legible_px(self, antialias: bool) -> int:
+        """The smallest size a reader makes out at a glance, drawn with ``antialias``.
+
+        Bitmap fonts: their smallest size of at least :data:`LEGIBLE_BITMAP_PX` (their
+        largest when none is). Scalable fonts: :data:`LEGIBLE_SCALABLE_PX`.
+        """
+        if self.bitmap:
+            return next((s for s in self._fixed if s >= LEGIBLE_BITMAP_PX), self._fixed[-1])
+        return LEGIBLE_SCALABLE_PX[bool(antialias)]
 
     def fitting_size(self, px: int) -> int:
         """The size text asked for at ``px`` is drawn at: ``px`` for a scalable font; for a
@@ -197,9 +274,10 @@ class FontFace:
         box = self._boxes.get(px)
         if box is None:
             size = self.fitting_size(px)
-            rect = self._font.get_rect(_LINE_BOX_SAMPLE, size=size)
-            above = max(rect.y, self._font.get_sized_ascender(size))
-            below = max(rect.height - rect.y, 1 - self._font.get_sized_descender(size))
+            font = self._at(size)
+            rect = font.get_rect(_LINE_BOX_SAMPLE, size=size)
+            above = max(rect.y, font.get_sized_ascender(size))
+            below = max(rect.height - rect.y, 1 - font.get_sized_descender(size))
             box = (above, above + below)
             self._boxes[px] = box
         return box
@@ -211,13 +289,14 @@ class FontFace:
     def width(self, text: str, px: int) -> int:
         """Width in pixels of the surface :meth:`render` returns for ``text`` at ``px``."""
         px = self.fitting_size(px)
+        font = self._at(px)
         text = self.prepare(text)
         # FreeType's text box wraps around past 65,535 pixels: a long text is measured in
         # pieces short enough (no glyph is wider than 4 em) and the widths added up.
         step = max(1, SAFE_WIDTH // (4 * px))
         if len(text) <= step:
-            return self._font.get_rect(text, size=px).width if text else 0
-        return sum(self._font.get_rect(text[i:i + step], size=px).width for i in range(0, len(text), step))
+            return font.get_rect(text, size=px).width if text else 0
+        return sum(font.get_rect(text[i:i + step], size=px).width for i in range(0, len(text), step))
 
     # --- drawing ------------------------------------------------------------------------
 
@@ -233,14 +312,15 @@ class FontFace:
         rgb = pygame.Color(color)
         if not text:
             return pygame.Surface((0, height), pygame.SRCALPHA)
-        self._font.antialiased = antialias
-        rect = self._font.get_rect(text, size=px)
+        font = self._at(px)
+        font.antialiased = antialias
+        rect = font.get_rect(text, size=px)
         out = pygame.Surface((rect.width, height), pygame.SRCALPHA)
         # Transparent pixels already hold the colour, so blending the glyphs in keeps it
         # exact: only alpha varies. FreeType draws straight into the line (a glyph surface
         # blitted with alpha onto it cost milliseconds per line at alert sizes).
         out.fill((rgb.r, rgb.g, rgb.b, 0))
-        self._font.render_to(out, (0, above - rect.y), text, rgb, size=px)
+        font.render_to(out, (0, above - rect.y), text, rgb, size=px)
         return out
 
 
@@ -248,8 +328,23 @@ _faces: dict[str | None, FontFace] = {}
 _faces_lock = threading.Lock()
 
 
+def family_files(folder: Path) -> list[Path]:
+    """The font files of a family folder, in name order (see :data:`BITMAP_SUFFIXES`)."""
+    return sorted(f for f in folder.iterdir() if f.name.lower().endswith(BITMAP_SUFFIXES) and f.is_file())
+
+
+def default_font(size: tuple[int, int], font: str | None) -> str | None:
+    """The font a panel of ``size`` pixels uses when ``font`` (configured: the layout's or
+    ``display.font``) is None: :data:`PIXEL_FONT` on a small panel (see
+    :data:`SMALL_PANEL_PX`) when the bundled fonts are there, else pygame's bundled font."""
+    if font is None and min(size) <= SMALL_PANEL_PX and FONTS_DIR.is_dir():
+        return PIXEL_FONT
+    return font
+
+
 def open_face(spec: str | None) -> FontFace:
-    """The :class:`FontFace` for ``spec`` (None: pygame's bundled font), opened once.
+    """The :class:`FontFace` for ``spec`` (None: pygame's bundled font; :data:`PIXEL_FONT`:
+    the bundled pixel fonts; a folder: a family of pixel fonts), opened once.
 
     Raises ``ConfigError(["display.font: cannot open ..."])`` when the file is absent or
     not a font.
@@ -258,7 +353,7 @@ def open_face(spec: str | None) -> FontFace:
     with _faces_lock:
         face = _faces.get(key)
         if face is None:
-            if key is not None and not Path(key).is_file():
+            if key is not None and key != PIXEL_FONT and not Path(key).exists():
                 raise ConfigError([f"display.font: cannot open {key!r}: no such file"])
             face = FontFace(key)
             _faces[key] = face
