@@ -9,10 +9,15 @@ about 1.5 times the body. Lines wrap at spaces; an explicit ``\\n`` always start
 line; a word is broken only when it would not fit whole even at the smallest size (the
 block then takes the largest size at which the pieces fit).
 
-When nothing fits at the smallest size, the block is shown at the smallest size and
-shortened rather than overflowing: lines too wide are cut and end with "…", lines that
-do not fit vertically are dropped (title lines are kept first) and the last line kept
-ends with "…". So a fitted block never exceeds its zone, whatever the text.
+When nothing fits at the smallest size, :meth:`TextPainter.fit` shows the block at the
+smallest size and shortened rather than overflowing: lines too wide are cut and end with
+"…", lines that do not fit vertically are dropped (title lines are kept first) and the
+last line kept ends with "…". So a fitted block never exceeds its zone, whatever the text.
+
+Slides must not lose words: :meth:`TextPainter.paginate` splits such a block into pages
+that each fit, and :meth:`TextPainter.scroll_line` sets it on one line to be scrolled
+(see the compositor). ``min_px`` keeps every size at or above a legible one
+(:meth:`FontFace.legible_px`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Generic, TypeVar
 
 import pygame
 
-from player.render.fonts import Color, FontFace
+from player.render.fonts import SAFE_WIDTH, Color, FontFace
 
 NNBSP = "\u202f"  # narrow no-break space: before ; ! ?
 NBSP = "\u00a0"  # no-break space: before : and inside « »
@@ -67,6 +72,23 @@ def last_true(lo: int, hi: int, ok: Callable[[int], bool]) -> int:
     return lo
 
 
+_VOWELS = frozenset("aeiouyàâäéèêëîïôöùûüÿœæ")
+_ONSETS = frozenset({"bl", "br", "ch", "cl", "cr", "dr", "fl", "fr", "gl", "gn", "gr", "ph", "pl", "pr", "qu",
+                     "th", "tr", "vr"})
+
+
+def _syllable_cut(word: str, n: int) -> bool:
+    """True when ``word`` may be hyphenated before ``word[n]`` by French syllables: before a
+    consonant (or a consonant pair that starts syllables: pr, bl, ch...) followed by a
+    vowel, as in dé-pla-ce-ments, com-pré-hen-sion."""
+    w = word.lower()
+    if len(w) <= n + 1 or w[n] in _VOWELS:
+        return False
+    if w[n + 1] in _VOWELS:
+        return w[n - 1:n + 1] not in _ONSETS and w[n - 1] != "q"
+    return w[n:n + 2] in _ONSETS and len(w) > n + 2 and w[n + 2] in _VOWELS
+
+
 def _outside_urls(pattern: re.Pattern[str], repl: Callable[[re.Match[str]], str], text: str) -> str:
     spans = [m.span() for m in _URL.finditer(text)] if ("://" in text or "www." in text or "@" in text) else []
 
@@ -99,6 +121,10 @@ def french_typography(text: str) -> str:
     text = _outside_urls(_OPEN_QUOTE, lambda m: "«" + NBSP, text)
     text = _outside_urls(_CLOSE_QUOTE, lambda m: NBSP + "»", text)
     return _outside_urls(_APOSTROPHE, lambda m: "’", text)
+
+
+PAGE_SEPARATOR = " – "
+"""Between a slide's title and its body when they are set on one line to scroll."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +232,10 @@ class TextPainter:
     ``antialias=False`` gives pure two-colour glyphs for LED matrices. ``line_spacing`` is
     the distance between baselines as a multiple of the line height. ``typography``
     rewrites text before layout (default :func:`french_typography`; None to keep it as is).
+    ``min_px``: no text is laid out below this size (None: the face's smallest size,
+    6 px for a scalable font); give ``face.legible_px(antialias)`` for text people must read.
+    ``hyphenate``: a word too wide for the box is cut where a typesetter would, with a
+    hyphen (see :meth:`wrap`), rather than anywhere without one.
     """
 
     def __init__(
@@ -214,12 +244,17 @@ class TextPainter:
         antialias: bool = True,
         line_spacing: float = 1.15,
         typography: Callable[[str], str] | None = french_typography,
+        min_px: int | None = None,
+        hyphenate: bool = False,
     ) -> None:
         self.face = face
         self.antialias = antialias
         self.line_spacing = line_spacing
         self.typography = typography
+        self.min_px = min_px
+        self.hyphenate = hyphenate
         self._fit_cache: LRU[tuple[str, str, int, int], FittedText] = LRU(256)
+        self._pages_cache: LRU[tuple[str, str, int, int, int], tuple[FittedText, ...]] = LRU(64)
         self._estimator: TextPainter | None = None
         self._lines: LRU[tuple[str, int, tuple[int, ...]], pygame.Surface] = LRU(LINE_CACHE_BYTES, _surface_bytes)
 
@@ -240,9 +275,18 @@ class TextPainter:
             return 0
         return sum(self.advance(px) for _, px in lines[:-1]) + self.face.line_height(lines[-1][1])
 
-    def _break_word(self, word: str, px: int, width: int) -> list[str]:
-        """``word`` cut into pieces each as wide as fits (at least one character each)."""
+    def _break_word(self, word: str, px: int, width: int, hyphen: bool = False) -> list[str]:
+        """``word`` cut into pieces each as wide as fits (at least one character each).
+
+        With ``hyphen`` the cuts are a typesetter's: after a hyphen the word has (Saint-|Vincent),
+        else between two letters with two characters at least before and three letters or
+        digits after, between syllables when it can (dé-place-ments), marked with "-"
+        (counted in the piece's width); anywhere only when no such cut fits."""
         pieces = []
+        while hyphen and len(word) > 1 and self.face.width(word, px) > width:
+            n = self._hyphen_cut(word, px, width)
+            pieces.append(word[:n] if word[n - 1] == "-" else word[:n] + "-")
+            word = word[n:]
         while word:
             # The longest prefix that fits; one character at least.
             lo = last_true(1, len(word), lambda n: self.face.width(word[:n], px) <= width)
@@ -252,9 +296,31 @@ class TextPainter:
             word = word[lo:]
         return pieces
 
-    def wrap(self, text: str, px: int, width: int, break_words: bool) -> list[str] | None:
+    def _hyphen_cut(self, word: str, px: int, width: int) -> int:
+        """Where to cut ``word`` (too wide) for :meth:`_break_word` with hyphens: the length of the first piece."""
+        fits = self.face.width
+        after_hyphen = [i + 1 for i in range(1, len(word) - 1) if word[i] == "-"]
+        kept = [n for n in after_hyphen if fits(word[:n], px) <= width]
+        if kept:
+            return kept[-1]
+        longest = last_true(1, len(word) - 1, lambda n: fits(word[:n] + "-", px) <= width)
+        letters = [n for n in range(longest, 1, -1)
+                   if word[n - 1].isalpha() and word[n].isalpha() and sum(c.isalnum() for c in word[n:]) >= 3]
+        for n in letters:
+            if _syllable_cut(word, n):
+                return n
+        if letters:
+            return letters[0]
+        while longest > 1 and unicodedata.combining(word[longest]):
+            longest -= 1  # keep accents with their letter
+        return longest
+
+    def wrap(self, text: str, px: int, width: int, break_words: bool, hyphen: bool | None = None) -> list[str] | None:
         """Lines of ``text`` no wider than ``width`` at ``px``; None when a word is too
-        wide and ``break_words`` is False. Breaks only at spaces (never at no-break ones)."""
+        wide and ``break_words`` is False (True: it is cut, with hyphens when ``hyphen``,
+        default :attr:`hyphenate`). Breaks only at spaces (never at no-break ones)."""
+        if hyphen is None:
+            hyphen = self.hyphenate
         lines: list[str] = []
         for paragraph in text.split("\n"):
             current = ""
@@ -272,13 +338,17 @@ class TextPainter:
                 elif not break_words:
                     return None
                 else:
-                    *full, current = self._break_word(word, px, width)
+                    *full, current = self._break_word(word, px, width, hyphen)
                     lines.extend(full)
             lines.append(current)
         return lines
 
+    def sizes(self, max_px: int) -> list[int]:
+        """The sizes this painter uses up to ``max_px`` (from ``min_px``), ascending; never empty."""
+        return self.face.sizes(max_px, self.min_px)
+
     def _sizes(self, has_title: bool, has_body: bool, height: int) -> list[tuple[int, int]]:
-        sizes = self.face.sizes(height)
+        sizes = self.sizes(height)
         if has_title and has_body:
             pairs = []
             for body in sizes:
@@ -289,10 +359,11 @@ class TextPainter:
         return [(s, 0) if has_title else (0, s) for s in sizes]
 
     def _layout(
-        self, title: str, body: str, pair: tuple[int, int], width: int, break_words: bool
+        self, title: str, body: str, pair: tuple[int, int], width: int, break_words: bool,
+        hyphen: bool | None = None,
     ) -> tuple[list[str], list[str]] | None:
-        t_lines = self.wrap(title, pair[0], width, break_words) if title else []
-        b_lines = self.wrap(body, pair[1], width, break_words) if body else []
+        t_lines = self.wrap(title, pair[0], width, break_words, hyphen) if title else []
+        b_lines = self.wrap(body, pair[1], width, break_words, hyphen) if body else []
         if t_lines is None or b_lines is None:
             return None
         return t_lines, b_lines
@@ -309,7 +380,7 @@ class TextPainter:
     def fit(self, title: str, body: str, width: int, height: int) -> FittedText:
         """The largest layout of ``title`` and ``body`` that fits ``width`` × ``height``.
 
-        Sizes come from ``face.sizes(height)``, searched by bisection, so the size chosen
+        Sizes come from :meth:`sizes` (up to ``height``), searched by bisection, so the size chosen
         fits and the next one up does not. Never wider or taller than asked: see the module
         docstring for what happens when even the smallest size does not fit. Cached.
         """
@@ -406,9 +477,91 @@ class TextPainter:
     def line_px(self, text: str, width: int, height: int) -> int:
         """Largest size at which ``text`` (already prepared) fits on one line in the box,
         or the smallest size when none does."""
-        sizes = self.face.sizes(height)
+        sizes = self.sizes(height)
         return sizes[last_true(0, len(sizes) - 1, lambda i: self.face.line_height(sizes[i]) <= height
                                  and self.face.width(text, sizes[i]) <= width)]
+
+    # --- text too long for its box: pages, or one line to scroll ---------------------------
+
+    def paginate(self, title: str, body: str, width: int, height: int,
+                 max_pages: int = 0) -> tuple[FittedText, ...]:
+        """``title`` and ``body`` as pages to show in turn, each fitting ``width`` × ``height``.
+
+        One page, that of :meth:`fit`, when the whole block fits at some size. Otherwise
+        the block is laid out at the largest sizes (title about 1.5 times the body) that
+        need at most ``max_pages`` pages (0: no limit), else at the smallest sizes, and its
+        lines are dealt out to pages in order. Words stay whole: when one is too wide for
+        the title's size the title takes the body's; only a word too wide for the box at
+        the smallest size is cut, with a hyphen. Nothing is shortened: every word is on a
+        page (only a box lower than one line clips that line). Cached.
+
+        >>> [p.lines() for p in painter.paginate("Travaux", "Rue des Écoles fermée", 60, 24)]  # doctest: +SKIP
+        [[('Travaux', 10), ('Rue des', 7)], [('Écoles', 7), ('fermée', 7)]]
+        """
+        key = (title, body, width, height, max_pages)
+        cached = self._pages_cache.get(key)
+        if cached is not None:
+            return cached
+        fitted = self.fit(title, body, width, height)
+        if not fitted.truncated:
+            return self._pages_cache.put(key, (fitted,))
+        title, body = self.prepare(title), self.prepare(body)
+        pairs = self._sizes(bool(title), bool(body), height)
+
+        def pages(pair: tuple[int, int], break_words: bool = False) -> tuple[FittedText, ...] | None:
+            lines = self._layout(title, body, pair, width, break_words, hyphen=True)
+            return None if lines is None else self._split(lines, pair, height)
+
+        smallest = self.sizes(height)[0]
+        flat = (smallest if title else 0, smallest if body else 0)
+        found = pages(pairs[0]) or pages(flat)
+        if found is None:
+            found = pages(flat, break_words=True)
+            assert found is not None
+        elif max_pages > 0 and len(found) < max_pages:
+            larger: dict[int, tuple[FittedText, ...] | None] = {}
+
+            def few_enough(i: int) -> bool:
+                larger[i] = pages(pairs[i])
+                return larger[i] is not None and len(larger[i] or ()) <= max_pages
+
+            best = last_true(0, len(pairs) - 1, few_enough)
+            found = larger.get(best) or found
+        return self._pages_cache.put(key, found)
+
+    def _split(self, lines: tuple[list[str], list[str]], pair: tuple[int, int],
+               height: int) -> tuple[FittedText, ...]:
+        """Lines dealt out in order to pages at most ``height`` tall (a page holds at least one line)."""
+        sized = [(t, pair[0], True) for t in lines[0]] + [(b, pair[1], False) for b in lines[1]]
+        pages: list[FittedText] = []
+        page: list[tuple[str, int, bool]] = []
+        for line in sized:
+            if page and self.block_height([(t, p) for t, p, _ in page] + [line[:2]]) > height:
+                pages.append(self._page(page, pair))
+                page = []
+            page.append(line)
+        if page:
+            pages.append(self._page(page, pair))
+        return tuple(pages)
+
+    def _page(self, page: list[tuple[str, int, bool]], pair: tuple[int, int]) -> FittedText:
+        return self._fitted(pair, [t for t, _, is_t in page if is_t], [t for t, _, is_t in page if not is_t])
+
+    def scroll_line(self, title: str, body: str, height: int, max_width: int = SAFE_WIDTH) -> tuple[str, int] | None:
+        """``title`` and ``body`` on one line (title, " – ", body; line breaks as spaces) and
+        the largest size at which that line fits ``height`` and is at most ``max_width``
+        pixels wide, for scrolling; None when there is no text or it is too long even at
+        the smallest size (then :meth:`paginate` it)."""
+        parts = [" ".join(self.prepare(t).split()) for t in (title, body)]
+        text = PAGE_SEPARATOR.join(p for p in parts if p)
+        if not text or height <= 0:
+            return None
+        sizes = self.sizes(height)
+        ok = [px for px in sizes if self.face.line_height(px) <= height] or sizes[:1]
+        for px in reversed(ok):
+            if self.face.width(text, px) <= max_width:
+                return text, px
+        return None
 
     # --- drawing ------------------------------------------------------------------------
 
@@ -451,7 +604,11 @@ class TextPainter:
         """Fit ``title`` and ``body`` to ``rect`` and draw them centred vertically, each line
         aligned ``left``/``center``/``right``. Returns the rectangle holding the ink.
         Nothing is drawn outside ``rect``."""
-        fitted = self.fit(title, body, rect.w, rect.h)
+        return self.draw_fitted(surface, rect, self.fit(title, body, rect.w, rect.h), color, align)
+
+    def draw_fitted(self, surface: pygame.Surface, rect: pygame.Rect, fitted: FittedText,
+                    color: Color, align: str = "center") -> pygame.Rect:
+        """Draw a block already laid out (by :meth:`fit` or :meth:`paginate`) as :meth:`draw` does."""
         top = rect.y + (rect.h - fitted.height) // 2
         return self._blit_lines(surface, rect, fitted.lines(), top, color, align)
 
