@@ -30,6 +30,10 @@ from .errors import ConfigError
 from .validate import Node, Problems
 
 ROLES = ("main", "title", "clock", "ticker", "text")
+OVERFLOWS = ("auto", "page", "scroll")
+"""What a text slide too long for the main zone does: ``page`` (split into pages shown in
+turn), ``scroll`` (set on one line, scrolled horizontally), ``auto`` (pages, unless the
+zone holds a single line at the smallest legible size: then it scrolls)."""
 NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
 
 
@@ -59,10 +63,11 @@ class Layout:
     name: str
     zones: tuple[Zone, ...]
     background: RGB = (0, 0, 0)
-    font: str | None = None  # None: pygame's bundled font; else a TTF/OTF/BDF/PCF path
+    font: str | None = None  # None: the panel's default (see fonts.default_font); "pixel"; else a font file path
     antialias: bool = True
     line_spacing: float = 1.15
     description: str = ""
+    overflow: str = "auto"  # see OVERFLOWS
 
     def zone(self, role: str) -> Zone | None:
         """The first zone with this role, or ``None``."""
@@ -97,13 +102,15 @@ def layout_from_data(data: Any, source: str = "layout") -> Layout:
     """Validate decoded YAML as a layout; raises :class:`ConfigError` listing every problem."""
     problems = Problems()
     root = Node(data, "", problems)
-    if not root.is_mapping({"name", "description", "background", "font", "antialias", "line_spacing", "zones"}):
+    if not root.is_mapping({"name", "description", "background", "font", "antialias", "line_spacing", "overflow",
+                            "zones"}):
         raise ConfigError(problems.errors, source)
     name = root.string("name", pattern=NAME_PATTERN)
     background = root.string("background", "#000000", pattern=COLOR_PATTERN)
     font = root.string("font", None)
     antialias = root.boolean("antialias", True)
     spacing = root.number("line_spacing", 1.15, minimum=0.8, maximum=3)
+    overflow = root.string("overflow", "auto", choices=OVERFLOWS)
     zones: list[Zone] = []
     names: set[str] = set()
     for node in root.items("zones", min_items=1, max_items=32) or []:
@@ -148,7 +155,7 @@ def layout_from_data(data: Any, source: str = "layout") -> Layout:
     assert name is not None
     return Layout(name=name, zones=tuple(zones), background=parse_color(background or "#000000"),
                   font=font, antialias=bool(antialias), line_spacing=float(spacing or 1.15),
-                  description=str(root.value.get("description", "")))
+                  description=str(root.value.get("description", "")), overflow=overflow or "auto")
 
 
 def load_layout(name_or_path: str) -> Layout:

@@ -37,13 +37,20 @@ ticker band, not a frame).
 
 Rotation is the angle, clockwise, by which the picture is turned on the physical output:
 with ``rotation=90`` the logical top-left corner lands at the physical top-right.
+
+A text slide too long for the main zone at the smallest legible size loses nothing: by
+the layout's ``overflow`` it is split into pages shown in turn, or set on one line that
+scrolls, both within the slide's duration (see :class:`_SlideText`). Only the main zone
+changes then, at each page turn or scrolled pixel.
 """
 
 from __future__ import annotations
 
+import bisect
+import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Protocol
@@ -54,16 +61,25 @@ from ..content import RGB, ImageSlide, TextSlide
 from ..errors import AssetError
 from ..layout import Layout, Zone
 from .clock import Clock, french_date
-from .fonts import open_face
+from .fonts import default_font, open_face
 from .images import ImageCache
 from .outputs.base import dim, dim_level
-from .text import TextPainter
+from .text import FittedText, TextPainter, converted
 from .ticker import Ticker
 from .transitions import make_transition
 
 ROTATIONS = (0, 90, 180, 270)
 MAX_CLOCK_SLEEP = 60.0  # re-check the clock at least this often, in case the wall clock jumps
 IDLE_TIME_SHARE = 0.6  # of the idle screen's height for the time; the date below
+PAGE_MIN_S = 3.0
+"""Seconds a page of a paged slide should stay up to be read: the text is set as large as
+possible with at most ``duration / PAGE_MIN_S`` pages (smaller, on more pages, if need be)."""
+PAGE_SHORT_S = 1.5  # below this a page is hard to read: the slide's duration is too short (logged)
+PAGE_WEIGHT = 12  # characters' worth of reading time every page gets besides its text
+SCROLL_HOLD_S = 1.0  # a scrolling line stands still this long at its start and at its end
+SCROLL_FAST_CPS = 12.0  # characters a second beyond which scrolling text is hard to read (logged)
+
+log = logging.getLogger(__name__)
 
 
 class Overlay(Protocol):
@@ -102,6 +118,94 @@ class _ClockSpot:
             painter.draw(surface, bottom, "", french_date(local), self.color, self.align)
 
 
+@dataclass
+class _SlideText:
+    """A text slide too long for its zone: pages shown in turn, or one line scrolled, both
+    within the slide's ``duration`` from ``start`` (and again from the start after it).
+
+    Pages: page ``i`` is up while the time into the slide is below ``ends[i]`` seconds;
+    each page's share of the duration follows its length in characters (plus
+    :data:`PAGE_WEIGHT`). Scrolling: the line stands still :data:`SCROLL_HOLD_S` at its
+    start, moves left at the constant speed that brings its end into view in time,
+    and stands still at its end.
+    """
+
+    inner: pygame.Rect
+    background: RGB
+    color: RGB
+    align: str
+    start: float
+    duration: float
+    pages: tuple[FittedText, ...] = ()
+    ends: tuple[float, ...] = ()
+    line: pygame.Surface | None = None
+    shown: int | None = None  # the page index or scroll offset on screen
+    due: float = -math.inf
+    hold: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        if self.line is not None:
+            self.hold = min(SCROLL_HOLD_S, self.duration / 4)
+        elif not self.ends:
+            weights = [sum(len(t) for t, _ in page.lines()) + PAGE_WEIGHT for page in self.pages]
+            total, acc, ends = sum(weights), 0, []
+            for w in weights:
+                acc += w
+                ends.append(self.duration * acc / total)
+            self.ends = tuple(ends)
+
+    @property
+    def travel(self) -> int:
+        """Pixels the line moves (0 for pages, or a line that fits)."""
+        return max(0, self.line.get_width() - self.inner.w) if self.line is not None else 0
+
+    def restart(self, now: float) -> None:
+        self.start = now
+        self.due = -math.inf
+
+    def _phase(self, now: float) -> tuple[float, float]:
+        """(start of the current round, time into it)."""
+        into = max(0.0, now - self.start) + 1e-9  # at a change's time, what comes after it
+        rounds = math.floor(into / self.duration)
+        return self.start + rounds * self.duration, into - rounds * self.duration
+
+    def state(self, now: float) -> tuple[int, float]:
+        """What is on screen at ``now`` (page index or scroll offset) and when it next changes."""
+        base, t = self._phase(now)
+        if self.line is None:
+            i = min(bisect.bisect_right(self.ends, t), len(self.pages) - 1)
+            return i, base + self.ends[i]
+        travel, move = self.travel, self.duration - 2 * self.hold
+        if travel == 0 or t >= self.hold + move:
+            return travel, base + self.duration
+        if t < self.hold:
+            return 0, base + self.hold
+        offset = min(travel, int(travel * (t - self.hold) / move))
+        return offset, base + self.hold + (offset + 1) * move / travel
+
+    def draw(self, surface: pygame.Surface, painter: TextPainter, now: float) -> bool:
+        """Bring the zone up to ``now``; True when it was drawn again."""
+        state, due = self.state(now)
+        self.due = max(due, now + 1e-3)  # never now: the main loop would spin
+        if state == self.shown:
+            return False
+        self.shown = state
+        surface.fill(self.background, self.inner)
+        if self.line is None:
+            painter.draw_fitted(surface, self.inner, self.pages[state], self.color, self.align)
+            return True
+        line, inner = self.line, self.inner
+        x = inner.x - state
+        if self.travel == 0:
+            x = {"left": inner.x, "right": inner.right - line.get_width()}.get(
+                self.align, inner.x + (inner.w - line.get_width()) // 2)
+        clip = surface.get_clip()
+        surface.set_clip(inner.clip(clip))
+        surface.blit(line, (x, inner.y + (inner.h - line.get_height()) // 2))
+        surface.set_clip(clip)
+        return True
+
+
 def _subtract(rect: pygame.Rect, holes: Sequence[pygame.Rect]) -> list[pygame.Rect]:
     """The parts of ``rect`` outside every hole, as non-overlapping rectangles."""
     pieces = [rect]
@@ -135,8 +239,11 @@ class Renderer:
 
     ``size`` is the output's physical size; ``rotation`` 90 or 270 swaps it into
     :attr:`logical_size`, the size layouts are laid out on. ``font`` and ``antialias``
-    override the layout's own. ``images`` is the decoded-image cache shared with the
-    app (one is made, holding three frames' worth, when omitted). ``dim_output`` is the
+    override the layout's own; with neither font, a small panel uses the bundled pixel
+    fonts (:func:`~player.render.fonts.default_font`). Text is never laid out below the
+    face's legible size (:meth:`~player.render.fonts.FontFace.legible_px`). ``images`` is
+    the decoded-image cache shared with the app (one is made, holding three frames'
+    worth, when omitted). ``dim_output`` is the
     output's ``set_dim`` when it can dim while it copies frames (png, fbdev): software
     dimming is then handed to it and costs no full-frame layer here.
     """
@@ -171,6 +278,8 @@ class Renderer:
         self._full_rect = pygame.Rect(0, 0, lw, lh)
 
         self._slide: TextSlide | ImageSlide | None = None
+        self._slide_start = 0.0  # monotonic time the slide was shown at
+        self._text: _SlideText | None = None  # the slide's pages or scrolling line, if it needs them
         self._image: pygame.Surface | None = None  # loaded, not yet drawn into the scene
         self._image_key: tuple[object, ...] | None = None
         self._image_path: Path | None = None
@@ -205,9 +314,11 @@ class Renderer:
     def set_layout(self, layout: Layout) -> None:
         """Switch layout (no transition); the current slide and ticker are laid out again."""
         self._layout = layout
-        face = open_face(self._font_override if self._font_override is not None else layout.font)
+        font = self._font_override if self._font_override is not None else layout.font
+        face = open_face(default_font(self.logical_size, font))
         antialias = layout.antialias if self._antialias_override is None else self._antialias_override
-        self.painter = TextPainter(face, antialias=antialias, line_spacing=layout.line_spacing)
+        self.painter = TextPainter(face, antialias=antialias, line_spacing=layout.line_spacing,
+                                   min_px=face.legible_px(antialias), hyphenate=True)
         lw, lh = self.logical_size
         self._rects = {zone.name: pygame.Rect(zone.pixels(lw, lh)) for zone in layout.zones}
         self._end_transition()
@@ -236,6 +347,9 @@ class Renderer:
         the caller should skip the slide and report the error.
         """
         if slide == self._slide and image_path == self._image_path and not self._stale:
+            if self._text is not None:
+                self._text.restart(now)  # its pages (or scrolling) start over
+            self._slide_start = now
             return  # already on screen (a one-slide playlist looping): no fade to itself
         self._deferred = None  # it was for the slide after the current one: now stale or loaded below
         image = None
@@ -245,6 +359,7 @@ class Renderer:
             image = self._load(slide, image_path, sync=True)
         self._begin_transition(now)
         self._slide = slide
+        self._slide_start = now
         self._image = image
         self._image_path = image_path if isinstance(slide, ImageSlide) else None
         self._stale = True
@@ -359,6 +474,8 @@ class Renderer:
         else:
             if self._ticker_due is not None:
                 due.append(max(floor, self._ticker_due))
+            if self._text is not None:
+                due.append(max(floor, self._text.due))
             for spot in self._clocks:
                 if spot.due is not None:
                     wait = (spot.due - wall).total_seconds()
@@ -467,6 +584,7 @@ class Renderer:
         scene, layout = self._scene, self._layout
         scene.fill(layout.background)
         self._clocks = []
+        self._text = None
         header = layout.zone("title")
         slide = self._slide
         title_in_header = (header is not None and isinstance(slide, TextSlide) and bool(slide.body.strip()))
@@ -474,7 +592,7 @@ class Renderer:
             rect = self._rects[zone.name]
             inner = _inner(rect, zone)
             if zone.role == "main":
-                self._draw_main(zone, rect, inner, title_in_header)
+                self._draw_main(zone, rect, inner, title_in_header, now)
             elif zone.role == "title":
                 scene.fill(self._zone_background(zone), rect)
                 text = slide.title if title_in_header and isinstance(slide, TextSlide) else zone.text
@@ -497,12 +615,17 @@ class Renderer:
         self._pending = []
         self._stale = False
 
-    def _draw_main(self, zone: Zone, rect: pygame.Rect, inner: pygame.Rect, title_in_header: bool) -> None:
+    def _draw_main(self, zone: Zone, rect: pygame.Rect, inner: pygame.Rect, title_in_header: bool,
+                   now: float) -> None:
         scene, slide = self._scene, self._slide
         if isinstance(slide, TextSlide):
             scene.fill(slide.style.background, rect)
             title = "" if title_in_header else slide.title
-            self.painter.draw(scene, inner, title, slide.body, slide.style.color, slide.style.align)
+            self._text = self._overflow(slide, title, inner)
+            if self._text is None:
+                self.painter.draw(scene, inner, title, slide.body, slide.style.color, slide.style.align)
+            else:
+                self._text.draw(scene, self.painter, now)
         elif isinstance(slide, ImageSlide):
             scene.fill(self._zone_background(zone), rect)
             if self._image is not None:
@@ -513,6 +636,39 @@ class Renderer:
         else:
             scene.fill(self._zone_background(zone), rect)
             self._clocks.append(self._clock_spot(rect, inner, zone.color, "center", idle=True))
+
+    def _overflow(self, slide: TextSlide, title: str, inner: pygame.Rect) -> _SlideText | None:
+        """The pages or scrolling line of a text slide too long for ``inner`` (see the
+        layout's ``overflow``); None when it fits at some legible size."""
+        painter, body = self.painter, slide.body
+        if not painter.fit(title, body, inner.w, inner.h).truncated:
+            return None
+        overflow = self._layout.overflow
+        style = slide.style
+
+        def make(pages: tuple[FittedText, ...] = (), line: pygame.Surface | None = None) -> _SlideText:
+            return _SlideText(inner.copy(), style.background, style.color, style.align, self._slide_start,
+                              slide.duration, pages=pages, line=line)
+
+        if overflow == "auto":
+            floor = painter.sizes(inner.h)[0]
+            overflow = "scroll" if painter.block_height([("", floor), ("", floor)]) > inner.h else "page"
+        if overflow == "scroll":
+            scroll = painter.scroll_line(title, body, inner.h)
+            if scroll is not None:
+                line = painter.face.render(scroll[0], scroll[1], style.color, painter.antialias)
+                text = make(line=converted(line, alpha=True))
+                if len(scroll[0]) / max(0.1, slide.duration - 2 * text.hold) > SCROLL_FAST_CPS:
+                    log.warning("slide %s: %d characters scrolled in %g s, too fast to read: "
+                                "lengthen its duration or shorten its text", slide.id, len(scroll[0]),
+                                slide.duration)
+                return text
+        pages = painter.paginate(title, body, inner.w, inner.h, max(1, int(slide.duration // PAGE_MIN_S)))
+        if slide.duration / len(pages) < PAGE_SHORT_S:
+            log.warning("slide %s: %d pages in %g s on a %dx%d zone, too fast to read: "
+                        "lengthen its duration or shorten its text", slide.id, len(pages),
+                        slide.duration, inner.w, inner.h)
+        return make(pages=pages)
 
     def _clock_spot(self, rect: pygame.Rect, inner: pygame.Rect, color: RGB,
                     align: str, idle: bool = False) -> _ClockSpot:
@@ -542,6 +698,9 @@ class Renderer:
                 self._ticker.draw(self._scene, band, now)
                 self._ticker_due = self._ticker.next_frame(now)
                 changed.append(band)
+        text = self._text
+        if text is not None and (force or now >= text.due) and text.draw(self._scene, self.painter, now):
+            changed.append(text.inner)
         for spot in self._clocks:
             if force or spot.due is None or wall >= spot.due or (spot.drawn is not None and wall < spot.drawn):
                 self._scene.blit(spot.beneath, spot.area.topleft)
