@@ -397,3 +397,40 @@ def test_restored_board_keeps_its_turn_length_groups_and_what_was_withdrawn() ->
     again = restart(original, 10.0, WALL, True)
     assert again.active() == []
     assert again.apply(first, 0.0, WALL, retained=True) == "ignored"  # still withdrawn after the restart
+
+
+def test_records_keep_the_signer_and_default_the_source_and_skip_bad_ones_anywhere() -> None:
+    board = AlertBoard()
+    board.apply(alert("signed", signed_by="mairie-2026"), 0.0, WALL)
+    again = restart(board, 1.0, WALL, True)
+    assert again.stored()[0].signed_by == "mairie-2026"
+    record = board.to_records(0.0, WALL)[0]
+    plain = {k: v for k, v in record.items() if k not in ("source", "signed_by")}
+    restored = AlertBoard.from_records([plain], 0.0, WALL, True).stored()
+    assert [(a.source, a.signed_by) for a in restored] == [("json", None)]
+    bad_first = [["not", "a", "record"], {**record, "id": "t", "ttl": True}, 7,
+                 {**record, "id": "u", "signed_by": 5}, record]
+    assert ids(AlertBoard.from_records(bad_first, 0.0, WALL, True).active()) == ["signed"]
+
+
+def test_a_record_whose_time_is_up_to_the_second_is_not_restored() -> None:
+    board = AlertBoard()
+    board.apply(alert("ttl", ttl=60.0), 0.0, WALL)
+    board.apply(alert("expires", expires=WALL + timedelta(seconds=60)), 0.0, WALL)
+    board.apply(alert("stays", ttl=61.0), 0.0, WALL)
+    again = restart(board, 60.0, WALL + timedelta(seconds=60), False, saved_synced=False,
+                    new_wall=WALL + timedelta(seconds=60))
+    assert ids(again.active()) == ["stays"]
+
+
+def test_cancelling_on_one_scope_keeps_what_was_withdrawn_on_another() -> None:
+    board = AlertBoard(groups=("quais",))
+    sender = "prefecture-38@interieur.gouv.fr"
+    first = alert("cap-a", "warning", source="cap", cap_sender=sender, cap_identifier="FR-1")
+    board.apply(first, 0.0, WALL)
+    board.apply_cancel(Cancel(ids=("cap-x",), references=(CapRef(sender, "FR-1", "t"),)))
+    board.cancel("cap-a", "group", "quais")  # the same id emptied on another scope
+    board.cancel("cap-a", "all", "elsewhere")
+    assert board.apply(first, 1.0, WALL, retained=True) == "ignored"  # still withdrawn on "all"
+    board.cancel("cap-a", "all", "")  # the topic itself emptied: a later copy is new
+    assert board.apply(first, 2.0, WALL, retained=True) == "added"
