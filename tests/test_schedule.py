@@ -411,3 +411,26 @@ def test_returned_instants_are_utc_whatever_the_system_zone(monkeypatch: pytest.
     finally:
         monkeypatch.undo()
         time_module.tzset()
+
+
+def test_aware_means_an_offset_and_next_eligible_now_is_utc_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import tzinfo
+
+    class NoOffset(tzinfo):
+        def utcoffset(self, dt: datetime | None) -> None:
+            return None
+
+    with pytest.raises(ValueError, match=r"^expected an aware datetime, got naive 2026-12-05T09:00:00$"):
+        is_active(Schedule(hours=hours("08:00-12:00")), datetime(2026, 12, 5, 9), PARIS)
+    with pytest.raises(ValueError, match="^expected an aware datetime"):
+        is_active(Schedule(hours=hours("08:00-12:00")), datetime(2026, 12, 5, 9, tzinfo=NoOffset()), PARIS)
+    import time as time_module
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time_module.tzset()
+    try:
+        now = paris(2026, 12, 5, 9)
+        result = Rotation([slide("always")]).next_eligible(now, PARIS)
+        assert result == now and result is not None and result.tzinfo is UTC
+    finally:
+        monkeypatch.undo()
+        time_module.tzset()
