@@ -532,3 +532,50 @@ def test_put_file_refusals_say_why_and_consume_the_download(tmp_path: Path, monk
     with caplog.at_level(logging.WARNING, logger="player.store"):
         assert not assets.verify(sha(b"z"))
     assert f"asset {sha(b'z')} is corrupt (hashes to {sha(b'w')}); removed" in caplog.messages
+
+
+def _framed(body: bytes, magic: bytes = b"panel-player-state 1") -> bytes:
+    return magic + b" " + sha(body).encode() + b" " + str(len(body)).encode() + b"\n" + body
+
+
+def test_state_files_are_compact_utf8_and_refuse_nan(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    store.save_json("note", {"texte": "Crue de l'Isère", "n": [1, 2]})
+    body = (tmp_path / "settings" / "note.state").read_bytes().partition(b"\n")[2]
+    assert body == '{"texte":"Crue de l\'Isère","n":[1,2]}'.encode()
+    store.save_playlist(b'{"id":"p"}', {"topic": "signage/panels/é"})
+    body = (tmp_path / "playlist.state").read_bytes().partition(b"\n")[2]
+    assert body == '{"topic":"signage/panels/é"}\n{"id":"p"}'.encode()
+    with pytest.raises(ValueError):
+        store.save_json("bad", float("nan"))
+    with pytest.raises(ValueError):
+        store.save_alerts([{"ttl": float("inf")}])
+
+
+def test_damaged_or_odd_state_files_are_ignored_with_a_warning(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    store = StateStore(tmp_path)
+    alerts = tmp_path / "alerts.state"
+    cases = [
+        (_framed(b'[1, "x"]'), "not a list of alerts; ignored"),
+        (_framed(b"{"), "not valid JSON; ignored"),
+        (_framed(b"[]", magic=b"panel-player-state 2"), "damaged (checksum or length mismatch); ignored"),
+        (_framed(b"[]").replace(b"\n", b" "), "damaged (checksum or length mismatch); ignored"),
+    ]
+    for content, message in cases:
+        alerts.write_bytes(content)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="player.store"):
+            assert store.load_alerts() == []
+        assert caplog.messages == [f"{alerts}: {message}"], content
+    (tmp_path / "playlist.state").write_bytes(_framed(b'[1]\n{"id":"p"}'))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="player.store"):
+        assert store.load_playlist() is None
+    assert caplog.messages == [f"{tmp_path / 'playlist.state'}: bad metadata; ignored"]
+    alerts.unlink()
+    alerts.mkdir()  # unreadable as a file
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="player.store"):
+        assert store.load_alerts() == []
+    assert len(caplog.messages) == 1 and caplog.messages[0].startswith(f"{alerts}: cannot be read (")
