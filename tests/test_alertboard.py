@@ -434,3 +434,57 @@ def test_cancelling_on_one_scope_keeps_what_was_withdrawn_on_another() -> None:
     assert board.apply(first, 1.0, WALL, retained=True) == "ignored"  # still withdrawn on "all"
     board.cancel("cap-a", "all", "")  # the topic itself emptied: a later copy is new
     assert board.apply(first, 2.0, WALL, retained=True) == "added"
+
+
+def test_turn_length_must_be_positive_and_defaults_to_eight_seconds() -> None:
+    assert AlertBoard().turn_seconds == 8.0 and AlertBoard(0.5).turn_seconds == 0.5
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="^turn_seconds must be positive$"):
+            AlertBoard(bad)
+
+
+def test_the_most_specific_copy_shows_whatever_the_arrival_order() -> None:
+    board = AlertBoard(groups=("centre-ville", "quais"))
+    board.apply(alert("crue", "warning", scope="panel", scope_name="p1"), 0.0, WALL)
+    board.apply(alert("crue", "warning", scope="group", scope_name="centre-ville"), 1.0, WALL)
+    board.apply(alert("crue", "warning", scope="group", scope_name="quais"), 2.0, WALL)
+    board.apply(alert("crue", "warning", scope="all"), 3.0, WALL)
+    assert [(a.scope, a.scope_name) for a in board.active()] == [("panel", "p1")]
+    board.cancel("crue", "panel", "p1")
+    assert [(a.scope, a.scope_name) for a in board.active()] == [("group", "centre-ville")]
+
+
+def test_a_cancel_does_not_reach_another_scope_with_the_same_name() -> None:
+    board = AlertBoard(groups=("quais",))
+    board.apply(alert("a", scope="panel", scope_name="quais"), 0.0, WALL)
+    board.apply(alert("a", scope="group", scope_name="quais"), 0.0, WALL)
+    ended = board.apply_cancel(Cancel(ids=("a",), scope="group", scope_name="quais"))
+    assert [(a.scope, a.scope_name) for a in ended] == [("group", "quais")]
+    assert [(a.scope, a.scope_name) for a in board.stored()] == [("panel", "quais")]
+
+
+def test_a_fresh_publish_brings_back_a_withdrawn_alert_and_a_turn_is_due_when_the_shown_one_left() -> None:
+    board = AlertBoard()
+    sender = "prefecture-38@interieur.gouv.fr"
+    first = alert("cap-a", "warning", source="cap", cap_sender=sender, cap_identifier="FR-1")
+    board.apply(first, 0.0, WALL)
+    board.apply_cancel(Cancel(ids=("cap-x",), references=(CapRef(sender, "FR-1", "t"),)))
+    assert board.apply(first, 1.0, WALL) == "added"  # not a retained copy: a new publication
+    board.apply(alert("b", "warning"), 2.0, WALL)
+    board.apply(alert("c", "warning"), 3.0, WALL)
+    assert board.current(3.0).id == "c"  # type: ignore[union-attr]
+    board.cancel("c")
+    assert board.next_deadline(4.0, WALL) == 4.0  # the one shown ended: the next turn is due now
+
+
+def test_restoring_more_withdrawn_alerts_than_remembered_keeps_the_latest() -> None:
+    board = AlertBoard()
+    board.apply(alert("x"), 0.0, WALL)
+    record = board.to_records(0.0, WALL)[0]
+    records = [{**record, "id": f"a{i}", "title": f"A{i}", "ended": True} for i in range(MAX_ENDED + 5)]
+    again = AlertBoard.from_records(records, 0.0, WALL, True)
+    assert again.active() == []
+    assert again.apply(alert("a0"), 1.0, WALL, retained=True) == "added"  # forgotten: among the oldest
+    assert again.apply(alert("a4"), 1.0, WALL, retained=True) == "added"
+    assert again.apply(alert("a5"), 1.0, WALL, retained=True) == "ignored"  # the oldest one kept
+    assert again.apply(alert(f"a{MAX_ENDED + 4}"), 1.0, WALL, retained=True) == "ignored"
