@@ -142,11 +142,14 @@ def screenshot(p: PanelProcess, pub: Publisher) -> Any:
 
     Messages are handled in order, but one pass of the loop handles all that are
     waiting before it draws: a command arriving with an alert is answered before the
-    alert's frame. So two round trips: the second command is handled in a later pass
-    than everything sent before the first, after that pass's frame and its events.
+    alert's frame. And a full-screen alert takes two passes: its title frame, then the
+    frame that adds its body, after which ``alert.displayed`` goes out. So three round
+    trips: the third command is handled in a pass after both of those frames and their
+    events.
     """
     from PIL import Image
 
+    _command(p, pub, "screenshot")
     _command(p, pub, "screenshot")
     mark = _command(p, pub, "screenshot")
     shot = p.sub.wait_for(f"{p.topic}/screenshot", after=mark)
