@@ -15,14 +15,13 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from fixtures_broker import wait_until
+from test_boot_errors import notify_socket  # noqa: F401  (the fixture: systemd's notify socket)
 from PIL import Image
 
 from player.boot_errors import BAND, EXIT_RESTART, config_problems
@@ -165,20 +164,6 @@ def test_run_outside_systemd_exits_2_at_once(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert elapsed < 20  # no display opened, no broker, no retry
     assert not (tmp_path / "state").exists()  # stopped before the player started
-
-
-@pytest.fixture
-def notify_socket() -> Iterator[tuple[socket.socket, str]]:
-    folder = tempfile.mkdtemp(prefix="pp-", dir="/tmp")  # AF_UNIX paths are short
-    path = os.path.join(folder, "notify")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.settimeout(0.2)
-    try:
-        yield sock, path
-    finally:
-        sock.close()
-        shutil.rmtree(folder)
 
 
 class Service:
