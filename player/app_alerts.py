@@ -280,12 +280,15 @@ class AlertPart:
         self._displayed(alert, shown_at, title_at)
 
     def topic_of(self, alert: Alert) -> str:
-        prefix = self.p.cfg.mqtt.prefix
+        """The topic ``alert`` came on (the protocol's own topic builders)."""
+        from .net.topics import Topics
+
+        topics = Topics(self.p.cfg.mqtt.prefix)
         if alert.scope == "panel":
-            return f"{prefix}/panels/{alert.scope_name}/alerts/{alert.id}"
+            return topics.panel_alert_of(alert.scope_name, alert.id)
         if alert.scope == "group":
-            return f"{prefix}/groups/{alert.scope_name}/alerts/{alert.id}"
-        return f"{prefix}/all/alerts/{alert.id}"
+            return topics.group_alert(alert.scope_name, alert.id)
+        return topics.all_alert(alert.id)
 
     def _view(self) -> Any:
         if self.view is None:
