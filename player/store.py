@@ -187,8 +187,10 @@ class AssetStore:
             if exc.errno != errno.EXDEV:
                 _unlink_quietly(tmp)
                 raise
-            self._copy_in(tmp, target)
-            _unlink_quietly(tmp)
+            try:
+                self._copy_in(tmp, target)
+            finally:  # consumed even when the copy fails (a full card): nothing else would remove it
+                _unlink_quietly(tmp)
         fsync_dir(self.root)
         return target
 

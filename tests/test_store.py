@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import random
+import re
 import signal
 import stat
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -269,46 +272,222 @@ def test_state_store_refuses_an_unusable_folder(tmp_path: Path) -> None:
 NOBODY = 65534  # the service user stand-in when the suite runs as root (as CI does)
 
 
-def test_state_store_refuses_a_read_only_folder(tmp_path: Path) -> None:
-    """As the panel's service user (not root, whom permission bits do not stop): directly
-    when the suite is not root, else in a forked child that drops to nobody first."""
-    if os.geteuid() != 0:
-        tmp_path.chmod(0o500)
-        try:
-            with pytest.raises(StateError):
-                StateStore(tmp_path)
-        finally:
-            tmp_path.chmod(0o700)
-        return
-    import shutil
-    import tempfile
+def as_service_user(work: Callable[[], object]) -> object:
+    """``work()``'s JSON-able result, run as a user that permission bits stop.
 
-    base = Path(tempfile.mkdtemp(prefix="panel-player-ro-"))  # outside root's private tmp_path
+    Panels run the player as a service user; root ignores a folder's mode. When the
+    suite runs as root (as CI does), ``work`` runs in a forked child that drops to
+    ``nobody`` first (no exec: the modules are loaded already), and its result or the
+    exception it raised comes back through a pipe."""
+    if os.geteuid() != 0:
+        return work()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            try:
+                answer = {"result": work()}
+            except BaseException as exc:  # reported to the parent, which raises it again
+                answer = {"error": type(exc).__name__, "errno": getattr(exc, "errno", None), "text": str(exc)}
+            with os.fdopen(write_end, "w") as pipe:
+                json.dump(answer, pipe)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        answer = json.loads(pipe.read() or "{}")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0 and answer, "the child running as nobody failed"
+    if "error" in answer:
+        raise ServiceUserError(answer["error"], answer["errno"], answer["text"])
+    return answer["result"]
+
+
+class ServiceUserError(Exception):
+    """An exception raised by :func:`as_service_user`'s work, as the parent sees it."""
+
+    def __init__(self, kind: str, errno: int | None, text: str) -> None:
+        super().__init__(f"{kind}: {text}")
+        self.kind, self.errno, self.text = kind, errno, text
+
+
+def service_user_folder(tmp_path: Path) -> Path:
+    """A folder the service user owns: ``tmp_path`` itself, or as root a folder outside
+    root's private ``tmp_path`` (mode 0700) that ``nobody`` can reach."""
+    if os.geteuid() != 0:
+        return tmp_path
+    import tempfile
+    base = Path(tempfile.mkdtemp(prefix="panel-player-ro-"))
+    base.chmod(0o755)
+    os.chown(base, NOBODY, NOBODY)
+    return base
+
+
+def _refusal(folder: Path) -> tuple[int | None, str]:
+    def start() -> str:
+        StateStore(folder)
+        return "accepted"
+
+    try:
+        outcome = as_service_user(start)
+    except StateError as exc:
+        return exc.errno, str(exc)
+    except ServiceUserError as exc:
+        assert exc.kind == "StateError", exc
+        return exc.errno, exc.text
+    raise AssertionError(f"a read-only state folder was {outcome}")
+
+
+def test_state_store_refuses_a_read_only_folder(tmp_path: Path) -> None:
+    """As the panel's service user (not root, whom permission bits do not stop)."""
+    import shutil
+    base = service_user_folder(tmp_path)
     folder = base / "state"
     try:
-        base.chmod(0o755)
         folder.mkdir()
-        os.chown(folder, NOBODY, NOBODY)
+        os.chown(folder, os.stat(base).st_uid, os.stat(base).st_gid)
         folder.chmod(0o500)
-        pid = os.fork()
-        if pid == 0:  # the child: no exec, the modules are loaded already
-            code = 3
-            try:
-                os.setgroups([])
-                os.setgid(NOBODY)
-                os.setuid(NOBODY)
-                try:
-                    StateStore(folder)
-                    code = 1  # accepted: the failure this test looks for
-                except StateError:
-                    code = 0
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, "as nobody, a read-only state folder was accepted"
+        code, text = _refusal(folder)
+        assert code == errno.EACCES
+        assert text.startswith(f"[Errno 13] state_dir {folder} is not usable (Permission denied: {folder}/settings")
     finally:
         folder.chmod(0o700)
-        shutil.rmtree(base)
+        if base != tmp_path:
+            shutil.rmtree(base)
+
+
+def test_the_write_probe_is_made_in_the_state_folder_itself(tmp_path: Path) -> None:
+    """The folder's tree is there (a previous start made it) but the folder has become
+    read-only: only the write probe can tell, and the error names the probe it tried."""
+    import shutil
+    base = service_user_folder(tmp_path)
+    folder = base / "state"
+    try:
+        StateStore(folder)
+        for path in (folder, folder / "settings", folder / "assets"):
+            os.chown(path, os.stat(base).st_uid, os.stat(base).st_gid)
+        folder.chmod(0o500)
+        code, text = _refusal(folder)
+        assert code == errno.EACCES
+        pattern = rf"\[Errno 13\] state_dir {re.escape(str(folder))} is not usable \(Permission denied: "
+        pattern += rf"{re.escape(str(folder))}/\.probe\.[^/ ]+\.part\)"
+        assert re.fullmatch(pattern, text), text
+    finally:
+        folder.chmod(0o700)
+        if base != tmp_path:
+            shutil.rmtree(base)
+
+
+def test_a_write_probe_left_by_a_power_cut_is_removed_at_the_next_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    state = tmp_path / "state"
+    with monkeypatch.context() as patch:  # the power goes between the probe's creation and removal
+        patch.setattr(os, "unlink", lambda path, *args, **kwargs: None)
+        StateStore(state)
+    left = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert len(left) == 1 and left[0].parent == state and left[0].name.startswith(".probe.")
+    with caplog.at_level(logging.INFO, logger="player.store"):
+        StateStore(state)  # the next start
+    assert not left[0].exists()
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.INFO, f"removed {left[0]}, left by an interrupted write")]
+
+
+def test_a_folder_made_under_a_parent_it_cannot_read_is_made_with_a_warning(tmp_path: Path) -> None:
+    """``/var/lib`` may be mode 0711 for the service user: the new folder is made, but its
+    parent cannot be fsynced; the log says that it may not survive a power cut."""
+    import shutil
+    from player.store import make_dirs
+    base = service_user_folder(tmp_path)
+    parent = base / "lib"
+    try:
+        parent.mkdir()
+        os.chown(parent, os.stat(base).st_uid, os.stat(base).st_gid)
+        parent.chmod(0o311)
+
+        def make() -> list[list[object]]:
+            records: list[logging.LogRecord] = []
+            handler = logging.Handler()
+            handler.emit = records.append  # type: ignore[method-assign]
+            logger = logging.getLogger("player.store")
+            logger.addHandler(handler)
+            try:
+                make_dirs(parent / "panel-player")
+            finally:
+                logger.removeHandler(handler)
+            return [[r.levelno, r.getMessage()] for r in records]
+
+        make_dirs(base / "readable" / "panel-player")  # in this process too, where mutmut sees it
+        assert (base / "readable" / "panel-player").is_dir()
+        assert as_service_user(make) == [[logging.WARNING, f"cannot fsync {parent}: the new folder panel-player "
+                                          "may not survive a power cut"]]
+        parent.chmod(0o711)
+        assert (parent / "panel-player").is_dir()
+    finally:
+        parent.chmod(0o700)
+        if base != tmp_path:
+            shutil.rmtree(base)
+
+
+def test_a_header_whose_length_is_not_a_number_is_damage_not_a_crash(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = StateStore(tmp_path)
+    alerts = tmp_path / "alerts.state"
+    body = b"[]"
+    alerts.write_bytes(b"panel-player-state 1 " + sha(body).encode() + b" two\n" + body)
+    with caplog.at_level(logging.WARNING, logger="player.store"):
+        assert store.load_alerts() == []
+    assert caplog.messages == [f"{alerts}: damaged (checksum or length mismatch); ignored"]
+
+
+def test_bad_names_are_refused_saying_what_is_expected(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    with pytest.raises(ValueError, match=r"^bad state name '\.\./x': expected \[a-z0-9\]\[a-z0-9_-\]\*"):
+        store.save_json("../x", 1)
+    with pytest.raises(ValueError, match=r"^not a lowercase hex sha256: 'ABC'$"):
+        store.assets.path("ABC")
+
+
+def test_a_copy_from_another_filesystem_that_fails_leaves_nothing_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The card is full during the copy: the error goes up, the half copy and the
+    download (which may sit on another filesystem, out of the start-up clean-up) are gone."""
+    import errno as errno_module
+    import shutil
+    state, downloads = tmp_path / "state", tmp_path / "downloads"
+    downloads.mkdir()
+    assets = StateStore(state).assets
+    data = b"photo" * 100
+    tmp = downloads / "incoming.bin"
+    tmp.write_bytes(data)
+
+    def replace(src: str | Path, dst: str | Path) -> None:
+        raise OSError(errno_module.EXDEV, "Invalid cross-device link")
+
+    def copy(src: object, dst: object, length: int = 0) -> None:
+        raise OSError(errno_module.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", replace)
+        patch.setattr(shutil, "copyfileobj", copy)
+        with pytest.raises(OSError, match="No space left"):
+            assets.put_file(sha(data), tmp)
+    assert list(downloads.iterdir()) == [] and list((state / "assets").iterdir()) == []
+
+
+def test_clean_temp_files_returns_what_it_removed(tmp_path: Path) -> None:
+    from player.store import clean_temp_files
+    left = tmp_path / ".playlist.state.x1.part"
+    left.write_bytes(b"half")
+    (tmp_path / "keep.part").write_bytes(b"not hidden: not ours")
+    assert clean_temp_files(tmp_path) == [left]
+    assert clean_temp_files(tmp_path) == []
 
 
 def test_playlist_round_trip_is_byte_exact(tmp_path: Path) -> None:
@@ -579,3 +758,4 @@ def test_damaged_or_odd_state_files_are_ignored_with_a_warning(tmp_path: Path,
     with caplog.at_level(logging.WARNING, logger="player.store"):
         assert store.load_alerts() == []
     assert len(caplog.messages) == 1 and caplog.messages[0].startswith(f"{alerts}: cannot be read (")
+    assert "Is a directory" in caplog.messages[0] and caplog.messages[0].endswith("); ignored")
