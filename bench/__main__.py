@@ -58,6 +58,7 @@ def _goal(text: str) -> tuple[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     goal_help = "; ".join(f"{name} (default {v:g}: {what})" for name, (v, what) in goals.DEFAULTS.items())
+    goal_help = goal_help.replace("%", "%%")  # argparse formats help texts with %
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="small sizes: checks that every benchmark runs")

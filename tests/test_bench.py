@@ -54,6 +54,15 @@ def test_an_unknown_goal_is_refused() -> None:
     assert "expected NAME=VALUE with NAME one of" in run.stderr
 
 
+def test_help_lists_every_goal_and_benchmark() -> None:
+    run = bench("--help")
+    assert run.returncode == 0, run.stderr
+    text = " ".join(run.stdout.split())
+    for name in goals.DEFAULTS:
+        assert f"{name} (default" in text, name
+    assert "% of one core" in text
+
+
 def _goal(measured: float, measured_at: str, goal_at: str = "1920x1080") -> Goal:
     return Goal("memory", "png", measured, 80.0, "MB", measured_at=measured_at, goal_at=goal_at)
 
