@@ -249,6 +249,8 @@ def _led_options(raw: dict[str, Any]) -> Any:
     except PanelError:  # not valid: the errors are shown in full colour rather than not at all
         d = LedOptions()
         options = replace(options, colors=d.colors, mono_color=d.mono_color, mono_threshold=d.mono_threshold)
+    if not (isinstance(options.png_dots, int) and 2 <= options.png_dots <= 32):
+        options = replace(options, png_dots=0)  # not valid: plain pixels
     return options
 
 
@@ -280,6 +282,12 @@ def open_best_output(hint: OutputHint | None, *, fb_device: str | None = None, p
             init_display(c.output, size)
             # png too: an LED panel's PNG mirror shows the errors in the panel's colours.
             led = _led_options(c.led) if c.output in ("ledmatrix", "png") else None
+            if led is not None and led.png_dots and c.output == "png" and size is not None:
+                from .render.outputs.png import png_dots_look
+                try:
+                    png_dots_look(led.png_dots).size_of(size)
+                except ValueError:
+                    led = replace(led, png_dots=0)  # too large as dots: plain pixels
             return open_output(c.output, size=size, path=c.path, device=c.device, sysfs_root=sysfs_root,
                                led=led), c.rotation
         except (PanelError, OSError, pygame.error) as exc:

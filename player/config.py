@@ -64,6 +64,7 @@ class LedMatrixConfig:
     colors: str = "rgb"  # rgb, mono, rgb111, rgb333
     mono_color: str = "#ffb000"  # the lit colour of a mono panel, #rrggbb in lower case
     mono_threshold: int = 128  # luminance from which a pixel of a mono panel is lit
+    png_dots: int = 0  # output png: each LED drawn as a round dot of this many file pixels (0: one pixel)
 
 
 @dataclass(frozen=True)
@@ -218,11 +219,19 @@ def _panel(root: Node) -> PanelConfig | None:
     return PanelConfig(id=pid, groups=tuple(groups), timezone=tz, location=location, name=name or "")
 
 
+def _png_dots(led: Node, default: int) -> int:
+    value = led.integer("png_dots", default, minimum=0, maximum=32)
+    if value == 1:
+        led.problems.add("display.led.png_dots", "expected 0 (plain pixels) or a dot of 2 to 32 pixels, got 1")
+        return default
+    return default if value is None else value
+
+
 def _led(node: Node) -> LedMatrixConfig:
     d = LedMatrixConfig()
     led = node.section("led", {"rows", "cols", "chain_length", "parallel", "hardware_mapping",
                                "gpio_slowdown", "pwm_bits", "brightness", "drop_privileges",
-                               "driver", "colors", "mono_color", "mono_threshold"})
+                               "driver", "colors", "mono_color", "mono_threshold", "png_dots"})
     driver = led.string("driver", d.driver, choices=("auto", "rgbmatrix", "piomatter"))
     mono_color = led.string("mono_color", d.mono_color)
     if mono_color is not None and not re.fullmatch(r"#[0-9a-fA-F]{6}", mono_color):
@@ -245,6 +254,7 @@ def _led(node: Node) -> LedMatrixConfig:
         colors=led.string("colors", d.colors, choices=("rgb", "mono", "rgb111", "rgb333")) or d.colors,
         mono_color=(mono_color or d.mono_color).lower(),
         mono_threshold=led.integer("mono_threshold", d.mono_threshold, minimum=1, maximum=255),
+        png_dots=_png_dots(led, d.png_dots),
     )
     if cfg.driver == "piomatter":
         # Named in the config: what Piomatter cannot drive is an error now, not at start.
@@ -278,6 +288,13 @@ def _display(root: Node, warnings: list[str]) -> DisplayConfig:
     led = _led(node)
     if output == "ledmatrix" and size is None:
         size = (led.cols * led.chain_length, led.rows * led.parallel)
+    if output == "png" and led.png_dots and size is not None:
+        from .render.outputs.png import png_dots_look
+
+        try:
+            png_dots_look(led.png_dots).size_of(size)
+        except ValueError as exc:
+            node.problems.add("display.led.png_dots", str(exc))
     rotation = node.integer("rotation", d.rotation)
     if rotation is not None and rotation not in (0, 90, 180, 270):
         node.problems.add("display.rotation", f"expected 0, 90, 180 or 270, got {describe(rotation)}")

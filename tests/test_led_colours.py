@@ -457,3 +457,62 @@ def test_every_frame_of_a_mono_panel_is_off_or_its_colour(tmp_path, written):
     assert set(phases) <= set(counts), counts
     assert counts["slides"] >= 12, counts  # slides, fades and the ticker's steps
     assert all(lit[p] > 0 for p in phases), lit  # something was drawn in each
+
+
+# -- display.led.png_dots: the PNG output draws the LED look ------------------------------------
+
+
+def png_led_config(size: list[int], **led: Any) -> Any:
+    return config_from_data({"panel": {"id": "quai"}, "display": {"output": "png", "size": size,
+                                                                   "path": "/tmp/x.png", "led": led}})
+
+
+def test_png_dots_config_key():
+    assert png_led_config([64, 32]).display.led.png_dots == 0
+    assert png_led_config([128, 64], png_dots=32).display.led.png_dots == 32  # 4096x2048
+    for bad, expected in ((1, "expected 0 (plain pixels) or a dot of 2 to 32 pixels, got 1"),
+                          (33, "must be between 0 and 32, got 33"), ("big", "expected an integer")):
+        with pytest.raises(ConfigError) as info:
+            png_led_config([64, 32], png_dots=bad)
+        assert [e.split(": ")[0] for e in info.value.errors] == ["display.led.png_dots"], info.value.errors
+        assert expected in info.value.errors[0], info.value.errors
+    with pytest.raises(ConfigError) as info:
+        png_led_config([1920, 1080], png_dots=8)
+    assert info.value.errors == ["display.led.png_dots: a 1920x1080 picture as LED dots of 8 px would be "
+                                 "15360x8640 (at most 8192 a side): the LED look is for LED-sized panels; "
+                                 "use a smaller pitch"]
+
+
+def test_the_real_player_writes_the_led_look_with_png_dots(tmp_path):
+    """display.led.png_dots: 6 on a 64x32 mono panel: a 384x192 file where each LED is a
+    dot; the centre of each dot is the panel's colour or the faint grey of an unlit LED,
+    and the lit dots are where the plain picture of the same frame is lit."""
+    size = (64, 32)
+    raw = mono_config(tmp_path, size=list(size))
+    raw["display"]["led"]["png_dots"] = 6
+    cfg = config_from_data(raw)
+    panel = Driven(cfg)
+    try:
+        panel.player.start()
+        output = panel.player.output
+        assert isinstance(output, outputs.PngOutput) and output.file_size == (384, 192)
+        panel.send("panels/quai-2/playlist", {"id": "dots", "version": 1, "layout": "led-matrix", "slides": [
+            {"id": "t", "type": "text", "duration": 30, "title": "Crue", "body": "Quai fermé"}]})
+        panel.run(10, lambda: panel.seen("playlist.applied"))
+        panel.run(1.5)
+        assert output.wait_idle(5)
+        plain = Image.frombytes("RGB", size, bytes(output._pixels or b""))  # the rows handed to the file
+    finally:
+        panel.player.close()
+    with Image.open(tmp_path / "frame.png") as img:
+        shown = img.convert("RGB")
+    assert shown.size == (384, 192)
+    lit = 0
+    for y in range(size[1]):
+        for x in range(size[0]):
+            centre = shown.getpixel((x * 6 + 2, y * 6 + 2))
+            expected = RED if plain.getpixel((x, y)) == RED else (28, 28, 28)
+            assert centre == expected, (x, y, centre)
+            lit += centre == RED
+            assert shown.getpixel((x * 6 + 5, y * 6 + 5)) == BLACK  # the gap between dots
+    assert lit > 40  # the title at least

@@ -359,10 +359,10 @@ def _font(px: int) -> Any:
 
 def tile(image: Image.Image, panel: Panel) -> Image.Image:
     """A frame as it goes on the sheet: LED dots, or enlarged (small panels) or reduced (screens)."""
-    from ..render.outputs.png import LedLook, led_dots
+    from ..render.outputs.png import led_dots, png_dots_look
 
     if panel.led:
-        return led_dots(image, LedLook(pitch=panel.pitch, gap=max(1, panel.pitch // 6)))
+        return led_dots(image, png_dots_look(panel.pitch))
     w, h = image.size
     if w < TILE_MIN_W:
         k = -(-TILE_MIN_W // w)
@@ -450,7 +450,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def panel_from(args: argparse.Namespace) -> Panel:
     from ..render.colours import PanelColours, parse_hex
-    from ..render.outputs.png import LedLook
+    from ..render.outputs.png import png_dots_look
 
     errors: list[str] = []
     size = _size(args.size)
@@ -466,7 +466,7 @@ def panel_from(args: argparse.Namespace) -> Panel:
         colours = PanelColours(args.colors)
     if args.led:
         try:
-            LedLook(pitch=args.dot, gap=max(1, args.dot // 6)).size_of(size)
+            png_dots_look(args.dot).size_of(size)
         except ValueError as exc:
             errors.append(f"--led: {exc}")
     try:

@@ -33,7 +33,7 @@ from player.render.outputs.base import Output, Size, clip_rects, row_spans
 from player.render.outputs.fbdev import FbdevOutput, FbInfo, open_fbdev, read_info
 from player.render.outputs.ledmatrix import (LedMatrixOutput, LedOptions, missing_driver, open_ledmatrix,
                                              resolve_driver)
-from player.render.outputs.png import PngOutput, open_png, write_atomically
+from player.render.outputs.png import PngOutput, open_png, png_dots_look, write_atomically
 from player.render.outputs.sdl import SdlOutput, open_sdl
 
 if TYPE_CHECKING:
@@ -100,7 +100,8 @@ def open_output(kind: str, *, size: Size | None, path: Path | None = None,
     stands for the device: ``display.device: /tmp/fb0``).
 
     ``led`` holds the LED matrix's options; its colours (``led.colors``) apply to the
-    ledmatrix output and to png, which then shows what the panel shows.
+    ledmatrix output and to png, which then shows what the panel shows; with
+    ``led.png_dots`` png writes each pixel as an LED dot of that many file pixels.
 
     Raises DisplayUnavailable (fbdev device still absent after ``wait_s``),
     MissingDependency (the LED matrix driver's module is not installed; the message
@@ -109,7 +110,8 @@ def open_output(kind: str, *, size: Size | None, path: Path | None = None,
     """
     del fps
     if kind == "png":
-        return open_png(path, size, colours=led.colours if led is not None else None)
+        look = png_dots_look(led.png_dots) if led is not None and led.png_dots else None
+        return open_png(path, size, colours=led.colours if led is not None else None, led_look=look)
     if kind == "fbdev":
         out = open_fbdev(device, sysfs_root, wait_s)
         out.hide_console()
@@ -129,6 +131,6 @@ def open_configured(d: DisplayConfig, *, wait_s: float = 0, sysfs_root: Path | N
                      gpio_slowdown=d.led.gpio_slowdown, pwm_bits=d.led.pwm_bits,
                      brightness=d.led.brightness, drop_privileges=d.led.drop_privileges,
                      driver=d.led.driver, colors=d.led.colors, mono_color=d.led.mono_color,
-                     mono_threshold=d.led.mono_threshold)
+                     mono_threshold=d.led.mono_threshold, png_dots=d.led.png_dots)
     return open_output(d.output, size=d.size, path=d.path, device=d.device, fps=d.fps,
                        sysfs_root=sysfs_root, led=led, wait_s=wait_s)

@@ -212,6 +212,7 @@ class LedOptions:
     colors: str = field(default="rgb", metadata=_PLAYER)
     mono_color: str = field(default=DEFAULT_MONO, metadata=_PLAYER)
     mono_threshold: int = field(default=DEFAULT_THRESHOLD, metadata=_PLAYER)
+    png_dots: int = field(default=0, metadata=_PLAYER)  # the png output's LED look (0: plain pixels)
 
     def apply(self, options: Any) -> None:
         """Copy every set driver option onto an ``RGBMatrixOptions``."""

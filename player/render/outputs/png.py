@@ -95,6 +95,12 @@ class LedLook:
         return w, h
 
 
+def png_dots_look(pitch: int) -> LedLook:
+    """The LED look of ``display.led.png_dots`` (and of ``panelctl preview --led``): dots
+    of ``pitch`` file pixels, a dark gap of a sixth of that (at least one pixel)."""
+    return LedLook(pitch=pitch, gap=max(1, pitch // 6))
+
+
 _OFF = [255] + [0] * 255
 
 
