@@ -294,13 +294,16 @@ class AlertPart:
         if self.view is None:
             from .render.alert_view import AlertView
 
+            from .render.fonts import screen_style
+
             d = self.p.cfg.display
-            led = d.output == "ledmatrix" or not self.p.layout.antialias or self.p.renderer.logical_size[1] <= 128
+            font, led = screen_style(self.p.renderer.logical_size, d.font or self.p.layout.font,
+                                     ledmatrix=d.output == "ledmatrix", layout_antialias=self.p.layout.antialias)
             ticker = self.p.layout.zone("ticker")
             band = ticker.rect[3] if ticker is not None else None
             mono = d.led.colors == "mono"  # levels told apart by frame and inverse video, not colour
             try:
-                self.view = AlertView(d.font or self.p.layout.font, antialias=d.antialias, flash=self.cfg.flash,
+                self.view = AlertView(font, antialias=d.antialias, flash=self.cfg.flash,
                                       led=led, banner_fraction=band, on_error=self._screen_failed, mono=mono)
             except Exception as exc:  # the alert must be shown all the same: pygame's own font
                 log.exception("alert screen with the configured font")

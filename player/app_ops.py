@@ -216,14 +216,17 @@ class OpsPart:
             self.p.event(event_command_done(cmd.id, cmd.cmd))
 
     def cmd_identify(self, cmd: Command, now: float) -> str | None:
+        from .render.fonts import screen_style
         from .render.identify import IdentifyView
 
         seconds = cmd.seconds or 30
         if self.p.screen.asleep or self.p.screen.state == "woken":
             self.p.screen.wake(seconds, now, "identify command")  # the crew must see it
         d = self.p.cfg.display
-        self.identify_view = IdentifyView(self.panel_info(), until=now + seconds, font=d.font or self.p.layout.font,
-                                          antialias=d.antialias, led=d.output == "ledmatrix", start=now)
+        font, led = screen_style(self.p.renderer.logical_size, d.font or self.p.layout.font,
+                                 ledmatrix=d.output == "ledmatrix", layout_antialias=self.p.layout.antialias)
+        self.identify_view = IdentifyView(self.panel_info(), until=now + seconds, font=font,
+                                          antialias=d.antialias, led=led, start=now)
         self.identify_until = now + seconds
         self.refresh_overlay()
         return None

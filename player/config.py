@@ -307,8 +307,9 @@ def _display(root: Node, warnings: list[str]) -> DisplayConfig:
             for err in exc.errors:
                 node.problems.add("display.layout", err)
     font = node.string("font", None)
-    if font is not None and not Path(font).is_file():
-        node.problems.add("display.font", f"no such font file {describe(font)}")
+    if font is not None and font != "pixel" and not (Path(font).is_file() or Path(font).is_dir()):
+        node.problems.add("display.font", f'no such font file or folder "{font}" (or "pixel": '
+                                          "the bundled pixel fonts)")
     sleep, sleep_warnings = parse_sleep_windows(node)
     warnings.extend(sleep_warnings)
     return DisplayConfig(

@@ -222,6 +222,7 @@ class TestCardRunner:
         """
         from .hw.sampler import SensorReadings
         from .render.compositor import Renderer
+        from .render.fonts import screen_style
         from .render.identify import describe_addresses
         from .render.testcard import TestCard
 
@@ -236,8 +237,10 @@ class TestCardRunner:
             start = time.monotonic()
             end = start + seconds if seconds is not None else None
             self._addresses = tuple(describe_addresses())
-            self.card = TestCard(self.panel_info(), readings={}, font=d.font or layout.font,
-                                 antialias=d.antialias, led=d.output == "ledmatrix", tz=tz, start=start)
+            font, led = screen_style(renderer.logical_size, d.font or layout.font,
+                                     ledmatrix=d.output == "ledmatrix", layout_antialias=layout.antialias)
+            self.card = TestCard(self.panel_info(), readings={}, font=font,
+                                 antialias=d.antialias, led=led, tz=tz, start=start)
             renderer.set_overlay(self.card)
             sampler = self._start_sensors()
             self.card.update(readings_of(self._sensors, None, None, self.cfg.trust))

@@ -191,3 +191,84 @@ def test_french_slides_are_read_back(size: tuple[int, int], tmp_path: Path,
     record_property("ocr_words_read", seen[0].share)
     record_property("ocr_words_read_sharp", sharp[0].share)
     assert seen[0].share >= REQUIRED, line
+
+
+# -- alerts ----------------------------------------------------------------------------------
+
+ALERTS = [
+    ("critical", "Crue de la Loire", "Évacuez les berges avant 18 h."),
+    ("warning", "Orages violents", "Restez à l'abri, évitez les routes."),
+    ("info", "Coupure d'eau", "Quartier des Tilleuls jusqu'à midi."),
+    ("critical", "Canicule", "Buvez de l'eau, fermez les volets."),
+]
+ALERT_SECONDS = 25.0  # simulated: every word scrolls across the panel at least once
+
+
+def alert_frames(size: tuple[int, int], tmp_path: Path) -> list[tuple[tuple[str, str], list[pygame.Surface]]]:
+    """Each alert as the real player shows it on a small panel configured like a new user
+    would (png output, no font named) playing a playlist in the ``fullscreen`` layout: the
+    player picks the pixel fonts and the LED look all the same. Once ``alert.displayed`` is out, the player's own
+    renderer is sampled on simulated time every third of a panel width of scrolling, so
+    that every word is whole in at least one frame."""
+    import time
+
+    from player.config import config_from_data
+
+    from test_led_colours import Driven
+
+    cfg = config_from_data({
+        "panel": {"id": "ocr"},
+        "display": {"output": "png", "size": list(size), "path": str(tmp_path / "frame.png")},
+        "mqtt": {"enabled": False}, "state_dir": str(tmp_path / "state"),
+        "brightness": {"fallback": {"day": 100, "night": 100}},
+        "alerts": {"info_mode": "fullscreen"},
+    })
+    panel = Driven(cfg)
+    found = []
+    try:
+        panel.player.start()
+        # The town's playlist names the layout of large screens, as one made for them would.
+        panel.send("panels/ocr/playlist", {"id": "mairie", "version": 1, "layout": "fullscreen", "slides": [
+            {"id": "t", "type": "text", "duration": 60, "title": "Mairie", "body": "Ouverte de 9 h à 12 h"}]})
+        panel.run(10, lambda: panel.seen("playlist.applied"))
+        assert panel.player.layout.name == "fullscreen"
+        step = size[0] / 3 / 24.0  # the LED alert screen scrolls at 24 px/s
+        for i, (level, title, body) in enumerate(ALERTS):
+            panel.send(f"all/alerts/o{i}", {"level": level, "title": title, "body": body})
+            panel.run(10, lambda i=i: panel.seen("alert.displayed", alert=f"o{i}"))
+            view = panel.player.alerts.view
+            assert view.led and view.painter.face.spec == "pixel", "a small panel's alert in the pixel fonts"
+            renderer, now = panel.player.renderer, time.monotonic()
+            seen: dict[bytes, pygame.Surface] = {}
+            t = now
+            while t < now + ALERT_SECONDS:
+                renderer.render(t, WALL)
+                frame = renderer.snapshot()
+                seen.setdefault(hashlib.sha256(pygame.image.tobytes(frame, "RGB")).digest(), frame)
+                t += step
+            found.append(((title, body), list(seen.values())))
+            panel.send(f"all/alerts/o{i}", b"")
+            panel.run(10, lambda i=i: panel.seen("alert.ended", alert=f"o{i}"))
+    finally:
+        panel.player.close()
+    return found
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_french_alerts_are_read_back(size: tuple[int, int], tmp_path: Path,
+                                     record_property: Callable[[str, object], None]) -> None:
+    shown = alert_frames(size, tmp_path)
+    slides = [TextSlide(id=f"a{i}", title=t, body=b, duration=ALERT_SECONDS) for i, ((t, b), _) in enumerate(shown)]
+    counts = [len(frames) for _, frames in shown]
+    texts = ocr([for_ocr(f, SEEN_BLUR) for _, frames in shown for f in frames], tmp_path)
+    per_alert, at = [], 0
+    for slide, n in zip(slides, counts):
+        per_alert.append((slide, texts[at:at + n]))
+        at += n
+    seen, kept = score(per_alert, accents=False), score(per_alert, accents=True)
+    line = (f"{size[0]}x{size[1]}: {seen} of the alerts' words read back (seen; accents kept {kept}); "
+            f"{sum(counts)} frames for {len(slides)} alerts")
+    print("\nOCR legibility of alerts " + line + f"\n  missed: {' '.join(seen.missed)}")
+    record_property("ocr_alert_words_read", seen.share)
+    assert seen.share >= REQUIRED, line

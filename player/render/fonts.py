@@ -342,6 +342,21 @@ def default_font(size: tuple[int, int], font: str | None) -> str | None:
     return font
 
 
+def screen_style(size: tuple[int, int], font: str | None, *, ledmatrix: bool,
+                 layout_antialias: bool = True) -> tuple[str | None, bool]:
+    """``(font, led)`` for the player's own full screens (alert, identify, test card) on a
+    panel of ``size`` pixels: ``font`` (``display.font`` or the layout's) or the default of
+    :func:`default_font`, and ``led``, True for the LED look (no anti-aliasing, one-line
+    texts that scroll, pixel-font sizes) on an LED matrix, with a layout drawn without
+    anti-aliasing, or on any small panel (see :data:`SMALL_PANEL_PX`)::
+
+        screen_style((128, 64), None, ledmatrix=False)      # ('pixel', True)
+        screen_style((1920, 1080), None, ledmatrix=False)   # (None, False)
+    """
+    small = min(size) <= SMALL_PANEL_PX
+    return default_font(size, font), ledmatrix or not layout_antialias or small
+
+
 def open_face(spec: str | None) -> FontFace:
     """The :class:`FontFace` for ``spec`` (None: pygame's bundled font; :data:`PIXEL_FONT`:
     the bundled pixel fonts; a folder: a family of pixel fonts), opened once.
