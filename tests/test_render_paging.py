@@ -324,6 +324,33 @@ def test_a_slide_with_the_title_in_a_header_pages_its_body() -> None:
     assert len({f for _, f, _ in frames}) >= 2
 
 
+def test_a_title_too_long_for_the_header_is_paged_with_the_body_not_shortened() -> None:
+    """The header holds one line; a title it cannot hold at a legible size goes with the
+    body into the main zone, whose pages keep every word, and the header shows no "…"."""
+    size = (128, 64)
+    layout = layout_from_data({"name": "petit", "font": "pixel", "antialias": False, "line_spacing": 1.0,
+                               "zones": [{"name": "t", "role": "title", "rect": [0, 0, 1, 0.25]},
+                                         {"name": "main", "role": "main", "rect": [0, 0.25, 1, 0.75]}]})
+    title = "Collecte des encombrants et des déchets verts"
+    slide = TextSlide("l", title=title, body=ROADWORKS.body, duration=20)
+    with make(size, layout) as r:
+        frames = run(r, slide)
+        text = r._text
+        assert text is not None and text.pages, "the main zone pages the title and the body"
+        shown = "".join(page_text(p) for p in text.pages)
+    assert letters(shown) == letters(title + ROADWORKS.body)
+    header = pygame.Rect(0, 0, 128, 16)
+    for _, frame, _ in frames:  # the header stays empty: nothing is drawn there to be cut
+        assert ink(pygame.image.tobytes(pygame.image.frombytes(frame, size, "RGB").subsurface(header), "RGB"),
+                   header.size) is None
+    # A title that fits the header stays there, as before.
+    with make(size, layout) as r:
+        frames = run(r, TextSlide("c", title="Travaux", body=ROADWORKS.body, duration=20))
+        assert r._text is None or all(not p.title_lines for p in r._text.pages)
+    first = pygame.image.frombytes(frames[0][1], size, "RGB").subsurface(header)
+    assert ink(pygame.image.tobytes(first, "RGB"), header.size) is not None
+
+
 def test_pages_keep_the_slide_colours() -> None:
     slide = TextSlide("c", title="Travaux", body=ROADWORKS.body, duration=10,
                       style=Style(background=(0, 0, 128), color=AMBER))

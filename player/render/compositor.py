@@ -587,7 +587,11 @@ class Renderer:
         self._text = None
         header = layout.zone("title")
         slide = self._slide
-        title_in_header = (header is not None and isinstance(slide, TextSlide) and bool(slide.body.strip()))
+        # The title goes to the header when it fits there on one line; else it stays with
+        # the body in the main zone, where text that does not fit is paged or scrolled
+        # (an ellipsis in the header would drop words).
+        title_in_header = (header is not None and isinstance(slide, TextSlide) and bool(slide.body.strip())
+                           and self._fits_on_one_line(slide.title, _inner(self._rects[header.name], header)))
         for zone in layout.zones:
             rect = self._rects[zone.name]
             inner = _inner(rect, zone)
@@ -614,6 +618,11 @@ class Renderer:
         self._animate(now, wall, force=True)
         self._pending = []
         self._stale = False
+
+    def _fits_on_one_line(self, text: str, inner: pygame.Rect) -> bool:
+        painter = self.painter
+        line = " ".join(painter.prepare(text).split("\n"))
+        return painter.face.width(line, painter.line_px(line, inner.w, inner.h)) <= inner.w
 
     def _draw_main(self, zone: Zone, rect: pygame.Rect, inner: pygame.Rect, title_in_header: bool,
                    now: float) -> None:
