@@ -520,27 +520,81 @@ def test_ticker_with_text_the_font_draws_as_nothing_does_not_hang() -> None:
         pytest.skip(f"{path} missing: install the Debian package xfonts-base")
     painter = TextPainter(open_face(str(path)))
     ticker = Ticker(painter, ["Collecte jeudi"], (64, 16), INK, BG, 24.0, 0.0)
-    assert ticker.strip is None and ticker.next_frame(0.0) is None
+    assert ticker.period == 0 and ticker.next_frame(0.0) is None
     surface = pygame.Surface((64, 16))
     ticker.draw(surface, surface.get_rect(), 1.0)  # returns: nothing to scroll
     assert tuple(surface.get_at((5, 5)))[:3] == BG
 
 
-def test_ticker_strip_stays_within_its_memory_budget() -> None:
-    from player.render.ticker import MAX_STRIP_PIXELS, MAX_STRIP_WIDTH, SEPARATOR, Ticker
+def test_a_ticker_item_as_long_as_a_playlist_allows_scrolls_whole_at_full_size() -> None:
+    """4,000 characters (the longest item a playlist may hold) at 1080p: about 180,000
+    pixels of line, three times what FreeType draws in one piece. The text keeps the size
+    that fills the band, is not cut, and its last word scrolls into view."""
+    from player.content import MAX_TEXT
+    from player.render.ticker import MAX_STRIP_PIXELS, SEPARATOR, Ticker
 
     painter = TextPainter(open_face(None))
-    text = "Évacuez les berges de l'Isère avant 18 h. " * 100  # 4,300 characters
+    sentence = "Évacuez les berges de l'Isère avant 18 h. "
+    text = (sentence * (MAX_TEXT // len(sentence) + 1))[:MAX_TEXT - len(" fin")] + " fin"
+    assert len(text) == MAX_TEXT
+    band = (1920, 108)
+    long = Ticker(painter, [text], band, INK, BG, 160.0, 0.0)
+    short = Ticker(painter, ["Collecte des encombrants jeudi"], band, INK, BG, 160.0, 0.0)
+    assert long._px == short._px  # the same size as a short item: nothing shrinks
+    assert long.text == painter.prepare(text) + SEPARATOR  # nothing cut
+    assert "".join(long.pieces) == long.text
+    assert long.period == painter.face.width(long.text, long._px) > 65_536
+    # The last word: where its piece starts, the band shows exactly that piece's glyphs.
+    last = long.pieces[-1]
+    assert last.startswith("fin") or "fin" in last
+    at = long._starts[-1]
+    surface = pygame.Surface(band)
+    long.draw(surface, surface.get_rect(), at / long.speed + 1e-9)
+    expected = pygame.Surface(band)
+    expected.fill(BG)
+    glyphs = painter.face.render(last, long._px, INK, painter.antialias)
+    expected.blit(glyphs, (0, (band[1] - painter.face.line_height(long._px)) // 2))
+    w = min(band[0], long._widths[-1])
+    got = pygame.image.tobytes(surface.subsurface((0, 0, w, band[1])), "RGB")
+    assert got == pygame.image.tobytes(expected.subsurface((0, 0, w, band[1])), "RGB")
+    # Scrolled through the whole loop, the pieces held rendered stay within the budget.
+    t = 0.0
+    while t * long.speed < long.period + band[0]:
+        long.draw(surface, surface.get_rect(), t)
+        assert long.rendered_pixels <= MAX_STRIP_PIXELS
+        t += band[0] / 2 / long.speed
+    assert len(long._rendered) < len(long.pieces)
+
+
+def test_a_ticker_word_wider_than_a_piece_is_cut_between_pieces_and_shown_whole() -> None:
+    from player.render.ticker import PIECE_WIDTH, Ticker
+
+    painter = TextPainter(open_face(None))
+    address = "https://www.mairie-saint-martin.fr/" + "actualites/" * 60 + "crue"
+    ticker = Ticker(painter, [address], (1920, 80), INK, BG, 100.0, 0.0)
+    assert len(ticker.pieces) > 2 and "".join(ticker.pieces) == ticker.text
+    assert all(w <= PIECE_WIDTH for w in ticker._widths)
+    # Seams are invisible: two pieces side by side draw what the joined text draws.
+    a, b = ticker.pieces[0], ticker.pieces[1]
+    assert painter.face.width(a + b, ticker._px) == ticker._widths[0] + ticker._widths[1]
+
+
+def test_a_tall_ticker_band_keeps_at_least_the_pieces_of_one_frame() -> None:
+    from player.render.ticker import MAX_STRIP_PIXELS, Ticker
+
+    painter = TextPainter(open_face(None))
+    text = "Évacuez les berges de l'Isère avant 18 h. " * 100
     tall = Ticker(painter, [text], (3840, 700), INK, BG, 100.0, 0.0)
-    assert tall.strip is not None
-    assert tall.strip.get_width() * tall.strip.get_height() <= MAX_STRIP_PIXELS
-    assert tall.text == painter.prepare(text) + SEPARATOR  # drawn smaller, not cut
-    low = Ticker(painter, ["x" * 1_000_000], (3840, 64), INK, BG, 100.0, 0.0)
-    assert low.strip is not None and low.strip.get_width() * low.strip.get_height() <= MAX_STRIP_PIXELS
-    assert low.strip.get_width() <= MAX_STRIP_WIDTH and low.period == low.strip.get_width()
-    assert low.text.endswith(ELLIPSIS + SEPARATOR)  # even the smallest size was too long: cut short
+    surface = pygame.Surface((3840, 700))
+    for t in (0.0, 30.0, 61.5, 200.0):
+        tall.draw(surface, surface.get_rect(), t)
+        shown = len(tall._rendered)
+        # Over the budget only with the pieces the frame shows (up to three across 3,840 px).
+        assert shown >= 1 and (tall.rendered_pixels <= MAX_STRIP_PIXELS or shown <= 3)
     usual = Ticker(painter, ["Collecte des encombrants jeudi"], (1920, 80), INK, BG, 100.0, 0.0)
-    assert usual.strip is not None and usual.strip.get_height() == 80  # as before: fills the band
+    assert len(usual.pieces) == 1  # as before: one strip, filling the band
+    usual.draw(pygame.Surface((1920, 80)), pygame.Rect(0, 0, 1920, 80), 0.0)
+    assert usual._rendered[0].get_height() == 80
 
 
 def test_text_wider_than_freetype_boxes_is_measured_right() -> None:
