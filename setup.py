@@ -45,9 +45,14 @@ setup(
         # cryptography: Ed25519 for signed alerts, playlists and commands (JWS EdDSA);
         # the reference implementation, with wheels for aarch64 and armv7.
         "cryptography>=42",
+        # pyphen: hyphenation of long words on narrow zones by the language's own
+        # patterns (LibreOffice's dictionaries: French, English, German...); pure
+        # Python, no compiled part. Without it the player falls back to its rough
+        # French syllable rule.
+        "pyphen>=0.14",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2", "mypy>=1.10", "types-PyYAML"],
+        "test": ["pytest>=8", "hypothesis>=6", "pytest-timeout>=2", "mypy>=1.10", "types-PyYAML", "types-pyphen"],
         # mutation: scripts/mutation.sh (docs/mutation.md); slow, so not in "test" nor every CI run.
         # mutmut 3.8 is the version the driver's configuration and result reading are written for.
         "mutation": ["mutmut>=3.8,<3.9"],

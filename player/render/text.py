@@ -27,11 +27,17 @@ import copy
 import re
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from functools import lru_cache
+from typing import Generic, Literal, TypeVar
 
 import pygame
+
+try:
+    import pyphen
+except ImportError:  # pragma: no cover - a dependency; the syllable rule stands in
+    pyphen = None  # type: ignore[assignment]
 
 from player.render.fonts import SAFE_WIDTH, Color, FontFace
 
@@ -121,6 +127,212 @@ def french_typography(text: str) -> str:
     text = _outside_urls(_OPEN_QUOTE, lambda m: "«" + NBSP, text)
     text = _outside_urls(_CLOSE_QUOTE, lambda m: NBSP + "»", text)
     return _outside_urls(_APOSTROPHE, lambda m: "’", text)
+
+
+DEFAULT_LANG = "fr"
+"""The language of text with none given (``panel.language`` overrides it)."""
+
+
+def primary_language(lang: str | None) -> str:
+    """The primary subtag of a BCP 47 tag, in lower case: ``"fr-CA"`` → ``"fr"``;
+    :data:`DEFAULT_LANG` for None or ``""``."""
+    return (lang or DEFAULT_LANG).replace("_", "-").split("-")[0].lower()
+
+
+def apostrophes(text: str) -> str:
+    """Straight apostrophes after a letter become ’ (``don't`` → ``don’t``); nothing else
+    changes: the typography of text in a language other than French."""
+    return _outside_urls(_APOSTROPHE, lambda m: "’", text)
+
+
+def typography_for(lang: str | None) -> Callable[[str], str]:
+    """The rewriting that suits text in ``lang``: :func:`french_typography` for French
+    (``fr``, ``fr-CA``...), else :func:`apostrophes` only: an English "leave now !" keeps
+    its spaces as typed."""
+    return french_typography if primary_language(lang) == "fr" else apostrophes
+
+
+# --- where a line may break -------------------------------------------------------------
+#
+# Lines break at plain spaces, but not at every one: between two words the glue is
+# BREAK (any line break), SOFT (a break only when the words joined do not fit a line by
+# themselves: a short word or a dash kept with the next word) or HARD (a break only where
+# words must be cut anyway: a number and its unit, a time, a phone number). The text keeps
+# its plain spaces; only the choice of the spaces lines break at changes.
+
+BREAK, SOFT, HARD = 0, 1, 2
+_LEADING = "([{«\"'‘“"
+_TRAILING = "\u00a0\u202f.,;:!?)]}»\"'’”…"
+_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)*(?:er|re|ère|e|è|ème|èmes|es|nd|nde|st|rd|th)?", re.IGNORECASE)
+# Units written after a number, in every language: currencies, percent, SI units.
+_UNITS = frozenset({
+    "€", "$", "£", "¥", "%", "‰", "°", "°C", "°F", "EUR", "CHF", "USD",
+    "km", "m", "cm", "mm", "µm", "kg", "g", "mg", "t", "l", "L", "ml", "mL", "cl", "cL", "dl",
+    "ha", "m²", "m2", "m³", "m3", "km²", "km2", "km/h", "m/s", "kW", "kWh", "MW", "MWh", "W", "V",
+    "Hz", "dB", "s", "ms", "mn", "min",
+})
+_UNITS_FR = frozenset({"h", "j", "an", "ans", "jour", "jours", "mois", "semaine", "semaines",
+                       "heure", "heures", "minute", "minutes", "seconde", "secondes", "km/h", "€/mois",
+                       "places", "personnes", "habitants"})
+_UNITS_EN = frozenset({"am", "pm", "a.m.", "p.m.", "h", "hrs", "mph", "ft", "lb", "lbs", "mi", "oz"})
+_MONTHS_FR = frozenset({"janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+                        "septembre", "octobre", "novembre", "décembre", "janv.", "févr.", "avr.",
+                        "juil.", "sept.", "oct.", "nov.", "déc."})
+_MONTHS_EN = frozenset({"january", "february", "march", "april", "may", "june", "july", "august",
+                        "september", "october", "november", "december", "jan.", "feb.", "mar.", "apr.",
+                        "jun.", "jul.", "aug.", "sep.", "sept.", "oct.", "nov.", "dec."})
+_BEFORE_NUMBER_FR = frozenset({"n°", "nº", "p.", "art.", "m.", "mme", "mlle", "dr", "st", "ste"})
+_DASHES = frozenset({"–", "—", "―", "-", "−"})
+_TWO_DIGITS = re.compile(r"\d\d")
+
+
+def _bare(word: str) -> str:
+    """``word`` without the punctuation around it: ``"(10"`` → ``"10"``, ``"€\u202f!"`` → ``"€"``."""
+    return word.lstrip(_LEADING).rstrip(_TRAILING) or word
+
+
+def _is_number(word: str) -> bool:
+    return _NUMBER.fullmatch(word.lstrip(_LEADING).rstrip(_TRAILING)) is not None
+
+
+def break_rules(words: Sequence[str], lang: str | None = None) -> list[int]:
+    """The glue (:data:`BREAK`, :data:`SOFT`, :data:`HARD`) between each word of
+    ``words`` and the next, by the typographic rules of ``lang``.
+
+    HARD, in every language: a number and the unit after it (``10 €``, ``15 %``,
+    ``12 km``). In French also ``19 h``, ``13 h 30``, ``3 décembre``, ``décembre 2026``,
+    ``12 000``, ``n° 5``, ``M. Martin``, and phone numbers grouped by two
+    (``04 76 12 34 56``, ``+33 4 76 12 34 56``); in English ``7 pm``, ``December 3``.
+    SOFT, in every language: a dash and the word after it, a one- or two-letter word
+    (``à``, ``de``, ``y``, ``a``, ``to``) and the word after it.
+
+    >>> break_rules("samedi à 19 h".split())
+    [0, 1, 2]
+    """
+    primary = primary_language(lang)
+    french, english = primary == "fr", primary == "en"
+    units = _UNITS | (_UNITS_FR if french else _UNITS_EN if english else frozenset())
+    months = _MONTHS_FR if french else _MONTHS_EN if english else frozenset()
+    n = len(words)
+    glue = [BREAK] * max(0, n - 1)
+    bare = [_bare(w) for w in words]
+    number = [_is_number(w) for w in words]
+    for i in range(n - 1):
+        a, b = words[i], words[i + 1]
+        if number[i] and (bare[i + 1] in units or bare[i + 1].lower() in months):
+            glue[i] = HARD
+        elif french and bare[i] == "h" and i and number[i - 1] and _TWO_DIGITS.fullmatch(bare[i + 1]):
+            glue[i] = HARD  # 13 h 30
+        elif bare[i].lower() in months and (re.fullmatch(r"\d{4}", bare[i + 1])
+                                            or (english and number[i + 1])):
+            glue[i] = HARD  # décembre 2026, December 3
+        elif french and re.fullmatch(r"\d{1,3}", a) and re.fullmatch(r"\d{3}", bare[i + 1]):
+            glue[i] = HARD  # 12 000
+        elif french and a.lower() in _BEFORE_NUMBER_FR and (number[i + 1] or b[:1].isupper()):
+            glue[i] = HARD  # n° 5, M. Martin
+        elif a in _DASHES:
+            glue[i] = SOFT
+        elif len(a) <= 2 and a.isalpha() and not (i and glue[i - 1] == HARD and number[i - 1]):
+            glue[i] = SOFT  # a short word, but not the unit of a number before it (19 h)
+    if french:
+        _glue_phone_numbers(words, glue)
+    return glue
+
+
+def _glue_phone_numbers(words: Sequence[str], glue: list[int]) -> None:
+    """French phone numbers grouped by two: ``04 76 12 34 56``, ``+33 4 76 12 34 56``."""
+    n = len(words)
+    for i in range(n):
+        w = words[i].lstrip(_LEADING)
+        if re.fullmatch(r"0\d", w):
+            start, pairs = i, 4
+        elif w == "+33" and i + 1 < n and re.fullmatch(r"\d", words[i + 1]):
+            start, pairs = i + 1, 4
+        else:
+            continue
+        end = start + pairs
+        if end >= n:
+            continue
+        middle = all(_TWO_DIGITS.fullmatch(words[k]) for k in range(start + 1, end))
+        if middle and _TWO_DIGITS.fullmatch(_bare(words[end])):
+            for k in range(i, end):
+                glue[k] = HARD
+
+
+@lru_cache(maxsize=512)
+def _groups(paragraph: str, lang: str) -> tuple[tuple[str, ...], ...]:
+    """``paragraph``'s words as groups kept on one line when they fit there (joined by
+    SOFT or HARD glue), each group a tuple of runs joined by HARD glue (a run is its
+    words with their spaces)."""
+    words = [w for w in paragraph.split(" ") if w]
+    if not words:
+        return ()
+    glue = break_rules(words, lang)
+    groups: list[tuple[str, ...]] = []
+    runs: list[str] = []
+    run = [words[0]]
+    for word, g in zip(words[1:], glue):
+        if g == HARD:
+            run.append(word)
+            continue
+        runs.append(" ".join(run))
+        run = [word]
+        if g == BREAK:
+            groups.append(tuple(runs))
+            runs = []
+    runs.append(" ".join(run))
+    groups.append(tuple(runs))
+    return tuple(groups)
+
+
+# --- long words and addresses -----------------------------------------------------------
+
+_URL_WORD = re.compile(r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://|www\.)\S+|[\w.+-]+@[\w-]+\.\S+|[\w-]+(?:\.[\w-]+)+/\S*")
+_URL_BEFORE = frozenset(".?&#=-_@~%,;")
+
+
+def is_url(word: str) -> bool:
+    """True when ``word`` is a web or e-mail address (``https://…``, ``www.…``,
+    ``mairie.example/page``, ``accueil@mairie.example``), with punctuation around it."""
+    return _URL_WORD.fullmatch(word.lstrip(_LEADING).rstrip(".,;:!?)]}»\"'’…\u00a0\u202f")) is not None
+
+
+def url_breaks(url: str) -> tuple[list[int], list[int]]:
+    """Where an address may be cut, as lengths of the first piece: after a ``/`` (but
+    not inside ``//``), the best; and before ``. ? & # = - _ @``, the others. No hyphen is
+    added at either: the address reads the same once joined."""
+    slashes = [i + 1 for i in range(len(url) - 1) if url[i] == "/" and url[i + 1] != "/"]
+    others = [i for i in range(1, len(url)) if url[i] in _URL_BEFORE and url[i - 1] not in _URL_BEFORE]
+    return slashes, others
+
+
+_LETTER_RUN = re.compile(r"[^\W\d_]{5,64}")
+
+
+@lru_cache(maxsize=16)
+def _dictionary(lang: str) -> pyphen.Pyphen | None:
+    """The hyphenation patterns of ``lang`` (a BCP 47 tag), None when pyphen has none."""
+    if pyphen is None:
+        return None
+    found = pyphen.language_fallback(lang.replace("-", "_"))
+    if found is None:
+        return None
+    # Two letters at least before a cut and three after, as French typesetters require.
+    return pyphen.Pyphen(lang=found, left=2, right=3)
+
+
+def hyphenation_points(word: str, lang: str | None = None) -> list[int] | None:
+    """Where ``word`` may be hyphenated by ``lang``'s patterns (pyphen), as lengths of the
+    first piece, ascending; None when there are no patterns for the language. Each run of
+    letters is hyphenated on its own (``l’intercommunalité``, ``municipales\u00a0:``); runs
+    longer than 64 letters are not words and get no points."""
+    dic = _dictionary(lang or DEFAULT_LANG)
+    if dic is None:
+        return None
+    points: list[int] = []
+    for m in _LETTER_RUN.finditer(word):
+        points.extend(m.start() + int(p) for p in dic.positions(m.group(0)))
+    return points
 
 
 PAGE_SEPARATOR = " – "
@@ -236,6 +448,10 @@ class TextPainter:
     6 px for a scalable font); give ``face.legible_px(antialias)`` for text people must read.
     ``hyphenate``: a word too wide for the box is cut where a typesetter would, with a
     hyphen (see :meth:`wrap`), rather than anywhere without one.
+    ``lang``: the language of the text (a BCP 47 tag, default ``fr``): it chooses the
+    typography when ``typography`` is ``"auto"`` (:func:`typography_for`), the rules of
+    where lines may break (:func:`break_rules`) and the hyphenation patterns.
+    :meth:`for_lang` gives the same painter for text in another language.
     """
 
     def __init__(
@@ -243,20 +459,43 @@ class TextPainter:
         face: FontFace,
         antialias: bool = True,
         line_spacing: float = 1.15,
-        typography: Callable[[str], str] | None = french_typography,
+        typography: Callable[[str], str] | None | Literal["auto"] = "auto",
         min_px: int | None = None,
         hyphenate: bool = False,
+        lang: str = DEFAULT_LANG,
     ) -> None:
         self.face = face
         self.antialias = antialias
         self.line_spacing = line_spacing
-        self.typography = typography
+        self.lang = lang or DEFAULT_LANG
+        self._auto_typography = typography == "auto"
+        self.typography: Callable[[str], str] | None = (
+            typography_for(self.lang) if typography == "auto" else typography)
         self.min_px = min_px
         self.hyphenate = hyphenate
+        self._siblings: dict[str, TextPainter] = {self.lang: self}
         self._fit_cache: LRU[tuple[str, str, int, int], FittedText] = LRU(256)
         self._pages_cache: LRU[tuple[str, str, int, int, int], tuple[FittedText, ...]] = LRU(64)
         self._estimator: TextPainter | None = None
         self._lines: LRU[tuple[str, int, tuple[int, ...]], pygame.Surface] = LRU(LINE_CACHE_BYTES, _surface_bytes)
+
+    def for_lang(self, lang: str | None) -> TextPainter:
+        """This painter for text in ``lang`` (None: this painter's own language): same
+        face, sizes and rendered lines, with the typography, line breaks and hyphenation
+        of that language. Made once per language and kept."""
+        if not lang or lang == self.lang:
+            return self
+        painter = self._siblings.get(lang)
+        if painter is None:
+            painter = copy.copy(self)
+            painter.lang = lang
+            if self._auto_typography:
+                painter.typography = typography_for(lang)
+            painter._fit_cache = LRU(256)
+            painter._pages_cache = LRU(64)
+            painter._estimator = None
+            self._siblings[lang] = painter
+        return painter
 
     # --- measuring ----------------------------------------------------------------------
 
@@ -278,15 +517,25 @@ class TextPainter:
     def _break_word(self, word: str, px: int, width: int, hyphen: bool = False) -> list[str]:
         """``word`` cut into pieces each as wide as fits (at least one character each).
 
-        With ``hyphen`` the cuts are a typesetter's: after a hyphen the word has (Saint-|Vincent),
-        else between two letters with two characters at least before and three letters or
-        digits after, between syllables when it can (dé-place-ments), marked with "-"
-        (counted in the piece's width); anywhere only when no such cut fits."""
+        An address (:func:`is_url`) is cut where :func:`url_breaks` allows, never with a
+        hyphen. With ``hyphen`` the cuts are a typesetter's: after a hyphen the word has
+        (Saint-|Vincent), else where the language's hyphenation patterns allow
+        (com-pré-hen-sion, by pyphen), else between two letters with two characters at
+        least before and three letters or digits after, between French syllables when it
+        can (dé-place-ments), marked with "-" (counted in the piece's width); anywhere
+        only when no such cut fits. Every character of ``word`` is kept, in order."""
+        if is_url(word):
+            return self._break_url(word, px, width, anywhere=True) or [word]
         pieces = []
-        while hyphen and len(word) > 1 and self.face.width(word, px) > width:
-            n = self._hyphen_cut(word, px, width)
-            pieces.append(word[:n] if word[n - 1] == "-" else word[:n] + "-")
-            word = word[n:]
+        if hyphen and len(word) > 1 and self.face.width(word, px) > width:
+            points = hyphenation_points(word, self.lang)
+            done = 0
+            while len(word) > 1 and self.face.width(word, px) > width:
+                local = None if points is None else [p - done for p in points if p > done]
+                n = self._hyphen_cut(word, px, width, local)
+                pieces.append(word[:n] if word[n - 1] == "-" else word[:n] + "-")
+                word = word[n:]
+                done += n
         while word:
             # The longest prefix that fits; one character at least.
             lo = last_true(1, len(word), lambda n: self.face.width(word[:n], px) <= width)
@@ -296,50 +545,135 @@ class TextPainter:
             word = word[lo:]
         return pieces
 
-    def _hyphen_cut(self, word: str, px: int, width: int) -> int:
-        """Where to cut ``word`` (too wide) for :meth:`_break_word` with hyphens: the length of the first piece."""
+    def _break_url(self, url: str, px: int, width: int, anywhere: bool) -> list[str] | None:
+        """``url`` cut into pieces each no wider than ``width``, at the longest piece that
+        fits at each cut: after a "/" when one fits, else before ``. ? & # = - _ @``
+        (:func:`url_breaks`); when none fits, anywhere if ``anywhere``, else None.
+        Joined, the pieces give ``url`` back."""
+        fits = self.face.width
+        pieces: list[str] = []
+        while fits(url, px) > width:
+            slashes, others = url_breaks(url)
+            n = 0
+            for cuts in (slashes, others):
+                i = last_true(-1, len(cuts) - 1, lambda k: fits(url[:cuts[k]], px) <= width)
+                if i >= 0:
+                    n = cuts[i]
+                    break
+            if n == 0:
+                if not anywhere:
+                    return None
+                n = last_true(1, len(url) - 1, lambda k: fits(url[:k], px) <= width)
+            pieces.append(url[:n])
+            url = url[n:]
+        pieces.append(url)
+        return pieces
+
+    def _hyphen_cut(self, word: str, px: int, width: int, points: list[int] | None = None) -> int:
+        """Where to cut ``word`` (too wide) for :meth:`_break_word` with hyphens: the length
+        of the first piece. ``points``: where the language's patterns allow a hyphen (None:
+        no patterns for it, the French syllable rule stands in when the text is French)."""
         fits = self.face.width
         after_hyphen = [i + 1 for i in range(1, len(word) - 1) if word[i] == "-"]
         kept = [n for n in after_hyphen if fits(word[:n], px) <= width]
         if kept:
             return kept[-1]
         longest = last_true(1, len(word) - 1, lambda n: fits(word[:n] + "-", px) <= width)
+        if points:
+            allowed = [n for n in points if 1 < n <= longest]
+            if allowed:
+                return allowed[-1]
         letters = [n for n in range(longest, 1, -1)
                    if word[n - 1].isalpha() and word[n].isalpha() and sum(c.isalnum() for c in word[n:]) >= 3]
-        for n in letters:
-            if _syllable_cut(word, n):
-                return n
+        if points is None and primary_language(self.lang) == "fr":
+            for n in letters:
+                if _syllable_cut(word, n):
+                    return n
         if letters:
             return letters[0]
         while longest > 1 and unicodedata.combining(word[longest]):
             longest -= 1  # keep accents with their letter
         return longest
 
+    def _chunks(self, group: tuple[str, ...], px: int, width: int) -> list[tuple[str, ...]]:
+        """The runs of a group too wide for a line, in chunks that each fit one (or single
+        runs), chosen from the end so that a word keeps the short words before it
+        (``et`` / ``un vide-grenier`` rather than ``et un`` / ``vide-grenier``)."""
+        if len(group) > 32:  # not words, or not a group worth the search
+            return [(run,) for run in group]
+        chunks: list[tuple[str, ...]] = []
+        end = len(group)
+        while end > 0:
+            start = end - 1
+            while start > 0 and self.face.width(" ".join(group[start - 1:end]), px) <= width:
+                start -= 1
+            chunks.append(group[start:end])
+            end = start
+        return chunks[::-1]
+
     def wrap(self, text: str, px: int, width: int, break_words: bool, hyphen: bool | None = None) -> list[str] | None:
         """Lines of ``text`` no wider than ``width`` at ``px``; None when a word is too
         wide and ``break_words`` is False (True: it is cut, with hyphens when ``hyphen``,
-        default :attr:`hyphenate`). Breaks only at spaces (never at no-break ones)."""
+        default :attr:`hyphenate`).
+
+        Lines break only at plain spaces (never at no-break ones), and by the rules of
+        :func:`break_rules` for the painter's language: words joined by SOFT glue (a short
+        word or a dash and the next word) go to the next line together, and are parted
+        only when together they do not fit a line; words joined by HARD glue (``19 h``,
+        ``10 €``, ``04 76 12 34 56``) are parted only where words must be cut anyway
+        (``break_words``). An address too wide for a line is cut at its slashes (see
+        :meth:`_break_url`) even without ``break_words``."""
         if hyphen is None:
             hyphen = self.hyphenate
+        fits = self.face.width
         lines: list[str] = []
+        current = ""
+
+        def place(piece: str) -> bool:
+            """``piece`` added to the current line, or starting the next one; False
+            when it does not fit a line by itself."""
+            nonlocal current
+            if current:
+                candidate = f"{current} {piece}"
+                if fits(candidate, px) <= width:
+                    current = candidate
+                    return True
+                if fits(piece, px) <= width:
+                    lines.append(current)
+                    current = piece
+                    return True
+                return False
+            if fits(piece, px) <= width:
+                current = piece
+                return True
+            return False
+
         for paragraph in text.split("\n"):
             current = ""
-            for word in paragraph.split(" "):
-                if not word:
+            for group in _groups(paragraph, self.lang):
+                if len(group) > 1 and place(" ".join(group)):
                     continue
-                candidate = f"{current} {word}" if current else word
-                if self.face.width(candidate, px) <= width:
-                    current = candidate
-                    continue
-                if current:
-                    lines.append(current)
-                if self.face.width(word, px) <= width:
-                    current = word
-                elif not break_words:
-                    return None
-                else:
-                    *full, current = self._break_word(word, px, width, hyphen)
-                    lines.extend(full)
+                for chunk in self._chunks(group, px, width):
+                    if len(chunk) > 1 and place(" ".join(chunk)):
+                        continue  # (a chunk of several runs always fits a line)
+                    run = chunk[0]
+                    if place(run):
+                        continue
+                    words = run.split(" ")
+                    if len(words) > 1 and not break_words:
+                        return None
+                    for word in words:
+                        if place(word):
+                            continue
+                        pieces = self._break_url(word, px, width, anywhere=break_words) if is_url(word) else None
+                        if pieces is None:
+                            if not break_words:
+                                return None
+                            pieces = self._break_word(word, px, width, hyphen)
+                        if current:
+                            lines.append(current)
+                        *full, current = pieces
+                        lines.extend(full)
             lines.append(current)
         return lines
 
