@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import yaml
 
 from .alerts import AlertsConfig, parse_alerts_config
+from .content import DEFAULT_LANGUAGE, language_problem, normalize_language
 from .errors import ConfigError
 from .hw.config import BrightnessConfig, SensorsConfig, parse_brightness, parse_sensors
 from .layout import Layout, builtin_layouts, load_layout
@@ -40,6 +41,7 @@ class PanelConfig:
     timezone: str | None = None  # None: the system's
     location: tuple[float, float] | None = None  # (lat, lon)
     name: str = ""  # shown on the test card and the identify screen
+    language: str = "fr"  # BCP 47 tag: the language of slides that name none (their `lang`)
 
     def tz(self) -> ZoneInfo:
         """The panel's timezone: the configured one, else the system's, else UTC."""
@@ -189,7 +191,7 @@ def system_timezone() -> ZoneInfo:
 
 
 def _panel(root: Node) -> PanelConfig | None:
-    node = root.section("panel", {"id", "groups", "timezone", "location", "name"}, required=True)
+    node = root.section("panel", {"id", "groups", "timezone", "location", "name", "language"}, required=True)
     pid = node.string("id", pattern=PANEL_ID)
     groups: list[str] = []
     for g in node.items("groups", None, max_items=16) or []:
@@ -214,9 +216,14 @@ def _panel(root: Node) -> PanelConfig | None:
         if lat is not None and lon is not None:
             location = (float(lat), float(lon))
     name = node.string("name", "", max_length=80, allow_empty=True)
+    language = node.string("language", DEFAULT_LANGUAGE, max_length=35)
+    if language is not None and language_problem(language):
+        node.problems.add("panel.language", language_problem(language) or "")
+        language = None
     if pid is None:
         return None
-    return PanelConfig(id=pid, groups=tuple(groups), timezone=tz, location=location, name=name or "")
+    return PanelConfig(id=pid, groups=tuple(groups), timezone=tz, location=location, name=name or "",
+                       language=normalize_language(language or DEFAULT_LANGUAGE))
 
 
 def _png_dots(led: Node, default: int) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any, Union
@@ -33,6 +34,63 @@ MAX_TEXT = 4000
 MAX_TICKER_ITEMS = 50
 
 RGB = tuple[int, int, int]
+
+DEFAULT_LANGUAGE = "fr"
+# ISO 639-1: the two-letter language codes a BCP 47 tag starts with.
+ISO_639_1 = frozenset("""
+aa ab ae af ak am an ar as av ay az ba be bg bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de dv dz
+ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii
+ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi
+mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw
+sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk
+ur uz ve vi vo wa wo xh yi yo za zh zu""".split())
+# Three-letter codes (ISO 639-2) of languages that have a two-letter one: BCP 47 uses the latter.
+_TWO_LETTER_OF = {"fra": "fr", "fre": "fr", "eng": "en", "deu": "de", "ger": "de", "ita": "it", "spa": "es",
+                  "por": "pt", "nld": "nl", "dut": "nl", "bre": "br", "eus": "eu", "baq": "eu", "cat": "ca",
+                  "cos": "co", "oci": "oc", "ara": "ar", "tur": "tr", "pol": "pl", "rus": "ru", "ukr": "uk",
+                  "ron": "ro", "rum": "ro", "zho": "zh", "chi": "zh"}
+_LANGUAGE_TAG = re.compile(r"([A-Za-z]{2,3})(?:-([A-Za-z]{4}))?(?:-([A-Za-z]{2}|\d{3}))?")
+# Characters that show nothing although Unicode does not class them as spaces or format
+# characters (Hangul fillers, the blank Braille pattern).
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def language_problem(tag: str) -> str | None:
+    """Why ``tag`` is not a language tag the panel accepts, or None when it is: a BCP 47
+    tag made of a language (ISO 639-1 two letters, or three letters for a language with no
+    two-letter code), an optional script and an optional region: ``fr``, ``en``, ``de``,
+    ``fr-CA``, ``sr-Latn-RS``, ``gsw``."""
+    example = 'a language tag such as "fr", "en", "de" or "fr-CA" (BCP 47)'
+    m = _LANGUAGE_TAG.fullmatch(tag)
+    if m is None:
+        return f"expected {example}, got {describe(tag)}"
+    primary = m.group(1).lower()
+    if primary in _TWO_LETTER_OF:
+        return f'expected {example}, got {describe(tag)} (use "{_TWO_LETTER_OF[primary]}")'
+    if len(primary) == 2 and primary not in ISO_639_1:
+        return f"unknown language {describe(m.group(1))} in {describe(tag)}; expected {example}"
+    return None
+
+
+def normalize_language(tag: str) -> str:
+    """A valid tag (:func:`language_problem`) in its usual case: ``FR-ca`` → ``fr-CA``."""
+    m = _LANGUAGE_TAG.fullmatch(tag)
+    if m is None:
+        return tag
+    parts = [m.group(1).lower()]
+    if m.group(2):
+        parts.append(m.group(2).title())
+    if m.group(3):
+        parts.append(m.group(3).upper())
+    return "-".join(parts)
+
+
+def visible(text: str) -> bool:
+    """True when ``text`` shows something: a character other than spaces (no-break ones
+    too), line breaks, format characters (zero-width spaces and joiners, soft hyphens,
+    byte-order marks) and other characters that draw nothing."""
+    return any(not c.isspace() and unicodedata.category(c)[0] not in "ZC" and c not in _BLANK_LETTERS
+               for c in text)
 
 
 def parse_color(text: str) -> RGB:
@@ -72,6 +130,7 @@ class TextSlide:
     duration: float = DEFAULT_DURATION
     schedule: Schedule | None = None
     type: str = "text"
+    lang: str | None = None  # BCP 47 tag; None: the panel's (panel.language)
 
 
 @dataclass(frozen=True)
@@ -212,17 +271,29 @@ def _slide(node: Node) -> Slide | None:
         node.problems.add(node.path, f"expected a mapping, got {describe(node.value)}")
         return None
     kind = node.string("type", choices=("text", "image"))
-    allowed = common | ({"title", "body", "style"} if kind == "text" else
+    allowed = common | ({"title", "body", "style", "lang"} if kind == "text" else
                         {"asset", "url", "fit"} if kind == "image" else set(node.value))
     node.is_mapping(allowed)
     slide_id = node.string("id", pattern=ID_PATTERN)
     duration = node.number("duration", DEFAULT_DURATION, minimum=0, maximum=86400, exclusive_minimum=True)
     schedule = _schedule(node.child("schedule"))
     if kind == "text":
+        before = len(node.problems.errors)
         title = node.string("title", "", max_length=MAX_TEXT, allow_empty=True)
         body = node.string("body", "", max_length=MAX_TEXT, allow_empty=True)
-        if not (title or body) and not node.problems:
-            node.problems.add(node.path, "a text slide needs a title or a body")
+        if len(node.problems.errors) == before and not (visible(title or "") or visible(body or "")):
+            shown = f"text slide {describe(slide_id)}" if slide_id is not None else "a text slide"
+            blank = "are empty" if not (title or body) else "show nothing (only spaces or invisible characters)"
+            node.problems.add(node.path, f"{shown} needs a title or a body with visible text: its title and body "
+                                         f"{blank}")
+        lang = node.string("lang", None, max_length=35)
+        if lang is not None:
+            problem = language_problem(lang)
+            if problem:
+                node.problems.add(f"{node.path}.lang", problem)
+                lang = None
+            else:
+                lang = normalize_language(lang)
         st = node.section("style", {"background", "color", "align"})
         background = st.string("background", "#000000", pattern=COLOR_PATTERN)
         color = st.string("color", "#ffffff", pattern=COLOR_PATTERN)
@@ -232,7 +303,7 @@ def _slide(node: Node) -> Slide | None:
         return TextSlide(id=slide_id, title=title or "", body=body or "",
                          style=Style(parse_color(background or "#000000"), parse_color(color or "#ffffff"),
                                      align or "center"),
-                         duration=float(duration or DEFAULT_DURATION), schedule=schedule)
+                         duration=float(duration or DEFAULT_DURATION), schedule=schedule, lang=lang)
     if kind == "image":
         asset = node.string("asset", pattern=SHA_PATTERN)
         url = node.string("url", None, max_length=2048)
