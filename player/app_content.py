@@ -41,6 +41,7 @@ class ContentPart:
         self.manager = PlaylistManager(cfg.panel.groups, self.has_asset, cfg.storage.asset_wait_s)
         self.rotation = Rotation(())
         self.slide_ends: float | None = None
+        self.waiting = False  # an image slide waits for its picture (decoded in the background)
         self.idle_until: float | None = None
         self.fetcher: Any = None
         self.requested: set[str] = set()
@@ -197,6 +198,8 @@ class ContentPart:
         self.want_from_broker()
         if decision.apply is not None:
             self.apply(decision.apply, now)
+        elif self.waiting:
+            self.poll(now, wall)
         elif (self.slide_ends is not None and now >= self.slide_ends) or (
                 self.idle_until is not None and now >= self.idle_until):
             self.next_slide(now)
@@ -207,6 +210,7 @@ class ContentPart:
     def pause(self) -> None:
         """The screen is off: no slide turns (and no image is decoded) until :meth:`resume`."""
         self.slide_ends = self.idle_until = None
+        self.waiting = False
 
     def resume(self, now: float) -> None:
         """The screen is back on: the next slide, with its full duration."""
@@ -265,6 +269,7 @@ class ContentPart:
 
     def show_playlist(self, playlist: Playlist, now: float) -> None:
         self.broken.clear()
+        self.p.renderer.retain_images(playlist.assets())  # the old playlist's pictures go
         self.p.set_layout(playlist.layout or self.p.cfg.display.layout)
         self.p.renderer.set_ticker(playlist.ticker, now)
         self.rotation.replace(playlist.slides)
@@ -289,21 +294,49 @@ class ContentPart:
                     self.p.report_error(f"slide {slide.id}: image sha256:{slide.asset} is missing")
                     continue
             try:
-                self.p.renderer.show(slide, now, path)
+                # Never decodes here: a picture not decoded yet is waited for (see poll).
+                shown = self.p.renderer.show(slide, now, path, wait=False)
             except AssetError as exc:
                 if isinstance(slide, ImageSlide):
                     self.broken.add(slide.asset)
                 self.p.report_error(f"slide {slide.id}: {exc}")
                 continue
-            self.slide_ends = now + slide.duration
             self.idle_until = None
-            self.prefetch(wall)
+            if shown:
+                self.slide_ends = now + slide.duration
+                self.waiting = False
+                self.prefetch(wall)
+            else:
+                self.slide_ends = None  # its time starts when its picture is on screen
+                self.waiting = True
             return
+        self.waiting = False
         # Nothing eligible: the idle screen until some slide may become eligible.
         self.p.renderer.show(None, now, None)
         self.slide_ends = None
         nxt = self.rotation.next_eligible(wall, tz)
         self.idle_until = now + min(3600.0, max(1.0, (nxt - wall).total_seconds())) if nxt else now + 3600.0
+
+    def poll(self, now: float, wall: datetime) -> None:
+        """Show the slide waiting for its picture once it is decoded; its time starts then.
+        The screen keeps its picture meanwhile (ticker, clock and alerts run on)."""
+        slide = self.p.renderer.waiting
+        if slide is None:  # no longer waited for (another screen came and went): move on
+            self.waiting = False
+            self.next_slide(now)
+            return
+        try:
+            shown = self.p.renderer.poll(now)
+        except AssetError as exc:
+            self.waiting = False
+            self.broken.add(slide.asset)
+            self.p.report_error(f"slide {slide.id}: {exc}")
+            self.next_slide(now)
+            return
+        if shown:
+            self.waiting = False
+            self.slide_ends = now + slide.duration
+            self.prefetch(wall)
 
     def prefetch(self, wall: datetime) -> None:
         slide = self.rotation.peek(wall, self.p.tz)

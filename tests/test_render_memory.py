@@ -81,7 +81,7 @@ def test_the_fade_layer_exists_only_during_a_transition() -> None:
     assert layer() is None
 
 
-def test_a_shown_picture_leaves_the_cache_and_the_next_decode_waits_for_it(tmp_path: Path) -> None:
+def test_a_shown_picture_stays_in_the_cache_and_the_next_decode_waits_for_it(tmp_path: Path) -> None:
     paths = []
     for i, colour in enumerate((RED, BLUE)):
         paths.append(tmp_path / f"p{i}.png")
@@ -94,13 +94,17 @@ def test_a_shown_picture_leaves_the_cache_and_the_next_decode_waits_for_it(tmp_p
         assert len(cache) == 1 and not any(cache.pending(k) for k in [("image", slides[1].asset, (160, 90), "cover", (0, 0, 0))])
         drawn = r.render(T0, WALL)
         assert drawn is not None and tuple(drawn[0].get_at((80, 45)))[:3] == RED
-        wait_until(lambda: len(cache) == 1 and cache.bytes_used == 160 * 90 * 3, 5,
-                   "only the next picture in the cache")
+        wait_until(lambda: len(cache) == 2 and cache.bytes_used == 2 * 160 * 90 * 3, 5,
+                   "the shown picture and the next one in the cache")
         paths[1].unlink()  # showing it must not need the file
-        r.show(slides[1], T0 + 1, image_path=paths[1])
+        r.show(slides[1], T0 + 1, image_path=paths[1], wait=False)
         drawn = r.render(T0 + 1, WALL)
         assert drawn is not None and tuple(drawn[0].get_at((80, 45)))[:3] == BLUE
-        assert len(cache) == 0
+        paths[0].unlink()
+        assert r.show(slides[0], T0 + 2, image_path=paths[0], wait=False)  # decoded once, kept
+        drawn = r.render(T0 + 2, WALL)
+        assert drawn is not None and tuple(drawn[0].get_at((80, 45)))[:3] == RED
+        assert cache.decodes == 2
 
 
 def test_prefetch_makes_room_before_decoding(tmp_path: Path) -> None:
@@ -114,7 +118,7 @@ def test_prefetch_makes_room_before_decoding(tmp_path: Path) -> None:
             cache.load_now(i, paths[i], (40, 30), "stretch", (0, 0, 0))
         assert cache.bytes_used == 2 * per_image
         assert cache.prefetch(2, paths[2], (40, 30), "stretch", (0, 0, 0))
-        assert 0 not in cache and cache.bytes_used == per_image  # evicted before the decode starts
+        assert 1 not in cache and cache.bytes_used == per_image  # evicted (most recently used) before the decode starts
         wait_until(lambda: 2 in cache, 5, "the prefetched picture")
         assert cache.bytes_used == 2 * per_image
 

@@ -20,10 +20,14 @@ in place, frame after frame (it is what is shown meanwhile); the *output* layer,
 exists only while an overlay or software dimming sits on top (dimming needs none when the
 output dims while copying the frame: see ``dim_output``); and the *physical* frame
 when the panel is rotated. A full frame is 8 MB at 1920x1080, so the optional layers are
-released as soon as they are no longer needed. Likewise a decoded picture leaves the
-image cache once it is drawn into the scene (the cache then holds only what is to come),
-and the next picture's decoding waits until the current one is drawn and any transition
-has ended, rather than overlapping them.
+released as soon as they are no longer needed. The next picture's decoding waits until
+the current one is drawn and any transition has ended, rather than overlapping them.
+
+Pictures are decoded in the image cache's thread, never on the main loop: an image slide
+whose picture is not decoded yet waits (``show(..., wait=False)`` returns False) while
+the screen keeps what it shows, ticker and clock running, and :meth:`Renderer.poll`
+puts it on screen once its picture is ready. Decoded pictures stay in the cache (within
+its bound), so a slide that comes round again is not decoded again.
 
 A still picture costs nothing: :meth:`Renderer.render` returns None and
 :meth:`Renderer.next_deadline` None. A scrolling ticker dirties only its band; a minute
@@ -49,7 +53,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -62,7 +66,7 @@ from ..errors import AssetError
 from ..layout import Layout, Zone
 from .clock import Clock, french_date
 from .fonts import default_font, open_face
-from .images import ImageCache
+from .images import ImageCache, default_cache_bytes
 from .outputs.base import dim, dim_level
 from .text import FittedText, TextPainter, converted
 from .ticker import Ticker
@@ -70,6 +74,7 @@ from .transitions import make_transition
 
 ROTATIONS = (0, 90, 180, 270)
 MAX_CLOCK_SLEEP = 60.0  # re-check the clock at least this often, in case the wall clock jumps
+IMAGE_POLL_S = 0.05  # how often a picture being decoded is looked for, at most, on a still screen
 IDLE_TIME_SHARE = 0.6  # of the idle screen's height for the time; the date below
 PAGE_MIN_S = 3.0
 """Seconds a page of a paged slide should stay up to be read: the text is set as large as
@@ -242,8 +247,8 @@ class Renderer:
     override the layout's own; with neither font, a small panel uses the bundled pixel
     fonts (:func:`~player.render.fonts.default_font`). Text is never laid out below the
     face's legible size (:meth:`~player.render.fonts.FontFace.legible_px`). ``images`` is
-    the decoded-image cache shared with the app (one is made, holding three frames'
-    worth, when omitted). ``dim_output`` is the
+    the decoded-image cache shared with the app (one is made, sized from the device's
+    memory by :func:`~player.render.images.default_cache_bytes`, when omitted). ``dim_output`` is the
     output's ``set_dim`` when it can dim while it copies frames (png, fbdev): software
     dimming is then handed to it and costs no full-frame layer here.
     """
@@ -274,15 +279,16 @@ class Renderer:
         self._deferred: tuple[ImageSlide, Path] | None = None  # a prefetch waiting for its turn
         self._frame = pygame.Surface(self.size) if rotation else None
         self._own_images = images is None
-        self._images = images if images is not None else ImageCache(3 * lw * lh * 4)
+        self._images = images if images is not None else ImageCache(default_cache_bytes(self.logical_size))
         self._full_rect = pygame.Rect(0, 0, lw, lh)
 
         self._slide: TextSlide | ImageSlide | None = None
         self._slide_start = 0.0  # monotonic time the slide was shown at
         self._text: _SlideText | None = None  # the slide's pages or scrolling line, if it needs them
-        self._image: pygame.Surface | None = None  # loaded, not yet drawn into the scene
-        self._image_key: tuple[object, ...] | None = None
+        self._image_key: tuple[object, ...] | None = None  # the image slide's picture in the cache
+        self._image_drawn = False  # that picture is in the scene
         self._image_path: Path | None = None
+        self._waiting: tuple[ImageSlide, Path] | None = None  # a slide waiting for its picture
         self._ticker_items: tuple[str, ...] = ()
         self._ticker_start = 0.0
         self._ticker: Ticker | None = None
@@ -324,10 +330,11 @@ class Renderer:
         self._end_transition()
         self._stale = True
         if isinstance(self._slide, ImageSlide) and self._image_path is not None:
-            try:
-                self._image = self._load(self._slide, self._image_path, sync=True)
-            except AssetError:
-                self._image = None  # main zone shows its background; the next show() moves on
+            # Drawn once decoded at the new size (the main zone shows its background meanwhile).
+            self._image_key = self._request(self._slide, self._image_path, urgent=True)
+            self._image_drawn = False
+        if self._waiting is not None:
+            self._request(*self._waiting, urgent=True)
         self._build_ticker()
 
     def set_ticker(self, items: Sequence[str], now: float) -> None:
@@ -339,33 +346,74 @@ class Renderer:
         self._ticker_start = now
         self._build_ticker()
 
-    def show(self, slide: TextSlide | ImageSlide | None, now: float, image_path: Path | None = None) -> None:
+    def show(self, slide: TextSlide | ImageSlide | None, now: float, image_path: Path | None = None,
+             *, wait: bool = True) -> bool:
         """Show ``slide`` (None: the idle screen, a big clock and the date), with the transition.
 
-        An image slide needs ``image_path``. Raises :class:`AssetError` when the image
-        is missing or cannot be decoded: the screen then keeps its current picture and
-        the caller should skip the slide and report the error.
+        An image slide needs ``image_path``. When its picture is not decoded yet:
+        with ``wait`` (tools), it is decoded here; without (the player's main loop), it
+        is decoded in the cache's thread and the slide waits: False is returned, the
+        screen keeps what it shows, and :meth:`poll` shows the slide once its picture is
+        ready. True when the slide is on screen (from the next :meth:`render`).
+
+        Raises :class:`AssetError` when the image is missing or could not be decoded
+        (here, or in a background decode that failed): the screen then keeps its
+        current picture and the caller should skip the slide and report the error.
         """
+        self._waiting = None
         if slide == self._slide and image_path == self._image_path and not self._stale:
             if self._text is not None:
                 self._text.restart(now)  # its pages (or scrolling) start over
             self._slide_start = now
-            return  # already on screen (a one-slide playlist looping): no fade to itself
+            return True  # already on screen (a one-slide playlist looping): no fade to itself
         self._deferred = None  # it was for the slide after the current one: now stale or loaded below
-        image = None
         if isinstance(slide, ImageSlide):
             if image_path is None:
                 raise AssetError(f"slide {slide.id}: no file for image asset {slide.asset}")
-            image = self._load(slide, image_path, sync=True)
-        self._begin_transition(now)
-        self._slide = slide
-        self._slide_start = now
-        self._image = image
-        self._image_path = image_path if isinstance(slide, ImageSlide) else None
-        self._stale = True
+            key = self._image_key_of(slide)
+            if wait:  # the ready picture, else decoded here (again, if a background decode failed)
+                zone_rect, background = self._main_area()
+                self._images.load_now(key, image_path, zone_rect.size, slide.fit, background)
+            elif self._images.get(key) is None:  # raises the error of a failed background decode
+                self._request(slide, image_path, urgent=True)
+                self._waiting = (slide, image_path)
+                return False
+        self._switch(slide, now, image_path)
+        return True
+
+    @property
+    def waiting(self) -> ImageSlide | None:
+        """The image slide waiting for its picture (see :meth:`show`), if any."""
+        return self._waiting[0] if self._waiting is not None else None
+
+    def poll(self, now: float) -> bool:
+        """Show the waiting image slide if its picture is ready; True when it was shown now.
+
+        Never decodes. Raises :class:`AssetError` when its picture could not be decoded:
+        the slide no longer waits and the screen keeps its picture.
+        """
+        if self._waiting is None:
+            return False
+        slide, path = self._waiting
+        try:
+            ready = self._images.get(self._image_key_of(slide))
+        except AssetError:
+            self._waiting = None
+            raise
+        if ready is None:
+            self._request(slide, path, urgent=True)  # again, should it have left the queue
+            return False
+        self._waiting = None
+        self._switch(slide, now, path)
+        return True
+
+    def retain_images(self, assets: Iterable[str]) -> None:
+        """Forget the decoded pictures of every asset but ``assets`` (a new playlist)."""
+        keep = set(assets)
+        self._images.retain(lambda key: isinstance(key, tuple) and len(key) > 1 and key[1] in keep)
 
     def prefetch(self, slide: ImageSlide, path: Path) -> None:
-        """Decode ``slide``'s image in the background so that showing it never waits.
+        """Decode ``slide``'s image in the background so that showing it need not wait.
 
         The decoding starts once the current picture is drawn and any transition has
         ended (at the next :meth:`render` or the one ending the transition): their
@@ -420,6 +468,8 @@ class Renderer:
         """
         dirty: list[pygame.Rect] = []
         full = self._full
+        if not self._stale and not self._image_drawn and self._image_key is not None:
+            self._draw_late_image()  # decoded at the new layout's size since
         if self._stale:
             self._compose(now, wall)
             full = True
@@ -468,6 +518,8 @@ class Renderer:
         due: list[float] = []
         if self._transition_start is not None:
             due.append(floor)
+        if self._waiting is not None or (self._image_key is not None and not self._image_drawn):
+            due.append(now + min(IMAGE_POLL_S, 1.0 / self.fps))  # a picture being decoded
         if self._overlay is not None:
             if self._overlay_due is not None:
                 due.append(max(floor, self._overlay_due))
@@ -509,18 +561,52 @@ class Renderer:
     def _cache_key(self, slide: ImageSlide, size: tuple[int, int], background: RGB) -> tuple[object, ...]:
         return ("image", slide.asset, size, slide.fit, background)
 
-    def _load(self, slide: ImageSlide, path: Path, *, sync: bool) -> pygame.Surface | None:
+    def _main_area(self) -> tuple[pygame.Rect, RGB]:
         zone = self._layout.main
-        rect = self._rects[zone.name]
-        background = zone.background or self._layout.background
+        return self._rects[zone.name], zone.background or self._layout.background
+
+    def _image_key_of(self, slide: ImageSlide) -> tuple[object, ...]:
+        rect, background = self._main_area()
+        return self._cache_key(slide, rect.size, background)
+
+    def _request(self, slide: ImageSlide, path: Path, *, urgent: bool) -> tuple[object, ...]:
+        """Have ``slide``'s picture decoded in the background (at once if ``urgent``); its key."""
+        rect, background = self._main_area()
         key = self._cache_key(slide, rect.size, background)
-        if not sync:
-            self._images.prefetch(key, path, rect.size, slide.fit, background)
-            return None
-        # Blitted once into the scene: no converted copy (see ImageCache.get).
-        image = self._images.load_now(key, path, rect.size, slide.fit, background)
-        self._image_key = key
-        return image
+        self._images.prefetch(key, path, rect.size, slide.fit, background, urgent=urgent)
+        return key
+
+    def _switch(self, slide: TextSlide | ImageSlide | None, now: float, image_path: Path | None) -> None:
+        """Put ``slide`` on screen from the next frame (its picture, if any, is in the cache)."""
+        self._begin_transition(now)
+        self._slide = slide
+        self._slide_start = now
+        self._image_key = self._image_key_of(slide) if isinstance(slide, ImageSlide) else None
+        self._image_drawn = False
+        self._image_path = image_path if isinstance(slide, ImageSlide) else None
+        self._stale = True
+
+    def _draw_image(self, rect: pygame.Rect) -> None:
+        """Draw the image slide's picture in the main zone if the cache has it; else ask for it."""
+        key = self._image_key
+        try:
+            # Blitted into the scene only when composed: no converted copy (see ImageCache.get).
+            picture = self._images.get(key) if key is not None else None
+        except AssetError:
+            picture = None  # the main zone shows its background; the next show() moves on
+            self._image_key = None
+        if picture is not None:
+            self._scene.blit(picture, rect.topleft)
+            self._image_drawn = True
+        elif self._image_key is not None and isinstance(self._slide, ImageSlide) and self._image_path is not None:
+            self._request(self._slide, self._image_path, urgent=True)  # evicted, or resized
+
+    def _draw_late_image(self) -> None:
+        """Draw the current slide's picture, decoded since the scene was composed."""
+        rect, _ = self._main_area()
+        self._draw_image(rect)
+        if self._image_drawn and self._overlay is None:
+            self._mark(rect)  # (under an overlay, the whole frame is handed over when it goes)
 
     def _build_ticker(self) -> None:
         zone = self._layout.zone("ticker")
@@ -566,10 +652,12 @@ class Renderer:
 
     def _start_deferred(self) -> None:
         """Start the waiting prefetch once nothing big is in flight (see :meth:`prefetch`)."""
-        if self._deferred is None or self._transition_start is not None or self._image is not None:
+        if self._deferred is None or self._transition_start is not None or self._waiting is not None:
+            return
+        if self._image_key is not None and not self._image_drawn:
             return
         deferred, self._deferred = self._deferred, None
-        self._load(*deferred, sync=False)
+        self._request(*deferred, urgent=False)
 
     def _mark(self, rect: pygame.Rect) -> None:
         self._pending.append(rect)
@@ -637,11 +725,7 @@ class Renderer:
                 self._text.draw(scene, self.painter, now)
         elif isinstance(slide, ImageSlide):
             scene.fill(self._zone_background(zone), rect)
-            if self._image is not None:
-                scene.blit(self._image, rect.topleft)
-                self._image = None  # now part of the scene: its pixels are not needed twice
-                if self._image_key is not None:
-                    self._images.discard(self._image_key)
+            self._draw_image(rect)
         else:
             scene.fill(self._zone_background(zone), rect)
             self._clocks.append(self._clock_spot(rect, inner, zone.color, "center", idle=True))
