@@ -86,6 +86,9 @@ def widths_parting(face: FontFace, text: str, phrase: str) -> list[int]:
     ("remise de 15 % sur 12 km", [BREAK, SOFT, HARD, BREAK, BREAK, HARD]),
     ("du 12 au 24", [SOFT, BREAK, SOFT]),
     ("à 19 h ce soir", [SOFT, HARD, BREAK, SOFT]),  # the unit "h" is not a short word to carry over
+    ("dès 20 °C le 1er mai 2026", [BREAK, HARD, BREAK, SOFT, HARD, HARD]),
+    ("salle n° 5 avec M. Martin", [BREAK, HARD, BREAK, BREAK, HARD]),
+    ("de 1 000 à 2 000 €", [SOFT, HARD, BREAK, SOFT, HARD, HARD]),
 ])
 def test_break_rules_in_french(text: str, glue: list[int]) -> None:
     assert break_rules(text.split(), "fr") == glue
@@ -97,6 +100,7 @@ def test_french_only_rules_stay_french() -> None:
     assert break_rules("call 04 76 12 34 56".split(), "de") == [BREAK, BREAK, BREAK, BREAK, BREAK]
     assert break_rules("costs 10 € or 15 %".split(), "en") == [BREAK, HARD, BREAK, SOFT, HARD]
     assert break_rules("on December 3".split(), "en") == [SOFT, HARD]
+    assert break_rules("from 7 pm".split(), "en") == [BREAK, HARD]
 
 
 # --------------------------------------------------------------- numbers and their units

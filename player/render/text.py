@@ -9,6 +9,14 @@ about 1.5 times the body. Lines wrap at spaces; an explicit ``\\n`` always start
 line; a word is broken only when it would not fit whole even at the smallest size (the
 block then takes the largest size at which the pieces fit).
 
+Text is set by the rules of its language (``lang``, a BCP 47 tag, ``fr`` by default;
+:meth:`TextPainter.for_lang`): French spacing for French only (:func:`typography_for`);
+lines never break between a number and its unit, in times, dates and phone numbers, nor
+after a dash or a one- or two-letter word when a better break exists
+(:func:`break_rules`); an address too wide for a line is cut after its slashes, keeping
+every character (:func:`url_breaks`); long words are hyphenated by the language's
+patterns (pyphen, :func:`hyphenation_points`).
+
 When nothing fits at the smallest size, :meth:`TextPainter.fit` shows the block at the
 smallest size and shortened rather than overflowing: lines too wide are cut and end with
 "…", lines that do not fit vertically are dropped (title lines are kept first) and the
