@@ -38,16 +38,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 import pygame
 
-try:
-    import pyphen
-except ImportError:  # pragma: no cover - a dependency; the syllable rule stands in
-    pyphen = None  # type: ignore[assignment]
-
 from player.render.fonts import SAFE_WIDTH, Color, FontFace
+
+if TYPE_CHECKING:
+    import pyphen
 
 NNBSP = "\u202f"  # narrow no-break space: before ; ! ?
 NBSP = "\u00a0"  # no-break space: before : and inside « »
@@ -319,8 +317,12 @@ _LETTER_RUN = re.compile(r"[^\W\d_]{5,64}")
 
 @lru_cache(maxsize=16)
 def _dictionary(lang: str) -> pyphen.Pyphen | None:
-    """The hyphenation patterns of ``lang`` (a BCP 47 tag), None when pyphen has none."""
-    if pyphen is None:
+    """The hyphenation patterns of ``lang`` (a BCP 47 tag), None when pyphen has none.
+    pyphen is imported here, the first time a word must be hyphenated: importing it costs
+    the player about 3 MB, which most panels never need."""
+    try:
+        import pyphen
+    except ImportError:  # pragma: no cover - a dependency; the syllable rule stands in
         return None
     found = pyphen.language_fallback(lang.replace("-", "_"))
     if found is None:
