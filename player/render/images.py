@@ -320,7 +320,7 @@ def _png_idat(fp: IO[bytes]) -> Iterator[bytes]:
     while True:
         head = fp.read(8)
         if len(head) < 8:
-            raise AssetError("truncated PNG: no end of the pixel data")
+            raise ValueError("truncated PNG: no end of the pixel data")
         length, kind = struct.unpack(">I4s", head)
         if kind == b"IDAT":
             seen = True
@@ -328,7 +328,7 @@ def _png_idat(fp: IO[bytes]) -> Iterator[bytes]:
             while left:
                 piece = fp.read(min(left, 1 << 16))
                 if not piece:
-                    raise AssetError("truncated PNG data")
+                    raise ValueError("truncated PNG data")
                 left -= len(piece)
                 yield piece
             fp.seek(4, os.SEEK_CUR)  # CRC
@@ -366,7 +366,7 @@ def _png_rows(fp: IO[bytes], header: _PngHeader, rows: int) -> Iterator[bytes]:
             del pending[:stride * n]
             left -= n
     if left:
-        raise AssetError(f"truncated PNG: {left} of {header.height} rows missing")
+        raise ValueError(f"truncated PNG: {left} of {header.height} rows missing")
 
 
 def _png_unfilter(filtered: bytes, seed: bytes, header: _PngHeader) -> bytes:
