@@ -187,7 +187,9 @@ def _decode(source: Image.Image, size: tuple[int, int], fit: str, background: RG
     elif fit == "cover":
         k = max(tw / w, th / h)
         cw, ch = tw / k, th / k
-        box = ((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2)
+        # (clamped: rounding may put an edge a hair outside the picture, which Pillow refuses)
+        box = (max(0.0, (w - cw) / 2), max(0.0, (h - ch) / 2), min(float(w), (w + cw) / 2),
+               min(float(h), (h + ch) / 2))
         fitted = _resize(image, (tw, th), box)
         offset = (0, 0)
     else:
