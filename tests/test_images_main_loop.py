@@ -86,7 +86,7 @@ def test_35_mp_pictures_between_short_slides_never_stop_the_main_loop(
         data = big_picture(tmp_path / name, (7000, 5000), colour)  # 35 MP
         assets[hashlib.sha256(data).hexdigest()] = data
     shas = list(assets)
-    slides = [text_slide(0, 0.3), image_slide(0, shas[0], 1.0), text_slide(1, 0.3), image_slide(1, shas[1], 1.0)]
+    slides = [text_slide(0, 0.1), image_slide(0, shas[0], 1.0), text_slide(1, 0.1), image_slide(1, shas[1], 1.0)]
     player = make_player(tmp_path, slides, assets)
     shown: list[tuple[str | None, float]] = []
     frames: list[float] = []
@@ -105,7 +105,7 @@ def test_35_mp_pictures_between_short_slides_never_stop_the_main_loop(
         player.close()
     main = threading.main_thread().name
     assert decodes and all(name != main for name, _, _ in decodes), decodes
-    # Both pictures were late (the text slide before each lasts 0.3 s, a decode longer)
+    # A picture was late (the text slide before each lasts 0.1 s, a decode longer)
     # the first time round, and were decoded once for all the rounds that followed.
     turns = [sid for sid, _ in shown if sid is not None]
     waits = [(stop - start, nxt) for (sid, start), (nxt, stop) in zip(shown, shown[1:]) if sid is None]

@@ -289,6 +289,7 @@ class Renderer:
         self._image_drawn = False  # that picture is in the scene
         self._image_path: Path | None = None
         self._waiting: tuple[ImageSlide, Path] | None = None  # a slide waiting for its picture
+        self._shown_any = False  # a slide (or the idle screen) was shown: before, the main zone is blank
         self._ticker_items: tuple[str, ...] = ()
         self._ticker_start = 0.0
         self._ticker: Ticker | None = None
@@ -581,6 +582,7 @@ class Renderer:
         self._begin_transition(now)
         self._slide = slide
         self._slide_start = now
+        self._shown_any = True
         self._image_key = self._image_key_of(slide) if isinstance(slide, ImageSlide) else None
         self._image_drawn = False
         self._image_path = image_path if isinstance(slide, ImageSlide) else None
@@ -728,7 +730,8 @@ class Renderer:
             self._draw_image(rect)
         else:
             scene.fill(self._zone_background(zone), rect)
-            self._clocks.append(self._clock_spot(rect, inner, zone.color, "center", idle=True))
+            if self._shown_any:  # (not while the first slide's picture is decoded: blank, no big clock)
+                self._clocks.append(self._clock_spot(rect, inner, zone.color, "center", idle=True))
 
     def _overflow(self, slide: TextSlide, title: str, inner: pygame.Rect) -> _SlideText | None:
         """The pages or scrolling line of a text slide too long for ``inner`` (see the
