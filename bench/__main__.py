@@ -31,6 +31,8 @@ FULL = {
     "alert_latency": lambda m: m.run(count=200),
     "sleep": lambda m: m.run(seconds=10.0, count=50),
     "signatures": lambda m: m.run(n=2000, count=100),
+    "image_memory": lambda m: m.run(),
+    "stall": lambda m: m.run(),
 }
 SMOKE = {
     "frame_cost": lambda m: m.run(seconds=5.0, frames=60),
@@ -42,6 +44,8 @@ SMOKE = {
     "alert_latency": lambda m: m.run(count=20, brokers=("mosquitto defaults",)),
     "sleep": lambda m: m.run(seconds=2.0, count=5, size=(640, 360)),
     "signatures": lambda m: m.run(n=200, count=5),
+    "image_memory": lambda m: m.run(size=(640, 360), picture=(2400, 1500)),
+    "stall": lambda m: m.run(size=(640, 360), picture=(2400, 1600), count=2, seconds=4.0, warmup=0.5),
 }
 
 
