@@ -8,6 +8,7 @@ All pending events are consumed there.  Closing the window sets :attr:`SdlOutput
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 
@@ -83,6 +84,11 @@ def open_sdl(size: Size | None, title: str = "panel-player") -> SdlOutput:
     if not pygame.display.get_init():
         raise OutputError("output sdl: call init_display('sdl', size) first")
     driver = pygame.display.get_driver()
+    if driver == "x11":
+        # X11 has SDL's native window framebuffer (shared-memory images of the dirty
+        # rectangles); left to itself SDL may present through OpenGL instead, which with
+        # a software GL (no GPU driver: a kiosk PC, Xvfb) costs twenty times the CPU.
+        os.environ.setdefault("SDL_FRAMEBUFFER_ACCELERATION", "0")
     flags = 0
     if size is None or driver in _FULLSCREEN_DRIVERS:
         flags |= pygame.FULLSCREEN
