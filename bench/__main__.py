@@ -33,6 +33,7 @@ FULL = {
     "signatures": lambda m: m.run(n=2000, count=100),
     "image_memory": lambda m: m.run(),
     "stall": lambda m: m.run(),
+    "ticker_process": lambda m: m.run(seconds=20.0),
 }
 SMOKE = {
     "frame_cost": lambda m: m.run(seconds=5.0, frames=60),
@@ -46,6 +47,7 @@ SMOKE = {
     "signatures": lambda m: m.run(n=200, count=5),
     "image_memory": lambda m: m.run(size=(640, 360), picture=(2400, 1500)),
     "stall": lambda m: m.run(size=(640, 360), picture=(2400, 1600), count=2, seconds=4.0, warmup=0.5),
+    "ticker_process": lambda m: m.run(seconds=2.0, warmup=3.0),
 }
 
 

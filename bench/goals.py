@@ -25,6 +25,7 @@ DEFAULTS: dict[str, tuple[float, str]] = {
     "fanout": (3.0, "× the broker's own fan-out, N = 100 and 500"),
     "alert_latency": (1.0, "frame periods over the broker's p99 (p99 of publish → whole alert on screen)"),
     "sleep_idle": (1.0, "scheduler ticks over the period, above a still slide awake (idle CPU asleep)"),
+    "ticker_process": (0.1, "× a Chromium kiosk's CPU, same page and ticker on the same X server (fbdev and sdl)"),
     "sleep_wake": (1.0, "frame periods over the p99 of the same alerts awake (alert on a sleeping panel)"),
     "image_memory": (120.0, "MB peak RSS of the player decoding the largest accepted JPEG and PNG (40 MP) at 1920x1080"),
     "stall": (2.0, "frame periods, longest gap between frames while 35 MP pictures rotate with short slides"),
