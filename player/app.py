@@ -226,7 +226,7 @@ class Player:
         self.renderer = Renderer(
             self.output.size, self.layout, tz=self.tz, rotation=d.rotation, fps=d.fps,
             transition=d.transition, transition_s=d.transition_s, font=d.font, antialias=d.antialias,
-            images=self.images,
+            images=self.images, language=self.cfg.panel.language,
             # png and fbdev dim while they copy the frame: no dimmed full-frame layer then.
             dim_output=getattr(self.output, "set_dim", None),
         )

@@ -233,7 +233,7 @@ class TestCardRunner:
         renderer = sampler = prober = None
         try:
             renderer = Renderer(output.size, layout, tz=tz, rotation=d.rotation, fps=d.fps, transition="cut",
-                                font=d.font, antialias=d.antialias)
+                                font=d.font, antialias=d.antialias, language=self.cfg.panel.language)
             start = time.monotonic()
             end = start + seconds if seconds is not None else None
             self._addresses = tuple(describe_addresses())

@@ -256,7 +256,7 @@ class Renderer:
     def __init__(self, size: tuple[int, int], layout: Layout, *, tz: tzinfo, rotation: int = 0, fps: int = 30,
                  transition: str = "fade", transition_s: float = 0.6, font: str | None = None,
                  antialias: bool | None = None, images: ImageCache | None = None,
-                 dim_output: Callable[[float], None] | None = None) -> None:
+                 dim_output: Callable[[float], None] | None = None, language: str = "fr") -> None:
         if rotation not in ROTATIONS:
             raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation}")
         if size[0] <= 0 or size[1] <= 0:
@@ -310,6 +310,7 @@ class Renderer:
         self._transition_areas: list[pygame.Rect] = []
         self._last_frame: float | None = None
         self._shown: pygame.Surface | None = None
+        self.language = language  # the panel's: slides without a lang of their own, the ticker
         self.set_layout(layout)
 
     # ------------------------------------------------------------------ state
@@ -325,7 +326,7 @@ class Renderer:
         face = open_face(default_font(self.logical_size, font))
         antialias = layout.antialias if self._antialias_override is None else self._antialias_override
         self.painter = TextPainter(face, antialias=antialias, line_spacing=layout.line_spacing,
-                                   min_px=face.legible_px(antialias), hyphenate=True)
+                                   min_px=face.legible_px(antialias), hyphenate=True, lang=self.language)
         lw, lh = self.logical_size
         self._rects = {zone.name: pygame.Rect(zone.pixels(lw, lh)) for zone in layout.zones}
         self._end_transition()
@@ -681,7 +682,8 @@ class Renderer:
         # the body in the main zone, where text that does not fit is paged or scrolled
         # (an ellipsis in the header would drop words).
         title_in_header = (header is not None and isinstance(slide, TextSlide) and bool(slide.body.strip())
-                           and self._fits_on_one_line(slide.title, _inner(self._rects[header.name], header)))
+                           and self._fits_on_one_line(slide.title, _inner(self._rects[header.name], header),
+                                                      slide.lang))
         for zone in layout.zones:
             rect = self._rects[zone.name]
             inner = _inner(rect, zone)
@@ -689,9 +691,12 @@ class Renderer:
                 self._draw_main(zone, rect, inner, title_in_header, now)
             elif zone.role == "title":
                 scene.fill(self._zone_background(zone), rect)
-                text = slide.title if title_in_header and isinstance(slide, TextSlide) else zone.text
+                in_header = title_in_header and isinstance(slide, TextSlide)
+                text = slide.title if in_header and isinstance(slide, TextSlide) else zone.text
+                painter = self.painter.for_lang(slide.lang) if in_header and isinstance(slide, TextSlide) \
+                    else self.painter
                 if text.strip():
-                    self.painter.draw_line(scene, inner, text, zone.color, zone.align)
+                    painter.draw_line(scene, inner, text, zone.color, zone.align)
             elif zone.role == "text":
                 scene.fill(self._zone_background(zone), rect)
                 if zone.text.strip():
@@ -709,8 +714,8 @@ class Renderer:
         self._pending = []
         self._stale = False
 
-    def _fits_on_one_line(self, text: str, inner: pygame.Rect) -> bool:
-        painter = self.painter
+    def _fits_on_one_line(self, text: str, inner: pygame.Rect, lang: str | None = None) -> bool:
+        painter = self.painter.for_lang(lang)
         line = " ".join(painter.prepare(text).split("\n"))
         return painter.face.width(line, painter.line_px(line, inner.w, inner.h)) <= inner.w
 
@@ -722,7 +727,8 @@ class Renderer:
             title = "" if title_in_header else slide.title
             self._text = self._overflow(slide, title, inner)
             if self._text is None:
-                self.painter.draw(scene, inner, title, slide.body, slide.style.color, slide.style.align)
+                self.painter.for_lang(slide.lang).draw(scene, inner, title, slide.body, slide.style.color,
+                                                       slide.style.align)
             else:
                 self._text.draw(scene, self.painter, now)
         elif isinstance(slide, ImageSlide):
@@ -736,7 +742,7 @@ class Renderer:
     def _overflow(self, slide: TextSlide, title: str, inner: pygame.Rect) -> _SlideText | None:
         """The pages or scrolling line of a text slide too long for ``inner`` (see the
         layout's ``overflow``); None when it fits at some legible size."""
-        painter, body = self.painter, slide.body
+        painter, body = self.painter.for_lang(slide.lang), slide.body
         if not painter.fit(title, body, inner.w, inner.h).truncated:
             return None
         overflow = self._layout.overflow
