@@ -129,7 +129,7 @@ def test_a_slide_shown_twice_is_decoded_once_when_memory_allows(tmp_path: Path,
         data = big_picture(tmp_path / f"p{i}.png", (640, 360), colour)
         assets[hashlib.sha256(data).hexdigest()] = data
     slides = [image_slide(i, sha, 0.15) for i, sha in enumerate(assets)]
-    player = make_player(tmp_path, slides, assets)
+    player = make_player(tmp_path, slides, assets, cache_mb=8)  # room for the three (about 0.3 MB each)
     try:
         player.start()
         turns: list[str] = []
@@ -154,7 +154,7 @@ def test_with_room_for_few_pictures_those_that_stay_are_not_decoded_again(tmp_pa
         paths.append(tmp_path / f"p{i}.png")
         Image.new("RGB", (40, 30), (i * 50, 0, 0)).save(paths[-1])
     per = 40 * 30 * 3
-    with ImageCache(3 * per) as cache:
+    with ImageCache(3 * per + 40 * 30 * 4) as cache:  # three pictures and a decode's working one
         for _ in range(4):
             for i, path in enumerate(paths):
                 cache.prefetch(i, path, (40, 30), "stretch", (0, 0, 0))

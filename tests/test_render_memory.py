@@ -113,7 +113,7 @@ def test_prefetch_makes_room_before_decoding(tmp_path: Path) -> None:
     for i in range(3):
         paths.append(tmp_path / f"i{i}.png")
         Image.new("RGB", (40, 30), (i * 60, 0, 0)).save(paths[-1])
-    with ImageCache(2 * per_image) as cache:
+    with ImageCache(2 * per_image + 40 * 30 * 4) as cache:  # two pictures and a decode's working one
         for i in range(2):
             cache.load_now(i, paths[i], (40, 30), "stretch", (0, 0, 0))
         assert cache.bytes_used == 2 * per_image

@@ -17,8 +17,9 @@ passes over the whole picture), are decoded whole: they are refused above
 :class:`ImageCache` decodes in one background thread and hands out pygame surfaces
 on the calling (main) thread, which never decodes. Pictures are kept as packed RGB
 (6 MB at 1920x1080, against 8 MB as a 32-bit surface), and room is made for a
-picture before it is decoded, so that what is held never exceeds the bound. Pictures
-stay until room is needed, so a slide that comes round again is not decoded again::
+picture and its decode's working pictures before it is decoded, so that what is held
+never exceeds the bound. Pictures stay until room is needed, so a slide that comes
+round again is not decoded again::
 
     cache = ImageCache(default_cache_bytes((1920, 1080)))
     cache.prefetch("poster", Path("poster.jpg"), (1920, 950), "contain", (0, 0, 0))
@@ -496,6 +497,12 @@ class _Job:
     background: RGB
 
 
+def _decode_bytes(size: tuple[int, int]) -> int:
+    """Room a decode to ``size`` needs while it runs: the result (3 bytes a pixel) and
+    Pillow's picture it is packed from (4 bytes a pixel), alive together at the end."""
+    return int(size[0]) * int(size[1]) * 7
+
+
 def _surface_bytes(surface: pygame.Surface) -> int:
     return surface.get_pitch() * surface.get_height()
 
@@ -564,8 +571,8 @@ class ImageCache:
                  *, urgent: bool = False) -> bool:
         """Queue a decode in the background; never blocks.
 
-        Room for the new picture is made first, so that the pixels held, including the
-        one being decoded, stay within the bound. ``urgent`` puts it at the head of the
+        Room for the new picture (and its decode's working picture) is made first, so
+        that the pixels held, including the one being decoded, stay within the bound. ``urgent`` puts it at the head of the
         queue (a slide waits for it), making room in a full queue by dropping the last
         job. Returns False when the queue is full (not urgent) or the cache closed,
         True when queued or already available.
@@ -588,7 +595,7 @@ class ImageCache:
                 if not urgent:
                     return False
                 self._queued.discard(self._jobs.pop().key)
-            self._make_room(int(size[0]) * int(size[1]) * 3)
+            self._make_room(_decode_bytes(size))
             job = _Job(key, Path(path), (int(size[0]), int(size[1])), fit,
                        (int(background[0]), int(background[1]), int(background[2])))
             if urgent:
@@ -652,7 +659,7 @@ class ImageCache:
             return ready
         with self._lock:
             self._queued.discard(key)  # a background decode of it, queued or running, is not wanted now
-            self._make_room(int(size[0]) * int(size[1]) * 3)
+            self._make_room(_decode_bytes(size))
             self.decodes += 1
         self._bury()
         decoded = decode_image(Path(path), size, fit, background, max_pixels=self.max_pixels)
