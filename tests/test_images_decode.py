@@ -255,3 +255,25 @@ def test_the_largest_accepted_picture_decodes_within_a_bounded_peak(tmp_path: Pa
                               capture_output=True, text=True, cwd=ROOT)
         before, peak = map(float, done.stdout.split("peak")[-1].split())
         assert peak - before < 60, f"{kind} {fit}: {before:.0f} -> {peak:.0f} MB"
+
+
+def test_a_very_large_jpeg_is_decoded_at_the_smaller_scale_when_it_nearly_suffices(tmp_path: Path) -> None:
+    # 8000x5000 for cover at 1920x1080: needs 1920x1200, 1/4 gives 2000x1250, enough.
+    assert images._jpeg_draft_request((8000, 5000), (1920, 1200)) == (1920, 1200)
+    # 7000x5000 for cover: needs 1920x1372; 1/2 would be 8.75 MP; 1/4 gives 1750x1250, 91 %.
+    assert images._jpeg_draft_request((7000, 5000), (1920, 1372)) == (1750, 1250)
+    # 6300x6300 for cover: 1/4 would give 82 % of 1920: decoded at 1/2.
+    assert images._jpeg_draft_request((6300, 6300), (1920, 1920)) == (1920, 1920)
+    # small pictures: as asked
+    assert images._jpeg_draft_request((3000, 2000), (1920, 1280)) == (1920, 1280)
+    path = tmp_path / "photo.jpg"
+    picture = Image.new("RGB", (7000, 5000), (200, 30, 30))
+    picture.paste((30, 30, 200), (3500, 0, 7000, 5000))
+    picture.save(path, quality=90)
+    with Image.open(path) as source:
+        source.draft("RGB", images._jpeg_draft_request((7000, 5000), (1920, 1372)))
+        assert source.size == (1750, 1250)
+    out = decode_image(path, (1920, 1080), "cover", (0, 0, 0))
+    row = 540 * 1920 * 3
+    assert tuple(out.data[row + 100 * 3:row + 100 * 3 + 3])[0] > 180
+    assert tuple(out.data[row + 1800 * 3:row + 1800 * 3 + 3])[2] > 180
