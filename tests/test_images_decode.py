@@ -277,3 +277,7 @@ def test_a_very_large_jpeg_is_decoded_at_the_smaller_scale_when_it_nearly_suffic
     row = 540 * 1920 * 3
     assert tuple(out.data[row + 100 * 3:row + 100 * 3 + 3])[0] > 180
     assert tuple(out.data[row + 1800 * 3:row + 1800 * 3 + 3])[2] > 180
+
+
+def test_a_jpeg_smaller_than_needed_is_asked_at_its_own_size() -> None:
+    assert images._jpeg_draft_request((200, 100), (400, 200)) == (400, 200)  # enlarged: no DCT scaling

@@ -232,7 +232,7 @@ def _jpeg_draft_request(source: tuple[int, int], need: tuple[int, int]) -> tuple
     """
     (w, h), (nw, nh) = source, need
     room = min(w // max(1, nw), h // max(1, nh))
-    scale = next(s for s in (8, 4, 2, 1) if room >= s)
+    scale = next((s for s in (8, 4, 2) if room >= s), 1)
     if scale < 8 and math.ceil(w / scale) * math.ceil(h / scale) > REDUCED_PIXELS:
         smaller = (w // (2 * scale), h // (2 * scale))
         if smaller[0] >= JPEG_SHORTFALL * nw and smaller[1] >= JPEG_SHORTFALL * nh:
