@@ -42,6 +42,7 @@ class ContentPart:
         self.rotation = Rotation(())
         self.slide_ends: float | None = None
         self.waiting = False  # an image slide waits for its picture (decoded in the background)
+        self.on_screen: str | None = None  # the slide shown (the previous one while another waits)
         self.idle_until: float | None = None
         self.fetcher: Any = None
         self.requested: set[str] = set()
@@ -113,8 +114,8 @@ class ContentPart:
 
     @property
     def slide_id(self) -> str | None:
-        slide = self.rotation.current
-        return None if slide is None or self.slide_ends is None else slide.id
+        """The slide on screen (None: the idle screen, or the screen is off)."""
+        return self.on_screen
 
     # -- messages -----------------------------------------------------------
     def handle(self, msg: object, now: float) -> bool:
@@ -211,6 +212,7 @@ class ContentPart:
         """The screen is off: no slide turns (and no image is decoded) until :meth:`resume`."""
         self.slide_ends = self.idle_until = None
         self.waiting = False
+        self.on_screen = None
 
     def resume(self, now: float) -> None:
         """The screen is back on: the next slide, with its full duration."""
@@ -305,12 +307,14 @@ class ContentPart:
             if shown:
                 self.slide_ends = now + slide.duration
                 self.waiting = False
+                self.on_screen = slide.id
                 self.prefetch(wall)
             else:
                 self.slide_ends = None  # its time starts when its picture is on screen
                 self.waiting = True
             return
         self.waiting = False
+        self.on_screen = None
         # Nothing eligible: the idle screen until some slide may become eligible.
         self.p.renderer.show(None, now, None)
         self.slide_ends = None
@@ -336,6 +340,7 @@ class ContentPart:
         if shown:
             self.waiting = False
             self.slide_ends = now + slide.duration
+            self.on_screen = slide.id
             self.prefetch(wall)
 
     def prefetch(self, wall: datetime) -> None:

@@ -174,6 +174,9 @@ def observe_playlist(folder: Path) -> dict[str, Any]:
     player = Player(player_config(state, folder / "screen.png"))
     try:
         player.start()
+        deadline = time.monotonic() + 10
+        while player.content.waiting and time.monotonic() < deadline:
+            player.step()  # an image slide is on screen once its picture is decoded (off the main loop)
         current = player.content.manager.current
         assert current is not None and current.playlist is not None
         shown = (current.source, current.playlist.version, player.content.slide_id)
