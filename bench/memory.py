@@ -40,6 +40,7 @@ GOAL_SIZE = (1920, 1080)
 GOAL_COUNT = 50
 STARTUP_S = 1.0  # after the first frame: what belongs to start-up
 FB_SENTINEL = 0xA5
+ZERO_2_W_CACHE_MB = 17  # default_cache_bytes on a Zero 2 W at 1080p: two frames (16.6 MB), rounded up
 
 
 def make_image(seed: int, size: tuple[int, int]) -> bytes:
@@ -89,7 +90,11 @@ def play(count: int, size: tuple[int, int], slide_s: float, rounds: int, output:
             slides.append({"id": f"img{i}", "type": "image", "duration": slide_s, "asset": f"sha256:{sha}"})
         store_playlist(folder, {"id": f"images-{count}", "version": 1, "slides": slides}, assets)
         del assets
-        display: dict[str, object] = {"transition": "fade", "transition_s": min(0.6, slide_s / 2)}
+        # The cache a 512 MB Zero 2 W gives itself (two frames: a thirty-second of its
+        # memory is less): left to its default the player sizes it from this machine's
+        # memory (256 MB here).
+        display: dict[str, object] = {"transition": "fade", "transition_s": min(0.6, slide_s / 2),
+                                      "image_cache_mb": ZERO_2_W_CACHE_MB}
         env: dict[str, str] = {}
         if output == "fbdev":
             device, sysfs = make_fb(folder, *size, 32, fill=FB_SENTINEL)

@@ -213,14 +213,14 @@ class Player:
 
     def build_renderer(self) -> None:
         from .render.compositor import Renderer
-        from .render.images import ImageCache
+        from .render.images import ImageCache, default_cache_bytes
 
         d = self.cfg.display
         if self.renderer is not None:
             self.renderer.close()
             self.images.close()
         w, h = self.output.size
-        cache_bytes = d.image_cache_mb * 2**20 if d.image_cache_mb else 2 * w * h * 4
+        cache_bytes = d.image_cache_mb * 2**20 if d.image_cache_mb else default_cache_bytes((w, h))
         # A failed background decode surfaces again, as AssetError, when its slide is shown.
         self.images = ImageCache(cache_bytes, on_error=lambda key, err: log.debug("prefetch failed: %s", err))
         self.renderer = Renderer(

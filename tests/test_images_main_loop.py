@@ -187,9 +187,9 @@ def test_the_cache_is_sized_from_the_devices_memory(tmp_path: Path) -> None:
     frame = (1920, 1080)
     floor = 2 * 1920 * 1080 * 4
     meminfo.write_text("MemTotal:         426712 kB\nMemFree:  100000 kB\nMemAvailable:     301000 kB\n")
-    assert images.default_cache_bytes(frame, meminfo) == 426712 * 1024 // 16  # a Zero 2 W: 26 MB
+    assert images.default_cache_bytes(frame, meminfo) == floor  # a Zero 2 W: 13 MB would be less
     meminfo.write_text("MemTotal:        3884212 kB\nMemAvailable:    3200000 kB\n")
-    assert images.default_cache_bytes(frame, meminfo) == 3884212 * 1024 // 16  # a 4 GB Pi 4
+    assert images.default_cache_bytes(frame, meminfo) == 3884212 * 1024 // 32  # a 4 GB Pi 4: 118 MB
     meminfo.write_text("MemTotal:        3884212 kB\nMemAvailable:     200000 kB\n")
     assert images.default_cache_bytes(frame, meminfo) == max(floor, 200000 * 1024 // 4)  # busy
     meminfo.write_text("MemTotal:       33554432 kB\nMemAvailable:   30000000 kB\n")

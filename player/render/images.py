@@ -89,10 +89,11 @@ class DecodedImage:
 def default_cache_bytes(frame: tuple[int, int], meminfo: Path = Path("/proc/meminfo")) -> int:
     """The decoded-image cache's size for a panel of ``frame`` pixels, from the device's memory.
 
-    A sixteenth of the memory (at most a quarter of what is available now, at most
-    256 MB), and never less than two full frames of 32-bit pixels: 26 MB on a 512 MB
-    Zero 2 W (five 1080p pictures), 128 MB on a 2 GB Pi 4. Two frames when the memory
-    cannot be read (not Linux). ``display.image_cache_mb`` overrides it.
+    A thirty-second of the memory (at most a quarter of what is available now, at most
+    256 MB), and never less than two full frames of 32-bit pixels: on a 512 MB Zero 2 W
+    the two frames (16.6 MB at 1080p: the player stays within its 80 MB there), 64 MB on a
+    2 GB Pi 4, 128 MB on a 4 GB one. Two frames when the memory cannot be read (not
+    Linux). ``display.image_cache_mb`` overrides it.
     """
     floor = 2 * max(1, frame[0]) * max(1, frame[1]) * 4
     total = available = None
@@ -110,7 +111,7 @@ def default_cache_bytes(frame: tuple[int, int], meminfo: Path = Path("/proc/memi
         return floor
     if total is None:
         return floor
-    share = total // 16
+    share = total // 32
     if available is not None:
         share = min(share, available // 4)
     return max(floor, min(share, 256 * 2**20))
