@@ -15,7 +15,8 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -317,16 +318,31 @@ class ServiceUserError(Exception):
         self.kind, self.errno, self.text = kind, errno, text
 
 
-def service_user_folder(tmp_path: Path) -> Path:
+@contextmanager
+def service_user_folder(tmp_path: Path) -> Iterator[Path]:
     """A folder the service user owns: ``tmp_path`` itself, or as root a folder outside
-    root's private ``tmp_path`` (mode 0700) that ``nobody`` can reach."""
-    if os.geteuid() != 0:
-        return tmp_path
+    root's private ``tmp_path`` (mode 0700) that ``nobody`` can reach, removed after.
+    Whatever the test made read-only in it is made writable again first."""
+    import shutil
     import tempfile
-    base = Path(tempfile.mkdtemp(prefix="panel-player-ro-"))
-    base.chmod(0o755)
-    os.chown(base, NOBODY, NOBODY)
-    return base
+    base = tmp_path
+    if os.geteuid() == 0:
+        base = Path(tempfile.mkdtemp(prefix="panel-player-ro-"))
+        base.chmod(0o755)
+        os.chown(base, NOBODY, NOBODY)
+    try:
+        yield base
+    finally:
+        for path in base.rglob("*"):
+            if path.is_dir():
+                path.chmod(0o700)
+        if base != tmp_path:
+            shutil.rmtree(base)
+
+
+def owned_like(path: Path, base: Path) -> None:
+    """``path`` owned by ``base``'s owner (the service user)."""
+    os.chown(path, os.stat(base).st_uid, os.stat(base).st_gid)
 
 
 def _refusal(folder: Path) -> tuple[int | None, str]:
@@ -346,42 +362,30 @@ def _refusal(folder: Path) -> tuple[int | None, str]:
 
 def test_state_store_refuses_a_read_only_folder(tmp_path: Path) -> None:
     """As the panel's service user (not root, whom permission bits do not stop)."""
-    import shutil
-    base = service_user_folder(tmp_path)
-    folder = base / "state"
-    try:
+    with service_user_folder(tmp_path) as base:
+        folder = base / "state"
         folder.mkdir()
-        os.chown(folder, os.stat(base).st_uid, os.stat(base).st_gid)
+        owned_like(folder, base)
         folder.chmod(0o500)
         code, text = _refusal(folder)
         assert code == errno.EACCES
         assert text.startswith(f"[Errno 13] state_dir {folder} is not usable (Permission denied: {folder}/settings")
-    finally:
-        folder.chmod(0o700)
-        if base != tmp_path:
-            shutil.rmtree(base)
 
 
 def test_the_write_probe_is_made_in_the_state_folder_itself(tmp_path: Path) -> None:
     """The folder's tree is there (a previous start made it) but the folder has become
     read-only: only the write probe can tell, and the error names the probe it tried."""
-    import shutil
-    base = service_user_folder(tmp_path)
-    folder = base / "state"
-    try:
+    with service_user_folder(tmp_path) as base:
+        folder = base / "state"
         StateStore(folder)
         for path in (folder, folder / "settings", folder / "assets"):
-            os.chown(path, os.stat(base).st_uid, os.stat(base).st_gid)
+            owned_like(path, base)
         folder.chmod(0o500)
         code, text = _refusal(folder)
         assert code == errno.EACCES
         pattern = rf"\[Errno 13\] state_dir {re.escape(str(folder))} is not usable \(Permission denied: "
         pattern += rf"{re.escape(str(folder))}/\.probe\.[^/ ]+\.part\)"
         assert re.fullmatch(pattern, text), text
-    finally:
-        folder.chmod(0o700)
-        if base != tmp_path:
-            shutil.rmtree(base)
 
 
 def test_a_write_probe_left_by_a_power_cut_is_removed_at_the_next_start(
@@ -402,37 +406,30 @@ def test_a_write_probe_left_by_a_power_cut_is_removed_at_the_next_start(
 def test_a_folder_made_under_a_parent_it_cannot_read_is_made_with_a_warning(tmp_path: Path) -> None:
     """``/var/lib`` may be mode 0711 for the service user: the new folder is made, but its
     parent cannot be fsynced; the log says that it may not survive a power cut."""
-    import shutil
     from player.store import make_dirs
-    base = service_user_folder(tmp_path)
-    parent = base / "lib"
-    try:
+
+    def make(parent: Path) -> list[list[object]]:
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler()
+        handler.emit = records.append  # type: ignore[method-assign]
+        logger = logging.getLogger("player.store")
+        logger.addHandler(handler)
+        try:
+            make_dirs(parent / "panel-player")
+        finally:
+            logger.removeHandler(handler)
+        return [[r.levelno, r.getMessage()] for r in records]
+
+    with service_user_folder(tmp_path) as base:
+        parent = base / "lib"
         parent.mkdir()
-        os.chown(parent, os.stat(base).st_uid, os.stat(base).st_gid)
+        owned_like(parent, base)
         parent.chmod(0o311)
-
-        def make() -> list[list[object]]:
-            records: list[logging.LogRecord] = []
-            handler = logging.Handler()
-            handler.emit = records.append  # type: ignore[method-assign]
-            logger = logging.getLogger("player.store")
-            logger.addHandler(handler)
-            try:
-                make_dirs(parent / "panel-player")
-            finally:
-                logger.removeHandler(handler)
-            return [[r.levelno, r.getMessage()] for r in records]
-
-        make_dirs(base / "readable" / "panel-player")  # in this process too, where mutmut sees it
-        assert (base / "readable" / "panel-player").is_dir()
-        assert as_service_user(make) == [[logging.WARNING, f"cannot fsync {parent}: the new folder panel-player "
-                                          "may not survive a power cut"]]
+        assert make(base / "readable") == []  # in this process too, where mutmut sees it
+        assert as_service_user(lambda: make(parent)) == [[logging.WARNING, f"cannot fsync {parent}: the new folder "
+                                                          "panel-player may not survive a power cut"]]
         parent.chmod(0o711)
         assert (parent / "panel-player").is_dir()
-    finally:
-        parent.chmod(0o700)
-        if base != tmp_path:
-            shutil.rmtree(base)
 
 
 def test_a_header_whose_length_is_not_a_number_is_damage_not_a_crash(
