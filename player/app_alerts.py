@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("panel-player")
 
 SYNC_WAIT_S = 10.0  # after a (re)connection, how long the broker has to deliver its retained alerts
+IMAGE_POLL_S = 0.05  # how often a picture being decoded for the alert on screen is looked for
 
 
 class AlertPart:
@@ -45,6 +46,7 @@ class AlertPart:
         self.synced_connection = 0  # the last connection whose retained messages were all in
         self.sync_deadline: float | None = None
         self.unconfirmed: set[tuple[str, str, str]] = set()  # kept, though the broker may have lost them
+        self.image_wait: tuple[object, object] | None = None  # (alert key, cache key) of a picture being decoded
 
     # -- start ----------------------------------------------------------------
     def start(self) -> None:
@@ -244,11 +246,12 @@ class AlertPart:
             self.synced(False, frozenset(), now)  # no marker back (an ACL refusing it?): cannot know
         self.ended(self.board.expire(now, wall), "expired")
         current = self.board.current(now)
-        if current != self.shown or self.dirty:
+        if current != self.shown or self.dirty or self._image_ready():
             self.show(current, now)
 
     def deadlines(self, now: float, wall: datetime) -> list[float | None]:
-        return [self.board.next_deadline(now, wall), self.sync_deadline]
+        picture = now + IMAGE_POLL_S if self.image_wait is not None else None
+        return [self.board.next_deadline(now, wall), self.sync_deadline, picture]
 
     def show(self, alert: Alert | None, now: float) -> None:
         self.dirty = False
@@ -333,33 +336,44 @@ class AlertPart:
                                 f"{self.cfg.min_brightness} %: the panel is too hot (thermal derating)")
 
     def _image(self, alert: Alert) -> Any:
-        """The alert's picture as a surface, when it has one on disk."""
+        """The alert's picture as a surface when it is decoded; None meanwhile (or when it
+        has none). Decoding runs in the picture cache's thread, never here: the alert goes
+        on screen at once without its picture, which joins it once decoded (see tick)."""
         if not alert.asset:
             return None
         try:
-            return self._decode(alert)
+            path = self.p.content.asset_path(alert.asset)
+            if path is None:
+                self.p.report_error(f"alert {alert.id}: image sha256:{alert.asset} is not on this panel",
+                                    publish=False)
+                return None
+            w, h = self.p.renderer.logical_size
+            key = ("alert", alert.asset, (w // 3, h // 3))
+            picture = self.p.images.get(key)
+            if picture is None:
+                self.p.images.prefetch(key, path, (w // 3, h // 3), "contain", (0, 0, 0), urgent=True)
+                self.image_wait = (alert.key, key)
+            return picture
+        except AssetError as exc:
+            self.p.report_error(f"alert {alert.id}: {exc}")
         except Exception as exc:  # an image must never keep the alert off the screen
             log.exception("alert %s: image", alert.id)
             self.p.report_error(f"alert {alert.id}: image sha256:{alert.asset}: {type(exc).__name__}: {exc}")
-            return None
+        return None
 
-    def _decode(self, alert: Alert) -> Any:
-        assert alert.asset is not None
-        path = self.p.content.asset_path(alert.asset)
-        if path is None:
-            self.p.report_error(f"alert {alert.id}: image sha256:{alert.asset} is not on this panel", publish=False)
-            return None
-        import pygame
-
-        from .render.images import decode_image
-
-        w, h = self.p.renderer.logical_size
-        try:
-            decoded = decode_image(path, (w // 3, h // 3), "contain", (0, 0, 0))
-        except AssetError as exc:
-            self.p.report_error(f"alert {alert.id}: {exc}")
-            return None
-        return pygame.image.frombuffer(decoded.data, decoded.size, "RGB").copy()
+    def _image_ready(self) -> bool:
+        """Whether the picture the alert on screen waits for is decoded (or failed: it is
+        reported by :meth:`_image` and the alert stays without it)."""
+        if self.image_wait is None:
+            return False
+        alert_key, key = self.image_wait
+        if self.shown is None or self.shown.key != alert_key:
+            self.image_wait = None  # another alert's turn: its own picture is asked for then
+            return False
+        if self.p.images.pending(key):
+            return False
+        self.image_wait = None
+        return True
 
     def close(self) -> None:
         pass
