@@ -213,6 +213,7 @@ class Player:
 
     def build_renderer(self) -> None:
         from .render.compositor import Renderer
+        from .render.fonts import min_text_px
         from .render.images import ImageCache, default_cache_bytes
 
         d = self.cfg.display
@@ -227,6 +228,7 @@ class Player:
             self.output.size, self.layout, tz=self.tz, rotation=d.rotation, fps=d.fps,
             transition=d.transition, transition_s=d.transition_s, font=d.font, antialias=d.antialias,
             images=self.images, language=self.cfg.panel.language,
+            min_text_px=min_text_px(d.viewing_distance_m, d.pixel_pitch_mm),
             # png and fbdev dim while they copy the frame: no dimmed full-frame layer then.
             dim_output=getattr(self.output, "set_dim", None),
         )

@@ -84,6 +84,8 @@ class DisplayConfig:
     transition_s: float = 0.6
     image_cache_mb: int | None = None  # None: room for two decoded full-screen images
     wait_s: float = 0.0  # fbdev: how long to wait for the device at start before running without it
+    viewing_distance_m: float | None = None  # from where people read the panel: sets the smallest text
+    pixel_pitch_mm: float | None = None  # the size of one pixel on the panel (needed with the distance)
     led: LedMatrixConfig = field(default_factory=LedMatrixConfig)
     sleep: tuple[SleepWindow, ...] = ()  # the screen is off in these windows, but for alerts
 
@@ -277,7 +279,7 @@ def _display(root: Node, warnings: list[str]) -> DisplayConfig:
     d = DisplayConfig()
     node = root.section("display", {"output", "size", "path", "device", "rotation", "fps", "layout", "font",
                                     "antialias", "transition", "transition_s", "image_cache_mb", "wait_s", "led",
-                                    "sleep"})
+                                    "sleep", "viewing_distance_m", "pixel_pitch_mm"})
     output = node.string("output", d.output, choices=OUTPUTS)
     size = None
     sizes = node.items("size", None, min_items=2, max_items=2)
@@ -317,6 +319,12 @@ def _display(root: Node, warnings: list[str]) -> DisplayConfig:
     if font is not None and font != "pixel" and not (Path(font).is_file() or Path(font).is_dir()):
         node.problems.add("display.font", f'no such font file or folder "{font}" (or "pixel": '
                                           "the bundled pixel fonts)")
+    distance = node.number("viewing_distance_m", None, minimum=0.5, maximum=200)
+    pitch = node.number("pixel_pitch_mm", None, minimum=0.05, maximum=50)
+    if distance is not None and pitch is None and not node.has("pixel_pitch_mm"):
+        node.problems.add("display.pixel_pitch_mm", "needed with display.viewing_distance_m: the size of one "
+                                                    "pixel on the panel in mm (about 0.5 for a 43-inch 1920x1080 "
+                                                    "screen, 4 for a P4 LED matrix)")
     sleep, sleep_warnings = parse_sleep_windows(node)
     warnings.extend(sleep_warnings)
     return DisplayConfig(
@@ -333,6 +341,8 @@ def _display(root: Node, warnings: list[str]) -> DisplayConfig:
         transition_s=float(node.number("transition_s", d.transition_s, minimum=0, maximum=5)),
         image_cache_mb=node.integer("image_cache_mb", None, minimum=4, maximum=1024),
         wait_s=float(node.number("wait_s", d.wait_s, minimum=0, maximum=600)),
+        viewing_distance_m=float(distance) if distance is not None else None,
+        pixel_pitch_mm=float(pitch) if pitch is not None else None,
         led=led,
         sleep=sleep,
     )

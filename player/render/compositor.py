@@ -256,7 +256,8 @@ class Renderer:
     def __init__(self, size: tuple[int, int], layout: Layout, *, tz: tzinfo, rotation: int = 0, fps: int = 30,
                  transition: str = "fade", transition_s: float = 0.6, font: str | None = None,
                  antialias: bool | None = None, images: ImageCache | None = None,
-                 dim_output: Callable[[float], None] | None = None, language: str = "fr") -> None:
+                 dim_output: Callable[[float], None] | None = None, language: str = "fr",
+                 min_text_px: int | None = None) -> None:
         if rotation not in ROTATIONS:
             raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation}")
         if size[0] <= 0 or size[1] <= 0:
@@ -311,6 +312,7 @@ class Renderer:
         self._last_frame: float | None = None
         self._shown: pygame.Surface | None = None
         self.language = language  # the panel's: slides without a lang of their own, the ticker
+        self.min_text_px = min_text_px  # from the viewing distance: smaller text is paged instead
         self.set_layout(layout)
 
     # ------------------------------------------------------------------ state
@@ -326,7 +328,8 @@ class Renderer:
         face = open_face(default_font(self.logical_size, font))
         antialias = layout.antialias if self._antialias_override is None else self._antialias_override
         self.painter = TextPainter(face, antialias=antialias, line_spacing=layout.line_spacing,
-                                   min_px=face.legible_px(antialias), hyphenate=True, lang=self.language)
+                                   min_px=max(face.legible_px(antialias), self.min_text_px or 0),
+                                   hyphenate=True, lang=self.language)
         lw, lh = self.logical_size
         self._rects = {zone.name: pygame.Rect(zone.pixels(lw, lh)) for zone in layout.zones}
         self._end_transition()
@@ -681,14 +684,15 @@ class Renderer:
         # The title goes to the header when it fits there on one line; else it stays with
         # the body in the main zone, where text that does not fit is paged or scrolled
         # (an ellipsis in the header would drop words).
-        title_in_header = (header is not None and isinstance(slide, TextSlide) and bool(slide.body.strip())
-                           and self._fits_on_one_line(slide.title, _inner(self._rects[header.name], header),
-                                                      slide.lang))
+        header_px = None  # the size of the title in the header: the body is never larger
+        if header is not None and isinstance(slide, TextSlide) and slide.body.strip():
+            header_px = self._one_line_px(slide.title, _inner(self._rects[header.name], header), slide.lang)
+        title_in_header = header_px is not None
         for zone in layout.zones:
             rect = self._rects[zone.name]
             inner = _inner(rect, zone)
             if zone.role == "main":
-                self._draw_main(zone, rect, inner, title_in_header, now)
+                self._draw_main(zone, rect, inner, header_px, now)
             elif zone.role == "title":
                 scene.fill(self._zone_background(zone), rect)
                 in_header = title_in_header and isinstance(slide, TextSlide)
@@ -714,21 +718,24 @@ class Renderer:
         self._pending = []
         self._stale = False
 
-    def _fits_on_one_line(self, text: str, inner: pygame.Rect, lang: str | None = None) -> bool:
+    def _one_line_px(self, text: str, inner: pygame.Rect, lang: str | None = None) -> int | None:
+        """The size ``text`` is drawn at on one line in ``inner``; None when it does not fit
+        there at a legible size."""
         painter = self.painter.for_lang(lang)
         line = " ".join(painter.prepare(text).split("\n"))
-        return painter.face.width(line, painter.line_px(line, inner.w, inner.h)) <= inner.w
+        px = painter.line_px(line, inner.w, inner.h)
+        return px if painter.face.width(line, px) <= inner.w else None
 
-    def _draw_main(self, zone: Zone, rect: pygame.Rect, inner: pygame.Rect, title_in_header: bool,
+    def _draw_main(self, zone: Zone, rect: pygame.Rect, inner: pygame.Rect, header_px: int | None,
                    now: float) -> None:
         scene, slide = self._scene, self._slide
         if isinstance(slide, TextSlide):
             scene.fill(slide.style.background, rect)
-            title = "" if title_in_header else slide.title
-            self._text = self._overflow(slide, title, inner)
+            title = "" if header_px is not None else slide.title
+            painter = self.painter.for_lang(slide.lang).capped(header_px)
+            self._text = self._overflow(slide, title, inner, painter)
             if self._text is None:
-                self.painter.for_lang(slide.lang).draw(scene, inner, title, slide.body, slide.style.color,
-                                                       slide.style.align)
+                painter.draw(scene, inner, title, slide.body, slide.style.color, slide.style.align)
             else:
                 self._text.draw(scene, self.painter, now)
         elif isinstance(slide, ImageSlide):
@@ -739,10 +746,11 @@ class Renderer:
             if self._shown_any:  # (not while the first slide's picture is decoded: blank, no big clock)
                 self._clocks.append(self._clock_spot(rect, inner, zone.color, "center", idle=True))
 
-    def _overflow(self, slide: TextSlide, title: str, inner: pygame.Rect) -> _SlideText | None:
+    def _overflow(self, slide: TextSlide, title: str, inner: pygame.Rect,
+                  painter: TextPainter) -> _SlideText | None:
         """The pages or scrolling line of a text slide too long for ``inner`` (see the
         layout's ``overflow``); None when it fits at some legible size."""
-        painter, body = self.painter.for_lang(slide.lang), slide.body
+        body = slide.body
         if not painter.fit(title, body, inner.w, inner.h).truncated:
             return None
         overflow = self._layout.overflow

@@ -32,6 +32,7 @@ pixel fonts often lack ``’ « » – — … œ €`` and get ``' " " - - ... 
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 import unicodedata
 from pathlib import Path
@@ -72,6 +73,31 @@ that good (6 to 9 px lose two fifths or more, 11 and 12 px a quarter)."""
 SMALL_PANEL_PX = 128
 """A panel whose smaller side is at most this many pixels is *small*: it uses the bundled
 pixel fonts when no font is configured (HUB75 matrices: 64x32 to 192x96)."""
+
+CAP_MM_PER_M = 4.0
+"""Capital letters a passer-by reads comfortably are 4 mm tall per metre of distance (20 mm
+at 5 m): between the usual signage figures of 2.5 mm per metre (the farthest a text can
+be read at all) and 8 mm per metre (read at a glance from a moving car)."""
+
+CAP_PER_EM = 0.7
+"""Height of a capital letter as a share of the font size (FreeSans 0.73, DejaVu Sans
+0.73, the bundled pixel fonts 0.6 to 1): a size chosen from a capital height is a little
+larger than needed rather than smaller."""
+
+
+def min_text_px(viewing_distance_m: float | None, pixel_pitch_mm: float | None) -> int | None:
+    """The smallest font size, in pixels, that people at ``viewing_distance_m`` read on a
+    panel whose pixels are ``pixel_pitch_mm`` apart (``display.viewing_distance_m`` and
+    ``display.pixel_pitch_mm``); None when either is not known::
+
+        min_text_px(5, 0.496)   # 58: a 43-inch 1920x1080 screen read from 5 m
+        min_text_px(10, 5)      # 12: a P5 LED matrix read from 10 m
+    """
+    if not viewing_distance_m or not pixel_pitch_mm:
+        return None
+    cap_px = CAP_MM_PER_M * viewing_distance_m / pixel_pitch_mm
+    return max(1, math.ceil(cap_px / CAP_PER_EM))
+
 
 SAFE_WIDTH = 32_768
 """Pixels of text FreeType measures and draws in one piece; its boxes wrap past 65,535."""

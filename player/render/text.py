@@ -484,6 +484,8 @@ class TextPainter:
         self.min_px = min_px
         self.hyphenate = hyphenate
         self._siblings: dict[str, TextPainter] = {self.lang: self}
+        self.max_px: int | None = None  # see capped()
+        self._capped: dict[tuple[str, int], TextPainter] = {}  # shared by the copies
         self._fit_cache: LRU[tuple[str, str, int, int], FittedText] = LRU(256)
         self._pages_cache: LRU[tuple[str, str, int, int, int], tuple[FittedText, ...]] = LRU(64)
         self._estimator: TextPainter | None = None
@@ -505,6 +507,23 @@ class TextPainter:
             painter._pages_cache = LRU(64)
             painter._estimator = None
             self._siblings[lang] = painter
+        return painter
+
+    def capped(self, px: int | None) -> TextPainter:
+        """This painter laying text out at ``px`` or below (never under ``min_px``): for
+        a body under a title set apart, in a header, at ``px``, so that the title is never
+        smaller than the body. None: this painter. Made once per language and size."""
+        if px is None:
+            return self
+        key = (self.lang, px)
+        painter = self._capped.get(key)
+        if painter is None:
+            painter = copy.copy(self)
+            painter.max_px = px
+            painter._fit_cache = LRU(256)
+            painter._pages_cache = LRU(64)
+            painter._estimator = None
+            self._capped[key] = painter
         return painter
 
     # --- measuring ----------------------------------------------------------------------
@@ -688,7 +707,10 @@ class TextPainter:
         return lines
 
     def sizes(self, max_px: int) -> list[int]:
-        """The sizes this painter uses up to ``max_px`` (from ``min_px``), ascending; never empty."""
+        """The sizes this painter uses up to ``max_px`` (and its own :attr:`max_px`), from
+        ``min_px``, ascending; never empty."""
+        if self.max_px is not None:
+            max_px = min(max_px, self.max_px)
         return self.face.sizes(max_px, self.min_px)
 
     def _sizes(self, has_title: bool, has_body: bool, height: int) -> list[tuple[int, int]]:
