@@ -16,6 +16,7 @@ assets), :mod:`player.app_alerts` (the alert board on screen),
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import signal
 import time
@@ -37,6 +38,7 @@ log = logging.getLogger("panel-player")
 
 EXIT_OK = 0
 EXIT_RESTART = 75  # the `restart` command: systemd's Restart=always starts us again
+QUIET_TICK_S = 0.25  # the parts' tick runs at least this often while the loop turns (a safety net)
 
 
 def utcnow() -> datetime:
@@ -127,6 +129,10 @@ class Player:
         self.output: Any = None
         self.link: Any = None
         self.frames = 0
+        # The parts' earliest deadline, cached between full ticks (None: to be worked out):
+        # a pass with no message and nothing due skips their tick (see step).
+        self._parts_due: float | None = None
+        self._full_tick_at = -math.inf
         self.fps_window: list[float] = []
         self.first_frame_at: float | None = None
         self._on_frame: list[Callable[[float], None]] = []
@@ -266,8 +272,12 @@ class Player:
     def deadlines(self, now: float, wall: datetime) -> list[float]:
         frame = None if self.screen.asleep else self.renderer.next_deadline(now, wall)
         found = [t for t in (frame, self.output.next_deadline(), self.limiter.next_report()) if t is not None]
-        for part in (self.content, self.alerts, self.screen, self.ops):
-            found.extend(t for t in part.deadlines(now, wall) if t is not None)
+        if self._parts_due is None:
+            due = [t for part in (self.content, self.alerts, self.screen, self.ops)
+                   for t in part.deadlines(now, wall) if t is not None]
+            self._parts_due = min(due, default=math.inf)
+        if self._parts_due != math.inf:
+            found.append(self._parts_due)
         return found
 
     def handle(self, msg: object, now: float) -> None:
@@ -285,6 +295,8 @@ class Player:
     def tick(self, now: float) -> None:
         """Time-driven work of every part."""
         wall = utcnow()
+        self._parts_due = None  # whatever changes now, their deadlines are asked again
+        self._full_tick_at = now
         self.alerts.tick(now, wall)
         self.screen.tick(now, wall)
         self.content.tick(now, wall)
@@ -332,7 +344,9 @@ class Player:
         except queue.Empty:
             msg = None
         now = time.monotonic()
+        had_input = msg is not None
         while (signum := self.inbox.take_signal()) is not None:
+            had_input = True
             self.handle(Stop(EXIT_OK, _signal_name(signum)), now)
         while msg is not None:
             try:
@@ -344,11 +358,16 @@ class Player:
                 msg = self.inbox.get_nowait()
             except queue.Empty:
                 msg = None
-        try:
-            self.tick(now)
-        except Exception as exc:
-            log.exception("error in the timed work")
-            self.report_error(f"internal error: {exc}")
+        # The parts' time-driven work runs after any message, when one of their deadlines
+        # is due, and at least every QUIET_TICK_S while the loop turns; a frame of the
+        # ticker alone (60 a second) skips it: nothing of theirs can have changed.
+        if (had_input or self._parts_due is None or now >= self._parts_due
+                or now - self._full_tick_at >= QUIET_TICK_S):
+            try:
+                self.tick(now)
+            except Exception as exc:
+                log.exception("error in the timed work")
+                self.report_error(f"internal error: {exc}")
         self.flush_held_events(now)
         self.draw(now)
         if not self.alerts.body_pending():  # see AlertPart.changed and body_pending

@@ -30,6 +30,8 @@ BUNDLED_PLAYLISTS = {"led-matrix": "playlist-led.json", "portrait": "playlist-po
 """The bundled demo playlist for each panel shape (named by the layout that fits it)."""
 
 
+PICTURE_POLL_S = 0.05  # how often a picture being decoded for the waiting slide is looked for
+
 class ContentPart:
     def __init__(self, player: Player) -> None:
         self.p = player
@@ -206,7 +208,10 @@ class ContentPart:
             self.next_slide(now)
 
     def deadlines(self, now: float, wall: datetime) -> list[float | None]:
-        return [self.slide_ends, self.idle_until, self.manager.asset_deadline()]
+        # While an image slide waits, its picture is looked for as often as the renderer
+        # looks (see Renderer.next_deadline): the loop ticks this part then.
+        picture = now + PICTURE_POLL_S if self.waiting else None
+        return [self.slide_ends, self.idle_until, self.manager.asset_deadline(), picture]
 
     def pause(self) -> None:
         """The screen is off: no slide turns (and no image is decoded) until :meth:`resume`."""
