@@ -21,6 +21,7 @@ from .alertboard import AlertBoard
 from .alerts import Alert, Cancel, parse_alert_message
 from .errors import AssetError, ContentError
 from .memory import release_free_memory
+from .render.compositor import IMAGE_POLL_S
 
 if TYPE_CHECKING:
     from .app import Player
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("panel-player")
 
 SYNC_WAIT_S = 10.0  # after a (re)connection, how long the broker has to deliver its retained alerts
-IMAGE_POLL_S = 0.05  # how often a picture being decoded for the alert on screen is looked for
 
 
 class AlertPart:
@@ -296,7 +296,6 @@ class AlertPart:
     def _view(self) -> Any:
         if self.view is None:
             from .render.alert_view import AlertView
-
             from .render.fonts import screen_style
 
             d = self.p.cfg.display

@@ -18,6 +18,7 @@ from .config import known_layouts
 from .content import ImageSlide, Playlist, parse_playlist
 from .errors import AssetError, ContentError
 from .playlists import Candidate, PlaylistManager
+from .render.compositor import IMAGE_POLL_S
 from .schedule import Rotation
 
 if TYPE_CHECKING:
@@ -29,8 +30,6 @@ BUNDLED_PLAYLISTS = {"led-matrix": "playlist-led.json", "portrait": "playlist-po
                      "landscape": "playlist.json"}
 """The bundled demo playlist for each panel shape (named by the layout that fits it)."""
 
-
-PICTURE_POLL_S = 0.05  # how often a picture being decoded for the waiting slide is looked for
 
 class ContentPart:
     def __init__(self, player: Player) -> None:
@@ -210,7 +209,7 @@ class ContentPart:
     def deadlines(self, now: float, wall: datetime) -> list[float | None]:
         # While an image slide waits, its picture is looked for as often as the renderer
         # looks (see Renderer.next_deadline): the loop ticks this part then.
-        picture = now + PICTURE_POLL_S if self.waiting else None
+        picture = now + IMAGE_POLL_S if self.waiting else None
         return [self.slide_ends, self.idle_until, self.manager.asset_deadline(), picture]
 
     def pause(self) -> None:
