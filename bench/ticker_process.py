@@ -8,7 +8,10 @@ What runs, one after the other, each for the same measured time after a warm-up:
    local mosquitto for its heartbeat.
 2. The same player with the ``sdl`` output in a window of an X server (Xvfb,
    1920x1080, 24 bits), as on a desktop or a kiosk PC.
-3. Reference, same run: Chromium in kiosk mode (Debian's ``chromium --kiosk``, without
+3. The floor, same run: a process that only wakes 60 times a second and draws the
+   ticker's new rows into a fake framebuffer with the player's own drawing call
+   (:mod:`bench.ticker_floor`): what no 60 fps program in Python goes under here.
+4. Reference, same run: Chromium in kiosk mode (Debian's ``chromium --kiosk``, without
    GPU, as a signage kiosk on such a machine runs) on the same X server, showing the
    same picture as an HTML page: the header with the title and the clock, the text,
    and the ticker as a CSS animation at the same speed.
@@ -29,13 +32,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from . import goals
-from .common import cpu_seconds, report, start_player, stop, store_playlist, write_config
+from .common import ROOT, cpu_seconds, report, start_player, stop, store_playlist, write_config
 from .goals import Goal
 from fake_framebuffer import make_fb  # noqa: E402,I001 - tests/ is on the path once .common is imported
 from fixtures_broker import Broker  # noqa: E402
@@ -190,8 +194,8 @@ GOAL_SECONDS = 20.0  # each process measured at least this long for the goal to 
 def run(seconds: float = GOAL_SECONDS, warmup: float = 8.0) -> dict[str, Any]:
     have_x = shutil.which("Xvfb") is not None
     have_chromium = have_x and (shutil.which("chromium") or shutil.which("chromium-browser")) is not None
-    figures: dict[str, float | None] = {"fbdev": None, "sdl": None, "sdl_x": None, "chromium": None,
-                                        "chromium_x": None}
+    figures: dict[str, float | None] = {"fbdev": None, "floor": None, "sdl": None, "sdl_x": None,
+                                        "chromium": None, "chromium_x": None}
     with tempfile.TemporaryDirectory(prefix="ticker-process-") as tmp:
         folder = Path(tmp)
         broker = Broker(folder / "broker")
@@ -206,6 +210,19 @@ def run(seconds: float = GOAL_SECONDS, warmup: float = 8.0) -> dict[str, Any]:
                 figures["fbdev"] = measure({"p": player.pid}, seconds)["p"]
             finally:
                 stop(player)
+            (folder / "floor").mkdir()
+            device, sysfs = make_fb(folder / "floor", *SIZE, 32)
+            floor = subprocess.Popen([sys.executable, "-m", "bench.ticker_floor", device, str(sysfs)], cwd=ROOT,
+                                     env=dict(os.environ, SDL_VIDEODRIVER="dummy"), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+            try:
+                time.sleep(warmup)
+                if floor.poll() is not None:
+                    raise RuntimeError("the floor loop exited: " + (floor.stderr.read() if floor.stderr else b"")
+                                       .decode(errors="replace")[-800:])
+                figures["floor"] = measure({"p": floor.pid}, seconds)["p"]
+            finally:
+                stop(floor)
             if have_x:
                 x = XServer(folder, SIZE)
                 try:
@@ -247,7 +264,8 @@ def _report(f: dict[str, float | None], seconds: float, have_x: bool, have_chrom
     ratio = goals.value("ticker_process")
     chromium = f["chromium"]
     found: list[Goal] = []
-    rows = [("panel-player run, fbdev", pct(f["fbdev"]))]
+    rows = [("panel-player run, fbdev", pct(f["fbdev"])),
+            ("floor: 60 wake-ups a second and the ticker's draw, nothing else", pct(f["floor"]))]
     if have_x:
         rows.append(("panel-player run, sdl on Xvfb", f"{pct(f['sdl'])} (the X server: {pct(f['sdl_x'])})"))
     else:

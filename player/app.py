@@ -237,6 +237,8 @@ class Player:
             min_text_px=min_text_px(d.viewing_distance_m, d.pixel_pitch_mm),
             # png and fbdev dim while they copy the frame: no dimmed full-frame layer then.
             dim_output=getattr(self.output, "set_dim", None),
+            # fbdev and sdl let a frame of the ticker alone be drawn on their own pixels.
+            direct=self.output.direct_surface,
         )
 
     def draw(self, now: float) -> None:
@@ -247,7 +249,8 @@ class Player:
         if result is None:
             return
         frame, dirty = result
-        shown_at = self.output.show(frame, dirty)
+        drawn = self.renderer.direct_drawn
+        shown_at = self.output.show_direct(drawn) if drawn else self.output.show(frame, dirty)
         self.frames += 1
         self.fps_window.append(now)
         if self.first_frame_at is None:

@@ -8,8 +8,10 @@ The main loop owns one :class:`Renderer` and drives it with two clocks: ``now`` 
     renderer.show(slide, time.monotonic(), image_path=store.asset_path(slide.asset))
     while True:
         drawn = renderer.render(time.monotonic(), datetime.now(timezone.utc))
-        if drawn:
-            output.present(*drawn)          # frame, dirty rects (None = everything)
+        if drawn and renderer.direct_drawn:  # drawn on the output's pixels (see direct)
+            output.show_direct(renderer.direct_drawn)
+        elif drawn:
+            output.show(*drawn)             # frame, dirty rects (None = everything)
         deadline = renderer.next_deadline(time.monotonic(), datetime.now(timezone.utc))
         # ... block on the inbox until min(deadline, slide end, ...)
 
@@ -33,6 +35,13 @@ A still picture costs nothing: :meth:`Renderer.render` returns None and
 :meth:`Renderer.next_deadline` None. A scrolling ticker dirties only its band; a minute
 tick only the clock zone. Only the zones that belong to the slide (main and title) take
 part in a transition: the clock and ticker keep running through it.
+
+A frame in which only the ticker moves is drawn, when the output offers its own pixels
+(``direct``: the mapped framebuffer, the SDL window), straight onto them: only the band's
+rows that glyphs can touch, with nothing copied afterwards (:attr:`Renderer.direct_drawn`
+tells the caller; the output's ``show_direct`` presents them). The scene's band is
+brought up to the screen's before anything else reads the scene. Any other frame, a
+rotated panel, a layer on top or software dimming go the usual way.
 
 Nothing is allocated per frame on an unrotated panel (a layer per transition or overlay
 at most). On a rotated one, each dirty rectangle is turned by
@@ -250,14 +259,16 @@ class Renderer:
     the decoded-image cache shared with the app (one is made, sized from the device's
     memory by :func:`~player.render.images.default_cache_bytes`, when omitted). ``dim_output`` is the
     output's ``set_dim`` when it can dim while it copies frames (png, fbdev): software
-    dimming is then handed to it and costs no full-frame layer here.
+    dimming is then handed to it and costs no full-frame layer here. ``direct`` is the
+    output's ``direct_surface`` (fbdev, sdl): frames of the ticker alone are drawn there.
     """
 
     def __init__(self, size: tuple[int, int], layout: Layout, *, tz: tzinfo, rotation: int = 0, fps: int = 30,
                  transition: str = "fade", transition_s: float = 0.6, font: str | None = None,
                  antialias: bool | None = None, images: ImageCache | None = None,
                  dim_output: Callable[[float], None] | None = None, language: str = "fr",
-                 min_text_px: int | None = None) -> None:
+                 min_text_px: int | None = None,
+                 direct: Callable[[], pygame.Surface | None] | None = None) -> None:
         if rotation not in ROTATIONS:
             raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation}")
         if size[0] <= 0 or size[1] <= 0:
@@ -302,6 +313,11 @@ class Renderer:
         self._overlay_due: float | None = None
         self._dim = 1.0
         self._dim_output = dim_output
+        self._direct = direct  # the output's own pixels, when it has them to offer
+        self.direct_drawn: Sequence[pygame.Rect] = ()  # what the last render drew there
+        self._band_behind: float | None = None  # the scene's ticker band lags the screen's
+        self._band_alone = False  # no other zone overlaps the ticker band
+        self._band = pygame.Rect(0, 0, 0, 0)  # the ticker's band, while it has one
         if dim_output is not None:
             dim_output(1.0)  # the output may have been dimmed for a previous renderer
 
@@ -332,6 +348,9 @@ class Renderer:
                                    hyphenate=True, lang=self.language)
         lw, lh = self.logical_size
         self._rects = {zone.name: pygame.Rect(zone.pixels(lw, lh)) for zone in layout.zones}
+        ticker = layout.zone("ticker")
+        self._band_alone = ticker is not None and not any(
+            self._rects[z.name].colliderect(self._rects[ticker.name]) for z in layout.zones if z is not ticker)
         self._end_transition()
         self._stale = True
         if isinstance(self._slide, ImageSlide) and self._image_path is not None:
@@ -471,6 +490,11 @@ class Renderer:
         in physical coordinates (None: the whole frame). The frame belongs to the
         renderer: read it before the next call, don't draw on it.
         """
+        direct = self._direct_frame(now, wall)
+        if direct is not None:
+            return direct
+        self.direct_drawn = ()
+        self._catch_up_band()
         dirty: list[pygame.Rect] = []
         full = self._full
         if not self._stale and not self._image_drawn and self._image_key is not None:
@@ -552,6 +576,7 @@ class Renderer:
 
     def snapshot(self) -> pygame.Surface:
         """A copy of the current physical frame, dimmed as it is shown (for screenshots)."""
+        self._catch_up_band()
         if self._shown is None:
             blank = pygame.Surface(self.size)
             blank.fill(self._layout.background)
@@ -621,8 +646,9 @@ class Renderer:
         if zone is None:
             return
         rect = self._rects[zone.name]
+        self._band_behind = None  # the band is drawn afresh
         if self._ticker_items:
-            band = self._ticker_band(zone)
+            band = self._band = self._ticker_band(zone)
             self._ticker = Ticker(self.painter, self._ticker_items, band.size, zone.color,
                                   zone.background or self._layout.background, zone.speed, self._ticker_start)
             self._ticker_due = -math.inf  # draw at the next render
@@ -645,6 +671,7 @@ class Renderer:
         elif self._stale:
             return  # the scene does not hold what is on screen: cut
         else:
+            self._catch_up_band()
             if self._old is None:
                 self._old = pygame.Surface(self.logical_size)
             self._old.blit(self._scene, (0, 0))
@@ -676,6 +703,7 @@ class Renderer:
     def _compose(self, now: float, wall: datetime) -> None:
         """Redraw the whole scene for the current layout, slide, ticker and time."""
         scene, layout = self._scene, self._layout
+        self._band_behind = None
         scene.fill(layout.background)
         self._clocks = []
         self._text = None
@@ -796,6 +824,48 @@ class Renderer:
         reused.beneath.blit(self._scene, (0, 0), rect)
         reused.due = reused.drawn = None
         return reused
+
+    def _direct_frame(self, now: float, wall: datetime) -> tuple[pygame.Surface, list[pygame.Rect]] | None:
+        """A frame in which only the ticker moves, drawn straight onto the output's own
+        pixels (see ``direct``): its new rows, with nothing copied afterwards.
+
+        None when the frame is anything else (something else changes, a layer sits on
+        top, the panel is rotated) or the output offers no pixels of its own now; the
+        scene's band is then brought up to what the screen shows first.
+        """
+        ticker, due = self._ticker, self._ticker_due
+        if (ticker is None or due is None or now < due or self._direct is None or not self._band_alone
+                or self._stale or self._full or self._pending or self._overlay is not None
+                or self._transition_start is not None or self._frame is not None or self._shown is None
+                or (self._dim < 1 and self._dim_output is None)
+                or (self._image_key is not None and not self._image_drawn)):
+            return None
+        text = self._text
+        if text is not None and now >= text.due:
+            return None
+        for spot in self._clocks:
+            if spot.due is None or wall >= spot.due or (spot.drawn is not None and wall < spot.drawn):
+                return None
+        target = self._direct()
+        if target is None:
+            return None
+        band = self._band
+        ticker.match_format(target)
+        ticker.draw(target, band, now, over=True)
+        self._ticker_due = ticker.next_frame(now)
+        self._band_behind = now
+        self._last_frame = now
+        self.direct_drawn = [band]  # unrotated: logical is physical
+        self._start_deferred()
+        return self._shown, []
+
+    def _catch_up_band(self) -> None:
+        """Draw into the scene the ticker band the screen shows (after direct frames)."""
+        if self._band_behind is None:
+            return
+        drawn_at, self._band_behind = self._band_behind, None
+        if self._ticker is not None:
+            self._ticker.draw(self._scene, self._band, drawn_at)
 
     def _animate(self, now: float, wall: datetime, force: bool = False) -> list[pygame.Rect]:
         """Advance the ticker and clocks on the scene; returns the logical rects changed."""

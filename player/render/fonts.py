@@ -324,6 +324,23 @@ class FontFace:
             return font.get_rect(text, size=px).width if text else 0
         return sum(font.get_rect(text[i:i + step], size=px).width for i in range(0, len(text), step))
 
+    def ink_rows(self, text: str, px: int) -> tuple[int, int]:
+        """``[first, end)``: the rows of the line :meth:`render` returns for ``text`` that
+        glyphs can touch (clipped to the line box); ``(0, 0)`` when nothing is drawn."""
+        above, height = self._box(px)
+        px = self.fitting_size(px)
+        font = self._at(px)
+        text = self.prepare(text)
+        step = max(1, SAFE_WIDTH // (4 * px))  # as in width(): FreeType's box wraps
+        first, end = height, 0
+        for i in range(0, len(text), step):
+            rect = font.get_rect(text[i:i + step], size=px)
+            if rect.height > 0:
+                first = min(first, above - rect.y)
+                end = max(end, above - rect.y + rect.height)
+        first, end = max(0, first), min(height, end)
+        return (first, end) if first < end else (0, 0)
+
     # --- drawing ------------------------------------------------------------------------
 
     def render(self, text: str, px: int, color: Color, antialias: bool = True) -> pygame.Surface:

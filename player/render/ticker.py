@@ -78,6 +78,8 @@ class Ticker:
         self._top = 0  # the strip's first row in the band (the line is centred in it)
         self._rows = 0  # rows of the line shown in the band
         self._shift = 0  # where the line's first row is drawn in a strip (negative: cropped)
+        self._ink = (0, 0)  # [first, end) rows of a strip that glyphs can touch
+        self._format: pygame.Surface | None = None  # strips are made in this surface's format
         if self.text and height > 0:
             face = painter.face
             self._px = painter.line_px(self.text, 1 << 30, height)
@@ -85,6 +87,7 @@ class Ticker:
             top = (height - line_h) // 2
             self._top, self._shift, self._rows = max(0, top), min(0, top), min(height, line_h)
             x = 0
+            first, end = line_h, 0
             for piece in _pieces(face, self.text, self._px):
                 width = face.width(piece, self._px)
                 if width > 0:  # 0 when the font draws nothing for it: nothing to scroll there
@@ -92,7 +95,14 @@ class Ticker:
                     self._starts.append(x)
                     self._widths.append(width)
                     x += width
+                    top_ink, end_ink = face.ink_rows(piece, self._px)
+                    if top_ink < end_ink:
+                        first, end = min(first, top_ink), max(end, end_ink)
             self.period = x
+            # The strip's rows glyphs can touch: the others hold the background in every
+            # piece, so a frame drawn over the previous one need not rewrite them.
+            first, end = max(0, first + self._shift), min(self._rows, end + self._shift)
+            self._ink = (first, end) if first < end else (0, 0)
         self.animating = self.period > 0 and self.speed > 0
 
     @property
@@ -116,7 +126,10 @@ class Ticker:
             strip = pygame.Surface(size)
             strip.fill(self.background)
         strip.blit(line, (0, self._shift))
-        strip = converted(strip, alpha=self.background is None)
+        if self._format is not None:
+            strip = strip.convert(self._format)
+        else:
+            strip = converted(strip, alpha=self.background is None)
         self._rendered[index] = strip
         self._held += size[0] * size[1]
         for old in list(self._rendered):
@@ -133,14 +146,35 @@ class Ticker:
             return 0
         return int((now - self.start) * self.speed) % self.period
 
-    def draw(self, surface: pygame.Surface, dest: pygame.Rect, now: float) -> None:
-        """Paint the band into ``dest`` (clipped to it) as it is at time ``now``."""
+    def match_format(self, surface: pygame.Surface) -> None:
+        """Make the strips in ``surface``'s pixel format from now on (an opaque band only):
+        a blit between surfaces of one format is a plain copy of rows, the cheapest there
+        is. The strips already made are dropped when the format changes."""
+        if self.background is None:
+            return
+        fmt = (surface.get_bitsize(), surface.get_masks())
+        if self._format is not None and (self._format.get_bitsize(), self._format.get_masks()) == fmt:
+            return
+        self._format = pygame.Surface((1, 1), 0, surface)
+        self._rendered.clear()
+        self._held = 0
+
+    def draw(self, surface: pygame.Surface, dest: pygame.Rect, now: float, *, over: bool = False) -> None:
+        """Paint the band into ``dest`` (clipped to it) as it is at time ``now``.
+
+        ``over``: ``dest`` holds this band as drawn at an earlier time, so only the rows
+        glyphs can touch are drawn (an opaque band only; the rest is already right).
+        """
         if self.period <= 0:
             if self.background is not None:
                 surface.fill(self.background, dest)
             return
         top = min(self._top, dest.h)
         rows = min(self._rows, dest.h - top)
+        skip = 0
+        if over and self.background is not None:
+            skip = min(self._ink[0], rows)
+            rows = min(self._ink[1], rows) - skip
         src_x = self.offset(now)
         x, right = dest.x, dest.right
         used: set[int] = set()
@@ -149,9 +183,11 @@ class Ticker:
             into = src_x - self._starts[i]
             w = min(self._widths[i] - into, right - x)
             used.add(i)
-            surface.blit(self._strip(i, used), (x, dest.y + top), (into, 0, w, rows))
+            surface.blit(self._strip(i, used), (x, dest.y + top + skip), (into, skip, w, rows))
             x += w
             src_x = (src_x + w) % self.period
+        if over:
+            return
         if self.background is not None:
             if top > 0:
                 surface.fill(self.background, (dest.x, dest.y, dest.w, top))

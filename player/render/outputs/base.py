@@ -52,6 +52,20 @@ class Output(ABC):
         displayed.  An empty ``dirty`` list means nothing changed.
         """
 
+    def direct_surface(self) -> pygame.Surface | None:
+        """A surface of the output's size whose pixels are the screen's own, to draw a
+        small area straight onto the screen instead of into a frame copied afterwards;
+        None (this default) when the output cannot offer that now.
+
+        It holds what the last frames handed over left on screen. Only valid until the
+        next call of any other method; what is drawn there is shown by :meth:`show_direct`.
+        """
+        return None
+
+    def show_direct(self, rects: Sequence[pygame.Rect]) -> float:
+        """Show ``rects``, drawn into :meth:`direct_surface`; returns ``time.time()`` at hand-off."""
+        raise OutputError(f"the {self.name} output offers no surface to draw on")
+
     def set_power(self, on: bool) -> str:
         """Switch the picture off for the sleep hours, or back on; returns how, in words.
 

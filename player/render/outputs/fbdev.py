@@ -196,6 +196,8 @@ class FbdevOutput(Output):
         self._dim_strip: pygame.Surface | None = None  # in the frame's format, while dimming
         self._dim_level = 255  # software dimming: colours are multiplied by this / 255
         self._first = True
+        self._direct: pygame.Surface | None = None  # the mapped page as a surface (XRGB8888)
+        self._direct_view: memoryview | None = None
         self._tty_fd: int | None = None
         self.sysfs: Path | None = None  # <sysfs>/class/graphics/fbN, for blanking
         self.status = f"ok: {device} {info.describe()}"
@@ -218,6 +220,26 @@ class FbdevOutput(Output):
                 raise OutputError(self.status) from e
             self._first = False
         return self._shown()
+
+    def direct_surface(self) -> pygame.Surface | None:
+        """The visible page of the mapped framebuffer as a surface, on a 32-bit XRGB8888
+        display that shows the frames as drawn (not dimmed, not blanked): drawing there
+        is one copy instead of two (into the frame, then here)."""
+        if self._first or self._dim_level < 255 or not self.powered or self.closed or not self.healthy:
+            return None
+        if self._direct is None:
+            info = self.info
+            if info.bits_per_pixel != 32 or info.fields[:3] != _STANDARD_FIELDS[32][:3]:
+                return None
+            self._direct_view = memoryview(self._mm)[info.offset:info.offset + info.stride * info.height]
+            # B,G,R,X bytes; pygame names the fourth byte alpha, which the display ignores.
+            self._direct = pygame.image.frombuffer(self._direct_view, self.size, "BGRA", pitch=info.stride)
+        return self._direct
+
+    def show_direct(self, rects: Sequence[pygame.Rect]) -> float:
+        if self.closed:
+            raise OutputError("fbdev output is closed")
+        return self._shown()  # the pixels are already in the device's memory
 
     def set_dim(self, factor: float) -> None:
         """Show frames with their colours multiplied by ``factor`` (0..1, 1 = as drawn).
@@ -346,7 +368,14 @@ class FbdevOutput(Output):
                 pass
             os.close(self._tty_fd)
             self._tty_fd = None
-        self._mm.close()
+        self._direct = None  # the surface and the view hold the mapping: released first
+        try:
+            if self._direct_view is not None:
+                self._direct_view.release()
+                self._direct_view = None
+            self._mm.close()
+        except BufferError:  # a surface on the mapping is still referenced: unmapped when freed
+            log.warning("%s: the mapping is still in use; it is released with its last user", self.device)
         os.close(self._fd)
         self.healthy = False
         self.status = "closed"

@@ -34,10 +34,6 @@ class SdlOutput(Output):
         self._next_poll = time.monotonic() + EVENT_POLL_S
         self.status = f"ok: {driver} window {self.size[0]}x{self.size[1]}"
 
-    def surface(self) -> pygame.Surface:
-        """The window surface itself: drawing into it spares a copy in :meth:`show`."""
-        return self.window
-
     def show(self, frame: pygame.Surface, dirty: Sequence[pygame.Rect] | None) -> float:
         self._check_frame(frame)
         rects = clip_rects(dirty, self.size)
@@ -46,6 +42,16 @@ class SdlOutput(Output):
                 self.window.blit(frame, r, r)
         if rects:
             pygame.display.update(rects)
+        self._pump()
+        return self._shown()
+
+    def direct_surface(self) -> pygame.Surface | None:
+        return None if self.closed or not self.powered else self.window
+
+    def show_direct(self, rects: Sequence[pygame.Rect]) -> float:
+        if self.closed:
+            raise OutputError("sdl output is closed")
+        pygame.display.update(rects)
         self._pump()
         return self._shown()
 
