@@ -136,6 +136,15 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class UpdateConfig:
+    """``update:``: over-the-air updates (see docs/updates.md). ``health_s``: seconds a new
+    version has, after the switch, to draw its first frame, connect to the broker and
+    publish a heartbeat; otherwise the updater switches back to the old one."""
+
+    health_s: float = 120.0
+
+
+@dataclass(frozen=True)
 class TrustConfig:
     """``trust:``: the public keys whose signatures this panel accepts (``(kid, 32 bytes)``)
     and which messages must be signed (``alerts``, ``playlists``, ``commands``)."""
@@ -163,6 +172,7 @@ class Config:
     sensors: SensorsConfig = field(default_factory=SensorsConfig)
     brightness: BrightnessConfig = field(default_factory=BrightnessConfig)
     trust: TrustConfig = field(default_factory=TrustConfig)
+    update: UpdateConfig = field(default_factory=UpdateConfig)
     log_level: str = "info"
     source: Path | None = None
     # What `check` should point out though the config is valid (a sleep covering the week).
@@ -173,7 +183,7 @@ class Config:
 
 
 TOP_KEYS = {"panel", "display", "mqtt", "state_dir", "heartbeat", "storage", "alerts", "sensors",
-            "brightness", "trust", "log_level"}
+            "brightness", "trust", "update", "log_level"}
 
 
 def system_timezone() -> ZoneInfo:
@@ -466,12 +476,14 @@ def config_from_data(data: Any, source: Path | None = None) -> Config:
     sensors = parse_sensors(root.section("sensors", None))
     brightness = parse_brightness(root.section("brightness", None))
     trust = _trust(root)
+    up = root.section("update", {"health_s"})
+    update = UpdateConfig(health_s=float(up.number("health_s", UpdateConfig.health_s, minimum=5, maximum=3600)))
     log_level = root.string("log_level", "info", choices=("debug", "info", "warning", "error"))
     if problems or panel is None:
         raise ConfigError(problems.errors or ["panel.id: required"])
     return Config(panel=panel, display=display, mqtt=mqtt, state_dir=Path(state_dir), heartbeat=heartbeat,
                   storage=storage, alerts=alerts, sensors=sensors, brightness=brightness, trust=trust,
-                  log_level=log_level or "info", source=source, warnings=tuple(warnings))
+                  update=update, log_level=log_level or "info", source=source, warnings=tuple(warnings))
 
 
 def load_config(path: Path) -> Config:

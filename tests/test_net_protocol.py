@@ -175,12 +175,12 @@ def test_contract_commands_parse(payload: dict[str, object], expected: Command) 
     (b'{"id": "r", "cmd": "screenshot", "seconds": 5}', ["seconds: unknown key"], "r"),
     (b'{"id": "r", "cmd": "reload", "force": true}', ["force: unknown key"], "r"),
     (b'{"id": "r", "cmd": "shell", "path": "/bin/sh"}',
-     ["cmd: expected one of identify, screenshot, brightness, reload, restart, wake, sleep, got \"shell\"", "path: unknown key"],
+     ["cmd: expected one of identify, screenshot, brightness, reload, restart, wake, sleep, update, rollback, got \"shell\"", "path: unknown key"],
      "r"),
     (b'{"cmd": "reload"}', ["id: required"], None),
     (b'{"id": "", "cmd": "reload"}', ["id: must not be empty"], None),
     (b'{"id": "r", "cmd": "brightnes", "value": 3}',
-     ['cmd: expected one of identify, screenshot, brightness, reload, restart, wake, sleep, got "brightnes" '
+     ['cmd: expected one of identify, screenshot, brightness, reload, restart, wake, sleep, update, rollback, got "brightnes" '
       '(did you mean "brightness"?)'], "r"),
     (b"[]", ["expected a mapping, got a list"], None),
     (b"not json", None, None),

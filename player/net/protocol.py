@@ -97,7 +97,7 @@ class Fetched:
 
 # -- commands (CONTRACT §6) ---------------------------------------------------
 
-COMMANDS = ("identify", "screenshot", "brightness", "reload", "restart", "wake", "sleep")
+COMMANDS = ("identify", "screenshot", "brightness", "reload", "restart", "wake", "sleep", "update", "rollback")
 REQUEST_ID_PATTERN = r"[^\x00-\x1f\x7f]{1,128}"
 MAX_COMMAND_BYTES = 4096
 _FIELDS: dict[str, tuple[str, ...]] = {
@@ -108,7 +108,12 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "restart": (),
     "wake": ("seconds",),
     "sleep": ("seconds",),
+    "update": ("bundle", "size", "version"),
+    "rollback": (),
 }
+BUNDLE_PATTERN = r"sha256:[0-9a-f]{64}"
+VERSION_PATTERN = r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}"
+MAX_BUNDLE_BYTES = 1 << 30
 IDENTIFY_DEFAULT_SECONDS = 30
 
 
@@ -117,12 +122,16 @@ class Command:
     """A validated command. ``seconds``: identify time, brightness override length
     (``None`` for a brightness override until the next one or a reload), wake time
     (``None``: the default), sleep time (``None``: until the schedule next lights the
-    screen); ``value``: brightness percent 0..100."""
+    screen); ``value``: brightness percent 0..100. ``update``: ``bundle`` (``sha256:<hex>``
+    of the bundle file, its asset), its ``size`` in bytes and the ``version`` it holds."""
 
     id: str
     cmd: str
     seconds: int | None = None
     value: int | None = None
+    bundle: str | None = None
+    size: int | None = None
+    version: str | None = None
 
 
 class CommandError(ContentError):
@@ -158,10 +167,15 @@ def parse_command(payload: bytes | str) -> Command:
         seconds = root.integer("seconds", None, minimum=1, maximum=86400)
     elif cmd in ("wake", "sleep"):
         seconds = root.integer("seconds", None, minimum=1, maximum=7 * 86400)
+    bundle = size = version = None
+    if cmd == "update":
+        bundle = root.string("bundle", pattern=BUNDLE_PATTERN)
+        size = root.integer("size", minimum=1, maximum=MAX_BUNDLE_BYTES)
+        version = root.string("version", pattern=VERSION_PATTERN)
     if problems:
         raise CommandError(problems.errors, request, cmd)
     assert request is not None and cmd is not None
-    return Command(request, cmd, seconds, value)
+    return Command(request, cmd, seconds, value, bundle, size, version)
 
 
 # -- events (CONTRACT §7) -----------------------------------------------------
