@@ -10,6 +10,7 @@ import tarfile
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -160,10 +161,11 @@ def test_manifest_changed_after_signing_refused(good: Path) -> None:
 
 def test_manifest_signed_but_malformed_refused(good: Path) -> None:
     body = json.loads(dict((m.name, d) for m, d in members(good))["manifest.json"])
-    for change, match in [({"format": "other/1"}, "format"), ({"version": "1 2"}, "version"),
+    changes: list[tuple[dict[str, Any], str]] = [({"format": "other/1"}, "format"), ({"version": "1 2"}, "version"),
                           ({"wheel": "wheels/missing.whl"}, "wheel is not one of its files"),
                           ({"files": [{"path": "../x", "sha256": "0" * 64, "size": 1}]}, "only constraints"),
-                          ({"files": body["files"][1:]}, "does not list constraints.txt")]:
+                          ({"files": body["files"][1:]}, "does not list constraints.txt")]
+    for change, match in changes:
         items = members(good)
         data, jws = resign({**body, **change})
         replace(items, "manifest.json", data)

@@ -265,3 +265,21 @@ def event_command_failed(request: str | None, cmd: str | None, reason: str) -> d
 
 def event_error(reason: str) -> dict[str, Any]:
     return _event("error", reason=reason)
+
+
+# -- updates (docs/protocol.md, "Updates") -------------------------------------------------------
+
+def event_update_failed(version: str, reason: str) -> dict[str, Any]:
+    """The update to ``version`` was refused or failed before the switch; nothing changed."""
+    return _event("update.failed", version=version, reason=reason)
+
+
+def event_update_applied(from_version: str, to_version: str) -> dict[str, Any]:
+    """Sent by the new version once it passed its health check."""
+    return _event("update.applied", **{"from": from_version, "to": to_version})
+
+
+def event_update_rolled_back(from_version: str, to_version: str, reason: str) -> dict[str, Any]:
+    """Sent by the old version once it runs again: ``from`` the new version that failed
+    its health check (``reason``), ``to`` the version running now."""
+    return _event("update.rolled_back", **{"from": from_version, "to": to_version, "reason": reason})
