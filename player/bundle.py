@@ -11,7 +11,10 @@ pax or GNU extension headers. ``manifest.json``::
      "platforms": ["manylinux_2_17_aarch64", "linux_armv7l"],
      "files": [{"path": "constraints.txt", "sha256": "…", "size": 1234}, …]}
 
-``files`` lists every member except ``manifest.*``. ``manifest.jws`` is
+``files`` lists every member except ``manifest.*``. ``platforms`` are the platform
+tags every locked package has a wheel for; an optional ``"incomplete": {tag:
+["name==version", …]}`` names, for a platform asked for but not covered, the
+packages without a wheel there (their wheels are left out). ``manifest.jws`` is
 :func:`player.trust.sign` of manifest.json's exact bytes for the topic
 :data:`BUNDLE_TOPIC`; a panel checks it with its ``trust.keys``.
 
@@ -93,6 +96,9 @@ class Manifest:
     wheel: str
     platforms: tuple[str, ...]
     files: tuple[BundleFile, ...]
+    # platforms asked for but not covered: {tag: ("name==version", …)} of the packages PyPI has no
+    # wheel of there (manifest key "incomplete", present only when not empty)
+    incomplete: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def file(self, path: str) -> BundleFile | None:
         for f in self.files:
@@ -130,15 +136,18 @@ def _tarinfo(name: str, size: int, mtime: int) -> tarfile.TarInfo:
 
 def write_bundle(out: Path, *, version: str, wheel: Path, dependency_wheels: Sequence[Path],
                  constraints: str | bytes, key: Ed25519PrivateKey, kid: str, platforms: Sequence[str],
-                 python_requires: str = ">=3.11", created: float | None = None) -> Manifest:
+                 python_requires: str = ">=3.11", created: float | None = None,
+                 incomplete: Mapping[str, Sequence[str]] | None = None) -> Manifest:
     """Write the bundle file ``out`` (through a temporary file renamed into place).
 
     ``wheel`` is the project's own wheel, ``dependency_wheels`` the locked ones,
-    ``constraints`` the text of constraints.txt, ``key``/``kid`` the release key.
+    ``constraints`` the text of constraints.txt, ``key``/``kid`` the release key,
+    ``platforms`` the platform tags the wheels cover; ``incomplete`` names, for other
+    platforms, the packages that have no wheel there (written to the manifest).
     """
     if not re.fullmatch(VERSION_PATTERN, version):
         raise BundleError(f"version {version!r}: expected {VERSION_PATTERN}")
-    for tag in platforms:
+    for tag in [*platforms, *(incomplete or {})]:
         if not _PLATFORM.fullmatch(tag):
             raise BundleError(f"platform tag {tag!r} is not a wheel platform tag")
     now = time.time() if created is None else created
@@ -158,7 +167,8 @@ def write_bundle(out: Path, *, version: str, wheel: Path, dependency_wheels: Seq
         digest, size = _hash_file(path)
         files.append(BundleFile(member, digest, size))
     manifest = Manifest(version=version, created=_iso_z(now), python_requires=python_requires,
-                        wheel=f"wheels/{wheel.name}", platforms=tuple(platforms), files=tuple(files))
+                        wheel=f"wheels/{wheel.name}", platforms=tuple(platforms), files=tuple(files),
+                        incomplete=tuple((tag, tuple(names)) for tag, names in (incomplete or {}).items()))
     manifest_bytes = manifest_json(manifest)
     jws = sign(manifest_bytes, key=key, kid=kid, topic=BUNDLE_TOPIC, iat=now)
     out = Path(out)
@@ -190,6 +200,8 @@ def manifest_json(manifest: Manifest) -> bytes:
         "platforms": list(manifest.platforms),
         "files": [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in manifest.files],
     }
+    if manifest.incomplete:
+        body["incomplete"] = {tag: list(names) for tag, names in manifest.incomplete}
     return (json.dumps(body, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -355,8 +367,15 @@ def _parse_manifest(data: bytes) -> Manifest:
         raise BundleError("manifest does not list constraints.txt")
     if texts["wheel"] not in seen or not texts["wheel"].startswith("wheels/"):
         raise BundleError("manifest's wheel is not one of its files")
+    missing = body.get("incomplete", {})
+    if (not isinstance(missing, dict) or len(missing) > 64
+            or not all(isinstance(tag, str) and _PLATFORM.fullmatch(tag) and isinstance(names, list)
+                       and len(names) <= MAX_FILES and all(isinstance(n, str) and len(n) <= 200 for n in names)
+                       for tag, names in missing.items())):
+        raise BundleError("manifest incomplete must map platform tags to lists of package names")
     return Manifest(version=version, created=texts["created"], python_requires=texts["python_requires"],
-                    wheel=texts["wheel"], platforms=tuple(platforms), files=tuple(files))
+                    wheel=texts["wheel"], platforms=tuple(platforms), files=tuple(files),
+                    incomplete=tuple((tag, tuple(names)) for tag, names in missing.items()))
 
 
 def _open_manifest(f: IO[bytes], members: Iterator[_Member],

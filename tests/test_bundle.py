@@ -88,7 +88,7 @@ def test_good_bundle_verifies_and_extracts(good: Path, tmp_path: Path) -> None:
     manifest = verify_bundle(good, KEYS)
     assert manifest.version == "2.0.0" and manifest.wheel == f"wheels/{WHEEL}"
     assert manifest.platforms == ("manylinux_2_17_aarch64",) and manifest.python_requires == ">=3.11"
-    assert manifest.created.endswith("Z")
+    assert manifest.created.endswith("Z") and manifest.incomplete == ()
     raw = dict(members(good))
     body = json.loads(next(d for m, d in raw.items() if m.name == "manifest.json"))
     assert body["format"] == "panel-player-bundle/1" and body["name"] == "panel-player"
@@ -110,6 +110,18 @@ def test_good_bundle_verifies_and_extracts(good: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in dest.parent.iterdir()) == ["2.0.0"]  # no temporary folder left
     with pytest.raises(BundleError, match="exists already"):
         extract_bundle(good, manifest, dest)
+
+
+def test_incomplete_platforms_recorded(tmp_path: Path) -> None:
+    own, deps = wheels(tmp_path / "in")
+    out = tmp_path / "b.bundle"
+    written = write_bundle(out, version="2.0.0", wheel=own, dependency_wheels=deps, constraints=CONSTRAINTS,
+                           key=KEY, kid="release-1", platforms=["manylinux_2_36_aarch64"],
+                           incomplete={"manylinux_2_36_armv7l": ["pillow==13.0.0", "pyyaml==6.0.4"]})
+    body = json.loads(dict((m.name, d) for m, d in members(out))["manifest.json"])
+    assert body["incomplete"] == {"manylinux_2_36_armv7l": ["pillow==13.0.0", "pyyaml==6.0.4"]}
+    assert verify_bundle(out, KEYS) == written
+    assert written.incomplete == (("manylinux_2_36_armv7l", ("pillow==13.0.0", "pyyaml==6.0.4")),)
 
 
 def test_write_refuses_bad_inputs(tmp_path: Path) -> None:
