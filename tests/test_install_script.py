@@ -157,7 +157,8 @@ def test_bad_options_exit_2(tree: Path, args: list[str], message: str) -> None:
 def test_real_venv_from_the_checkout(tree: Path, tmp_path: Path) -> None:
     # A frozen copy of the checkout, so the second run sees the same source.
     source = tmp_path / "checkout"
-    for name in ("setup.py", "README.md", "player", "layouts", "content", "systemd", "docs"):
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE", "player", "layouts", "content", "systemd",
+                 "docs", "requirements"):
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif (ROOT / name).is_file():
