@@ -44,10 +44,28 @@ if [ ! -x "$VENV/bin/python" ]; then
     say "creating virtual environment in $VENV"
     python3 -m venv "$VENV"
 fi
+# The locked set (requirements/, every file hashed) then panel-player itself from this
+# checkout, editable (a .pth naming the checkout) and without resolving anything: two machines bootstrapped a month
+# apart get the same packages. The lock is reinstalled when it or pyproject.toml changes.
+lock="$ROOT/requirements/panel.txt"
+[ "$WITH_TESTS" = "--tests" ] && lock="$ROOT/requirements/test.txt"
 stamp="$VENV/.panel-player-installed"
-if [ ! -f "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ]; then
-    say "installing panel-player and its Python packages into $VENV"
-    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
-    touch "$stamp"
+want="$(cat "$lock" "$ROOT/pyproject.toml" "$ROOT/setup.py" | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    say "installing panel-player and its locked Python packages ($(basename "$lock")) into $VENV"
+    # PIP_CONFIG_FILE=/dev/null: the hashes are PyPI's; a pip.conf naming another index
+    # (piwheels on Raspberry Pi OS) would offer files with other hashes.
+    PIP_CONFIG_FILE=/dev/null "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+        --require-hashes -r "$lock"
+    # compat: the editable install is a .pth naming the checkout, as it always was here
+    # (setuptools warns that this mode is transitional: its notice is shown only on failure).
+    log="$(mktemp)"
+    if ! PIP_CONFIG_FILE=/dev/null "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+        --no-deps --no-build-isolation --config-settings editable_mode=compat -e "$ROOT" >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        exit 1
+    fi
+    rm -f "$log"
+    echo "$want" >"$stamp"
 fi

@@ -1,0 +1,120 @@
+"""Packaging: the wheel built from pyproject.toml carries the layouts, demo content, fonts and
+licences; the locks in requirements/ pin and hash every package pyproject.toml asks for."""
+
+from __future__ import annotations
+
+import email.parser
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import player
+
+ROOT = Path(__file__).resolve().parent.parent
+REQ = ROOT / "requirements"
+PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^\s;\\]+)")
+
+
+def locked(path: Path) -> dict[str, tuple[str, int]]:
+    """name -> (version, number of hashes) of a pip-compile --generate-hashes file."""
+    out: dict[str, tuple[str, int]] = {}
+    name = ""
+    for line in path.read_text().splitlines():
+        m = PIN.match(line)
+        if m:
+            name = m.group(1).lower().replace("_", "-")
+            out[name] = (m.group(2), 0)
+        elif line.strip().startswith("--hash=sha256:") and name:
+            version, n = out[name]
+            out[name] = (version, n + 1)
+    return out
+
+
+def requirement_name(spec: str) -> str:
+    m = re.match(r"[A-Za-z0-9._-]+", spec)
+    assert m, spec
+    return m.group(0).lower().replace("_", "-")
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel of a copy of the checkout (pip builds in place), built without build isolation."""
+    src = tmp_path_factory.mktemp("src")
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, src / name)
+    for name in ("player", "layouts", "content"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path_factory.mktemp("wheel")
+    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                          "--no-index", "-w", str(out), str(src)],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
+    assert run.returncode == 0, run.stdout + run.stderr
+    (built,) = out.glob("*.whl")
+    return built
+
+
+def test_wheel_carries_layouts_demo_fonts_and_licences(wheel: Path) -> None:
+    assert wheel.name == f"panel_player-{player.__version__}-py3-none-any.whl"
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for layout in (ROOT / "layouts").glob("*.yaml"):
+        assert f"player/data/layouts/{layout.name}" in names
+    for demo in (ROOT / "content" / "demo").iterdir():
+        assert f"player/data/demo/{demo.name}" in names
+    for font in (ROOT / "player" / "data" / "fonts").iterdir():
+        assert f"player/data/fonts/{font.name}" in names
+    assert "player/py.typed" in names and "player/cli.py" in names and "player/net/link.py" in names
+    dist = f"panel_player-{player.__version__}.dist-info"
+    assert f"{dist}/licenses/LICENSE" in names
+    assert f"{dist}/licenses/player/data/fonts/LICENSE-Terminus.txt" in names
+    assert not [n for n in names if n.startswith(("tests/", "bench/", "content/", "layouts/"))]
+    assert not [n for n in names if "__pycache__" in n]
+
+
+def test_wheel_metadata(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as z:
+        dist = f"panel_player-{player.__version__}.dist-info"
+        meta = email.parser.Parser().parsestr(z.read(f"{dist}/METADATA").decode())
+        entry_points = z.read(f"{dist}/entry_points.txt").decode()
+    assert meta["Name"] == "panel-player" and meta["Version"] == player.__version__
+    assert meta["License-Expression"] == "MIT AND OFL-1.1"
+    assert meta["Requires-Python"] == ">=3.11"
+    requires = {requirement_name(r) for r in meta.get_all("Requires-Dist") if "extra ==" not in r}
+    assert {"pygame-ce", "paho-mqtt", "gpiozero", "lgpio", "cryptography", "pyphen"} <= requires
+    assert "panel-player = player.cli:main" in entry_points and "panelctl = player.ctl.cli:main" in entry_points
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License\n")
+
+
+def test_locks_pin_and_hash_what_pyproject_asks_for() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    panel, test = locked(REQ / "panel.txt"), locked(REQ / "test.txt")
+    runtime = {requirement_name(d) for d in project["dependencies"]}
+    tools = {requirement_name(d) for d in project["optional-dependencies"]["test"]}
+    assert runtime <= panel.keys(), runtime - panel.keys()
+    assert (runtime | tools) <= test.keys(), (runtime | tools) - test.keys()
+    assert {"setuptools", "pip"} <= panel.keys()  # the build needs nothing unlocked
+    for lock in (panel, test):
+        for name, (version, hashes) in lock.items():
+            assert hashes >= 1, f"{name}=={version} has no hash"
+    # One resolution: what both files hold is the same version.
+    assert {n: v for n, (v, _) in test.items() if n in panel} == {n: v for n, (v, _) in panel.items()}
+    assert re.fullmatch(r"\d+(\.\d+)+", test["mypy"][0])
+    for path in (REQ / "panel.txt", REQ / "test.txt"):
+        assert "#    requirements/lock.sh\n" in path.read_text()
+
+
+def test_the_venv_runs_the_locked_versions() -> None:
+    """What scripts/bootstrap.sh installed is what test.txt says (run after editing a lock: bootstrap again)."""
+    from importlib.metadata import version
+
+    for name, (want, _) in locked(REQ / "test.txt").items():
+        if name in ("pip", "setuptools"):
+            continue
+        assert version(name) == want, name
