@@ -30,6 +30,9 @@ allowed only there:
 Windows editors are fine: a UTF-8 byte-order mark and CRLF line endings are
 accepted.
 
+The same first-boot unit gives a card cloned onto another board its own
+``/etc/machine-id`` and SSH host keys (:func:`check_board_identity`).
+
 Example::
 
     result = import_boot_config(Path("/boot/firmware"), Path("/etc/panel-player/config.yaml"))
@@ -43,8 +46,11 @@ import argparse
 import copy
 import json
 import os
+import shutil
+import subprocess
 import sys
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -309,8 +315,8 @@ def maybe_import_at_start(config_path: Path, boot_dir: Path | None = None,
     """What the player should show about the boot-partition config at start, or ``None``.
 
     Imports the boot file when this process may (root, unsandboxed). A
-    sandboxed service cannot: its unit runs ``panel-player import-boot-config``
-    as root before the player starts, and this returns that step's result from
+    sandboxed service cannot: ``panel-player-firstboot.service`` runs
+    ``panel-player import-boot-config`` as root before the player starts, and this returns that step's result from
     its report — a rejection for as long as the rejected file is on the boot
     partition, a success if it is less than ``fresh_s`` seconds old.
     """
@@ -336,6 +342,187 @@ def maybe_import_at_start(config_path: Path, boot_dir: Path | None = None,
     return report if age < fresh_s else None
 
 
+# -- a card cloned onto another board ---------------------------------------------
+#
+# A master SD card, copied onto the cards of a whole fleet, would give every panel
+# the same /etc/machine-id (journald, DHCP identities) and the same SSH host keys
+# (a crew could not tell one panel from another, nor an impostor). The board's own
+# serial number says on which board a card runs: it is recorded in BOARD_FILE when
+# the card first runs on a board, and compared by the first-boot unit. A card whose
+# serial differs, or which was sealed as a master image (MASTER_MARKER, left by
+# `panel-player seal-image`), gets a new identity once; the same board never again.
+
+BOARD_FILE = Path("etc/panel-player/board.json")  # relative to the root
+MASTER_MARKER = Path("etc/panel-player/master-image")
+SERIAL_FILES = (Path("sys/firmware/devicetree/base/serial-number"), Path("proc/device-tree/serial-number"))
+CPUINFO = Path("proc/cpuinfo")
+MACHINE_ID = Path("etc/machine-id")
+DBUS_MACHINE_ID = Path("var/lib/dbus/machine-id")
+SSH_DIR = Path("etc/ssh")
+
+
+@dataclass
+class IdentityResult:
+    """What :func:`check_board_identity` did.
+
+    ``action``: ``recorded`` (first run on this board: its serial is now on
+    record, nothing regenerated), ``unchanged`` (the board on record), or
+    ``renewed`` (a clone or a sealed master image: new machine-id and SSH host
+    keys). ``errors``: what could not be done (the rest was).
+    """
+
+    action: str
+    serial: str | None
+    previous: str | None = None
+    reason: str = ""
+    machine_id: str | None = None
+    ssh_keys: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def board_serial(root: Path = Path("/")) -> str | None:
+    """The board's serial number (device tree, else ``Serial`` of /proc/cpuinfo), ``None`` if unknown."""
+    for rel in SERIAL_FILES:
+        try:
+            value = (root / rel).read_bytes().rstrip(b"\0\n ").decode("ascii", "replace").strip()
+        except OSError:
+            continue
+        if value.strip("0"):
+            return value.lower()
+    try:
+        lines = (root / CPUINFO).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "serial" and value.strip().strip("0"):
+            return value.strip().lower()
+    return None
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _new_machine_id(root: Path, old: str) -> str:
+    """Empty /etc/machine-id and have ``systemd-machine-id-setup`` make a new one (else a random one)."""
+    path = root / MACHINE_ID
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_file(path, b"", 0o444)
+    tool = shutil.which("systemd-machine-id-setup")
+    if tool is not None:
+        # Outside --root it may take a virtual machine's UUID, which never changes: checked below.
+        cmd = [tool] if root == Path("/") else [tool, f"--root={root}"]
+        subprocess.run(cmd, capture_output=True, timeout=60, check=False)
+    try:
+        new = path.read_text().strip()
+    except OSError:
+        new = ""
+    if len(new) != 32 or not all(c in "0123456789abcdef" for c in new) or new == old:
+        new = uuid.uuid4().hex
+        write_file(path, (new + "\n").encode(), 0o444)
+    dbus = root / DBUS_MACHINE_ID
+    if dbus.is_file() and not dbus.is_symlink():
+        write_file(dbus, (new + "\n").encode(), 0o444)  # D-Bus's copy, where it is not a link to it
+    return new
+
+
+def _new_ssh_host_keys(root: Path, errors: list[str]) -> list[str]:
+    """Remove the SSH host keys and make new ones with ``ssh-keygen -A``; the new keys' file names."""
+    folder = root / SSH_DIR
+    if not folder.is_dir():
+        return []  # no SSH server on this image
+    tool = shutil.which("ssh-keygen")
+    if tool is None:
+        errors.append("ssh-keygen is not installed: the SSH host keys were kept (they are the master's)")
+        return []
+    old = sorted(folder.glob("ssh_host_*_key")) + sorted(folder.glob("ssh_host_*_key.pub"))
+    for path in old:
+        path.unlink()
+    cmd = [tool, "-A"] if root == Path("/") else [tool, "-A", "-f", str(root)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    if done.returncode != 0:
+        errors.append(f"ssh-keygen -A failed ({done.returncode}): {done.stderr.strip()}")
+    fsync_dir(folder)
+    return sorted(p.name for p in folder.glob("ssh_host_*_key"))
+
+
+def check_board_identity(root: Path = Path("/")) -> IdentityResult:
+    """Record the board, or give a cloned card (or a sealed master image) a new identity.
+
+    ``root`` prefixes every path (``/`` on a panel, a temporary tree in tests).
+    The serial is recorded after the identity is renewed: a power cut in
+    between renews it again at the next boot, which is harmless.
+
+    Example::
+
+        result = check_board_identity()
+        if result.action == "renewed":
+            reboot()
+    """
+    root = Path(root)
+    serial = board_serial(root)
+    record_path = root / BOARD_FILE
+    record = _read_record(record_path)
+    previous = record.get("serial") if record is not None else None
+    previous = previous if isinstance(previous, str) else None
+    marker = root / MASTER_MARKER
+    if marker.exists():
+        reason = "the card was sealed as a master image"
+    elif record is None:
+        reason = ""
+    elif serial is not None and previous is not None and serial != previous:
+        reason = f"the card was recorded on board {previous} and now runs on board {serial}"
+    else:
+        # The same board, or one whose serial cannot be read: a read failure must never
+        # cost a panel its identity.
+        return IdentityResult("unchanged", serial, previous)
+    try:
+        old_id = (root / MACHINE_ID).read_text().strip()
+    except OSError:
+        old_id = ""
+    result = IdentityResult("renewed" if reason else "recorded", serial, previous, reason, machine_id=old_id or None)
+    if reason:
+        try:
+            result.machine_id = _new_machine_id(root, old_id)
+        except OSError as exc:
+            result.errors.append(f"{MACHINE_ID}: cannot write a new machine id: {exc.strerror or exc}")
+        try:
+            result.ssh_keys = _new_ssh_host_keys(root, result.errors)
+        except (OSError, subprocess.SubprocessError) as exc:
+            result.errors.append(f"SSH host keys: {exc}")
+    data = {"serial": serial, "machine_id": result.machine_id, "recorded": _now(),
+            "renewed": bool(reason), "reason": reason}
+    try:
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        write_file(record_path, json.dumps(data, indent=1).encode() + b"\n", 0o644)
+        if marker.exists():
+            marker.unlink()
+            fsync_dir(marker.parent)
+    except OSError as exc:
+        result.errors.append(f"{BOARD_FILE}: cannot record the board: {exc.strerror or exc}")
+    return result
+
+
+MASTER_TEXT = """\
+This card was sealed as a master image by `panel-player seal-image`.
+At its next boot, on whatever board, panel-player-firstboot.service gives it a
+new /etc/machine-id and new SSH host keys, records the board, and removes this file.
+"""
+
+
+def seal_image(root: Path = Path("/")) -> Path:
+    """Mark the card as a master image: every card copied from it gets its own identity at first boot."""
+    marker = Path(root) / MASTER_MARKER
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    write_file(marker, MASTER_TEXT.encode(), 0o644)
+    return marker
+
+
 def add_firstboot_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``import-boot-config`` to ``panel-player``; ``args.handler`` is :func:`cmd_import_boot_config`."""
     p = subparsers.add_parser(
@@ -347,7 +534,47 @@ def add_firstboot_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"where to install it (default {DEFAULT_CONFIG})")
     p.add_argument("--owner", help="service user owning the secrets (default panel-player when it exists)")
     p.set_defaults(handler=cmd_import_boot_config)
+    ident = subparsers.add_parser(
+        "board-identity", help="first boot: new machine-id and SSH host keys on a cloned card (as root)",
+        description="Record the board this card runs on; a card cloned onto another board, or sealed "
+                    "with seal-image, gets a new /etc/machine-id and new SSH host keys, once.")
+    ident.add_argument("--root", type=Path, default=Path("/"), help="prefix of every path (default /)")
+    ident.add_argument("--reboot", action="store_true",
+                       help="reboot after a new machine id, so that every service uses it")
+    ident.set_defaults(handler=cmd_board_identity)
+    seal = subparsers.add_parser(
+        "seal-image", help="mark this card as a master image, just before copying it (as root)",
+        description="Every card copied from this one gets its own machine-id and SSH host keys at its "
+                    "first boot (this card too, at its next boot).")
+    seal.add_argument("--root", type=Path, default=Path("/"), help="prefix of every path (default /)")
+    seal.set_defaults(handler=cmd_seal_image)
     return p
+
+
+def cmd_board_identity(args: argparse.Namespace) -> int:
+    """0: recorded, unchanged or renewed; 1: something could not be done (listed)."""
+    result = check_board_identity(args.root)
+    serial = result.serial or "unknown"
+    if result.action == "unchanged":
+        print(f"board {serial}: the card's identity is this board's")
+    elif result.action == "recorded":
+        print(f"board {serial}: recorded in {args.root / BOARD_FILE}")
+    else:
+        print(f"board {serial}: {result.reason}: new machine id {result.machine_id}, "
+              f"new SSH host keys {', '.join(result.ssh_keys) or '(none: no SSH server)'}")
+    for err in result.errors:
+        print(f"  {err}", file=sys.stderr)
+    if result.action == "renewed" and args.reboot and args.root == Path("/") and result.machine_id:
+        print("rebooting so that every service uses the new machine id")
+        subprocess.run(["systemctl", "--no-block", "reboot"], check=False)
+    return 1 if result.errors else 0
+
+
+def cmd_seal_image(args: argparse.Namespace) -> int:
+    marker = seal_image(args.root)
+    print(f"sealed: {marker}; copy the card now. Each copy (this card too, at its next boot) "
+          "gets its own machine id and SSH host keys at its first boot.")
+    return 0
 
 
 def cmd_import_boot_config(args: argparse.Namespace) -> int:
