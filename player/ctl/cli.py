@@ -35,6 +35,7 @@ from .client import CtlClient, CtlError
 from .signing import Signer, seal
 from .preview import add_preview_parser
 from .push import load_document, prepare_playlist, push
+from .update import add_release_parsers
 from .settings import CtlSettings, load_settings
 from .status import FLEET_COLUMNS, fleet_rows, format_table, read_fleet, row_cells
 
@@ -191,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     a = asub.add_parser("list", parents=[common], help="the alerts retained on the broker")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=cmd_alert_list)
+
+    add_release_parsers(add, common)
     return parser
 
 
