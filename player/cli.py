@@ -60,8 +60,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(level: str = "info") -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    """Log to stderr: journald's priority prefixes and no timestamp when stderr is the journal
+    (``$JOURNAL_STREAM``), else a timestamp on each line (see :mod:`player.hw.journal`)."""
+    from .hw.journal import stderr_formatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(stderr_formatter(sys.stderr.fileno()))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
 
 
 def _print_errors(errors: list[str]) -> None:
