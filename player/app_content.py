@@ -158,6 +158,8 @@ class ContentPart:
         return self.manager.needed_assets() | self.p.alerts.assets()
 
     def asset_arrived(self, sha: str, data: bytes, now: float) -> None:
+        if self.p.ops.update.asset_arrived(sha, data):
+            return  # an update's bundle: stored and checked by the update agent
         if sha not in self.needed_assets():
             return  # not ours (another panel's playlist): nothing to store
         try:
@@ -244,6 +246,7 @@ class ContentPart:
         pending = self.manager.pending
         wanted = {sha for sha in (pending.missing if pending else ()) if self.url_for(sha) is None}
         wanted |= {sha for sha in self.p.alerts.assets() if not self.has_asset(sha)}
+        wanted |= self.p.ops.update.wanted()  # an update's bundle, beside the playlists' assets
         if wanted != self._wanted:
             self._wanted = wanted
             link.want_assets(wanted)

@@ -52,6 +52,9 @@ class OpsPart:
         self.alert_view: Any = None
         self.connected = False
         self.link_status = "disabled" if not cfg.mqtt.enabled else "connecting"
+        from .update import UpdateAgent
+
+        self.update = UpdateAgent(player)
 
     # -- start / stop ------------------------------------------------------------
     def start(self) -> None:
@@ -60,6 +63,7 @@ class OpsPart:
         self.ready_sent = True
         self.start_sensors()
         self.start_link()
+        self.update.start()
         self.hb_due = time.monotonic()
 
     def start_link(self) -> None:
@@ -190,6 +194,7 @@ class OpsPart:
         log.info("MQTT %s", reason)
         if connected and not was:
             self.hb_due = time.monotonic()  # tell the crews at once that we are back
+            self.update.progress("connected")
             self.p.alerts.link_connected(time.monotonic(), connection)
         if self.identify_view is not None:
             self.identify_view.update(info=self.panel_info())
@@ -210,6 +215,10 @@ class OpsPart:
         except Exception as exc:  # a command that fails must still answer
             log.exception("command %s failed", cmd.cmd)
             failure = str(exc) or type(exc).__name__
+        from .update import LATER
+
+        if failure == LATER:
+            return  # answered once done (update: once the bundle is handed to the updater)
         if failure:
             self.p.event(event_command_failed(cmd.id, cmd.cmd, failure))
         else:
@@ -285,6 +294,12 @@ class OpsPart:
         self.p.stop(EXIT_RESTART, "reload with a changed config")
         return None
 
+    def cmd_update(self, cmd: Command, now: float) -> str | None:
+        return self.update.command_update(cmd)
+
+    def cmd_rollback(self, cmd: Command, now: float) -> str | None:
+        return self.update.command_rollback(cmd)
+
     def cmd_restart(self, cmd: Command, now: float) -> str | None:
         from .app import EXIT_RESTART
 
@@ -332,6 +347,7 @@ class OpsPart:
             "brightness_derated": getattr(self.brightness_ctl, "derated", None),
             "screen": self.p.screen.state,
             "alerts_unconfirmed": self.p.alerts.unconfirmed_ids(),
+            "update": self.update.heartbeat_field(),
         }
         return build_heartbeat(
             panel=p.cfg.panel.id, ts=datetime.now(timezone.utc), firmware=p.version,
@@ -371,7 +387,8 @@ class OpsPart:
         # Only once the loop has handled the connection: until then the heartbeat would
         # say mqtt_connected false, and handling the connection sends a fresh one anyway.
         if self.p.link is not None and self.connected:
-            self.p.link.publish_heartbeat(hb)
+            if self.p.link.publish_heartbeat(hb):
+                self.update.progress("heartbeat")
         self.p.alerts.save()  # keeps the stored ttl remaining close to the truth
 
     # -- time ------------------------------------------------------------------------------
@@ -382,9 +399,10 @@ class OpsPart:
             self.refresh_overlay()
         if self.brightness_due is not None and now >= self.brightness_due:
             self.update_brightness(now)
+        self.update.tick(now)
 
     def deadlines(self, now: float, wall: datetime) -> list[float | None]:
-        due = [self.identify_until, self.brightness_due]
+        due = [self.identify_until, self.brightness_due, *self.update.deadlines()]
         if self.ready_sent:
             due.append(self.hb_due)
         if self.pacer.enabled:
