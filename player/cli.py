@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_provision_parser(sub)
     add_firstboot_parser(sub)
+    from .updater import add_update_run_parser
+
+    add_update_run_parser(sub)
     return parser
 
 
