@@ -2,12 +2,12 @@
 
 Steps (each announced on stderr):
 
-1. the project's wheel, built with ``pip wheel --no-deps`` from a clean copy of the
-   source tree (the checkout itself is left untouched);
-2. for each target platform, the wheels of every package pinned in the lock
+1. for each target platform, the wheels of every package pinned in the lock
    (``requirements/panel.txt``, hashed) with ``pip download --only-binary=:all:
    --platform … --python-version 3.11 --implementation cp --require-hashes --no-deps``,
    from PyPI or, with ``--wheelhouse DIR``, from that folder only (offline builds);
+2. the project's wheel, built with ``pip wheel --no-deps`` from a clean copy of the
+   source tree (the checkout itself is left untouched);
 3. ``constraints.txt`` (the lock's ``name==version`` pins, markers kept, no hashes:
    the manifest carries the sha256 of every wheel), the manifest and its signature
    (:func:`player.bundle.write_bundle`).
@@ -199,8 +199,8 @@ def _index(wheelhouse: Path | None) -> list[str]:
     return ["--no-index", "--find-links", str(wheelhouse)] if wheelhouse is not None else []
 
 
-def build_wheel(source: Path, dest: Path, wheelhouse: Path | None, err: IO[str]) -> Path:
-    """The project's wheel, built from a copy of ``source`` (which must be panel-player's tree)."""
+def check_source(source: Path) -> None:
+    """:class:`ValidationError` unless ``source`` is panel-player's source tree."""
     project = source / "pyproject.toml"
     try:
         text = project.read_text(encoding="utf-8")
@@ -209,6 +209,11 @@ def build_wheel(source: Path, dest: Path, wheelhouse: Path | None, err: IO[str])
                                "give --source DIR"], "arguments") from None
     if not re.search(r'(?m)^name\s*=\s*"panel-player"', text):
         raise ValidationError([f"{project} is not panel-player's"], "arguments")
+
+
+def build_wheel(source: Path, dest: Path, wheelhouse: Path | None, err: IO[str]) -> Path:
+    """The project's wheel, built from a copy of ``source`` (panel-player's tree)."""
+    check_source(source)
     copy = dest / "source"
     shutil.copytree(source, copy, ignore=SKIPPED, symlinks=True)
     err.write(f"building the panel-player wheel from {source}\n")
@@ -244,16 +249,32 @@ def fetch_platform(lock: list[Locked], t: Target, dest: Path, wheelhouse: Path |
                    err: IO[str]) -> tuple[list[Path], list[str]]:
     """The wheels of every locked package for ``t`` and the pins that have none there.
 
-    One pip run for the whole lock; when it fails, one run per package tells which
-    ones have no wheel. A package whose marker excludes the platform gets no wheel
+    One pip run for the whole lock; when pip names a package it has no file of, that
+    one is noted and the run repeated without it (one run per package when pip's
+    error names none). A package whose marker excludes the platform gets no wheel
     and is not missing (pip evaluates markers for the machine that builds)."""
     where = f"from {wheelhouse}" if wheelhouse is not None else "from PyPI"
     err.write(f"fetching {len(lock)} locked packages for {t.tag} ({where})\n")
     err.flush()
     dest.mkdir(parents=True)
     missing: list[str] = []
-    if _download(lock, t, dest, wheelhouse).returncode != 0:
-        for i, entry in enumerate(lock):
+    left = list(lock)
+    proc: subprocess.CompletedProcess[str] | None = None
+    while left:
+        proc = _download(left, t, dest, wheelhouse)
+        if proc.returncode == 0:
+            break
+        # pip stops at the first package it finds no file for and names it: drop it, run again
+        named = re.search(r"satisfies the requirement ([A-Za-z0-9._-]+)==", proc.stderr or "")
+        culprit = [e for e in left if named and normalise(e.name) == normalise(named.group(1))]
+        if len(culprit) != 1:
+            break
+        missing.append(culprit[0].pin)
+        left.remove(culprit[0])
+    else:
+        proc = None
+    if proc is not None and proc.returncode != 0:  # an error pip did not explain: one run per package
+        for i, entry in enumerate(left):
             one = dest.parent / f"{dest.name}-{i}"
             one.mkdir()
             proc = _download([entry], t, one, wheelhouse)
@@ -261,6 +282,7 @@ def fetch_platform(lock: list[Locked], t: Target, dest: Path, wheelhouse: Path |
                 os.replace(f, dest / f.name)
             if proc.returncode != 0:
                 missing.append(entry.pin)
+    missing.sort(key=[e.pin for e in lock].index)
     found = sorted(dest.glob("*.whl"))
     for f in found:
         if _owner(f, lock) is None:
@@ -290,8 +312,7 @@ def build_release(*, source: Path, lock: Path, out: Path, platforms: Sequence[st
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="panel-release-") as tmp:
         work = Path(tmp)
-        own = build_wheel(source, work, wheelhouse, err)
-        version = own.name.split("-")[1]
+        check_source(source)
         wheels: dict[str, Path] = {}
         covered: list[str] = []
         incomplete: dict[str, list[str]] = {}
@@ -306,12 +327,15 @@ def build_release(*, source: Path, lock: Path, out: Path, platforms: Sequence[st
                     raise CtlError(f"two different files are named {f.name}")
                 wheels.setdefault(f.name, f)
         for tag, missing in incomplete.items():
-            err.write(f"{'error' if strict else 'warning'}: {tag} left out: PyPI has no wheel of "
+            source_name = "PyPI" if wheelhouse is None else str(wheelhouse)
+            err.write(f"{'error' if strict else 'warning'}: {tag} left out: {source_name} has no wheel of "
                       f"{', '.join(missing)} for it (a panel there would have to build them)\n")
         if incomplete and strict:
             raise CtlError(f"--strict: {len(incomplete)} platform(s) not covered by wheels")
         if not covered:
             raise CtlError("no platform is covered by wheels of every locked package: nothing to bundle")
+        own = build_wheel(source, work, wheelhouse, err)
+        version = own.name.split("-")[1]
         path = out / f"panel-player-{version}.bundle"
         err.write(f"writing {path} ({len(wheels) + 1} wheels, signed by {kid})\n")
         err.flush()
