@@ -113,6 +113,7 @@ class Player:
         from .app_content import ContentPart
         from .app_ops import OpsPart
         from .app_screen import ScreenPart
+        from .app_status import StatusLine
         from .app_trust import TrustGate
 
         self.cfg = cfg
@@ -143,6 +144,7 @@ class Player:
         self.alerts = AlertPart(self)
         self.ops = OpsPart(self)
         self.screen = ScreenPart(self)
+        self.status_line = StatusLine()  # systemd's STATUS=, sent when it changes
 
     # -- helpers for the parts -------------------------------------------
     def event(self, event: dict[str, Any], limit: bool = True) -> None:
@@ -304,6 +306,7 @@ class Player:
         self.screen.tick(now, wall)
         self.content.tick(now, wall)
         self.ops.tick(now, wall)
+        self.status_line.update(self, now, wall)
 
     def start(self) -> None:
         """Everything up to the first frame; nothing here waits for a network."""
