@@ -74,7 +74,9 @@ def test_unit_keys() -> None:
         assert not any("network-online" in v for v in values(u, key)), key
     assert one(s, "Type") == "notify" and one(s, "NotifyAccess") == "main"
     assert one(s, "ExecStart") == EXEC
-    assert values(s, "ExecStartPre") == []  # the import is panel-player-firstboot.service's
+    assert values(s, "ExecStartPre") == []  # the import is panel-player-firstboot.service's,
+    assert "panel-player-firstboot.service" in one(u, "Wants").split()  # pulled in at each start
+    assert "panel-player-firstboot.service" in one(u, "After").split()
     assert one(s, "WatchdogSec") == "15"
     assert one(s, "Restart") == "always" and float(one(s, "RestartSec")) > 0
     # A config that cannot run exits 2: not restarted every RestartSec; 75 (restart) still is.
