@@ -11,6 +11,7 @@ rolls back, told with the real event builders and a new heartbeat.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import queue
@@ -27,6 +28,7 @@ import pytest
 
 from fixtures_broker import Broker, connect_client, wait_until
 from player.bundle import BundleError, verify_bundle, write_bundle
+from player.ctl.cli import main as cli_main
 from player.net.protocol import (event_command_done, event_command_failed, event_update_applied,
                                  event_update_failed, event_update_rolled_back, iso_now, parse_command)
 from player.trust import SignatureError, load_private_key, load_public_key, new_key_files, open_envelope
@@ -236,6 +238,45 @@ def test_rollout_where_everything_succeeds(broker: Broker, fleet: Any,
         in proc.stderr
 
 
+def test_progress_line_redrawn_on_a_terminal(broker: Broker, fleet: Any,
+                                             release: tuple[Path, Path, dict[str, Any]]) -> None:
+    import pty
+    panels = fleet({}, n=4)
+    key, bundle, _ = release
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("PANELCTL_KEY", "PANELCTL_CONFIG")}
+    proc = subprocess.Popen([sys.executable, "-m", "player.ctl.cli", "--broker", f"{broker.host}:{broker.port}",
+                             "--prefix", PREFIX, "--key", str(key), "update", str(bundle), "--all", "--canary", "1",
+                             "--timeout", "20"], stdout=subprocess.PIPE, stderr=slave, env=env, cwd=ROOT)
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # the other side closed
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    out, _ = proc.communicate(timeout=60)
+    reader.join(5)
+    os.close(master)
+    err = b"".join(chunks).decode()
+    assert proc.returncode == 0, err
+    assert all(p.firmware == NEW for p in panels.values())
+    redraws = err.split("\r\x1b[K")
+    assert len(redraws) > 3  # drawn in place, not a line per change
+    assert "sent update" not in err  # no per-panel lines on a terminal
+    # the last counts stay on screen (a line of their own, the terminal turns \n into \r\n)
+    assert "\r\x1b[K4 of 4 updated, 0 failed, 0 rolled back, 0 waiting\r\n" in err
+    assert "updated" in out.decode()
+
+
 def test_failure_outside_the_canaries_is_reported(broker: Broker, fleet: Any,
                                                   release: tuple[Path, Path, dict[str, Any]]) -> None:
     panels = fleet({"p07": "fail", "p12": "rollback"})
@@ -265,24 +306,35 @@ def test_silent_canary_and_refusals(broker: Broker, fleet: Any, release: tuple[P
     panels["p01"].client.unsubscribe(f"{PREFIX}/panels/p01/cmd")  # it never hears the command
     time.sleep(0.2)
     proc = panelctl(broker, key, "update", str(bundle), "--panel", "p01", "--panel", "p02", "--panel", "p03",
-                    "--canary", "1", "--timeout", "1.5")
+                    "--canary", "1", "--timeout", "1")
     assert proc.returncode == 1
     rows = table(proc.stdout)
     assert rows["p01"][0] == "no outcome" and "not acknowledged" in rows["p01"][3]
     assert rows["p02"][0] == rows["p03"][0] == "not sent"
     assert panels["p02"].commands == [] and panels["p03"].commands == []
-    # a bundle signed by another key is refused here, before anything is published
+    # refused here, before anything is published (in-process: no roll-out happens)
+    def run(*args: str) -> tuple[int, str]:
+        err = io.StringIO()
+        code = cli_main(["--broker", f"{broker.host}:{broker.port}", "--prefix", PREFIX, *args],
+                        out=io.StringIO(), err=err)
+        return code, err.getvalue()
+
     other, _ = new_key_files(tmp_path, "someone")
-    proc = panelctl(broker, other, "update", str(bundle), "--all")
-    assert proc.returncode == 2 and "signed with key 'release-1'" in proc.stderr
-    proc = panelctl(broker, key, "update", str(bundle))
-    assert proc.returncode == 2 and "give the targets" in proc.stderr
+    code, err = run("--key", str(other), "update", str(bundle), "--all")
+    assert code == 2 and "signed with key 'release-1', which this panel does not trust" in err
+    code, err = run("--key", str(key), "update", str(bundle))
+    assert code == 2 and "give the targets" in err
     tampered = tmp_path / "t.bundle"
     data = bytearray(bundle.read_bytes())
     data[-20000] ^= 1
     tampered.write_bytes(bytes(data))
-    proc = panelctl(broker, key, "update", str(tampered), "--all")
-    assert proc.returncode == 2 and "sha256 differs" in proc.stderr
+    code, err = run("--key", str(key), "update", str(tampered), "--all")
+    assert code == 2 and "sha256 differs" in err
+    code, err = run("update", str(bundle), "--all")
+    assert code == 2 and "update needs the release key" in err
+    with broker.sub(f"{PREFIX}/panels/+/cmd") as sub:
+        time.sleep(0.2)
+        assert sub.messages == []
 
 
 def test_update_events_builders() -> None:

@@ -324,8 +324,12 @@ def rollout(client: CtlClient, prefix: str, bundle: Bundle, signer: Signer, runs
     finally:
         follow.stop()
         text = follow.line()
-        progress.update(text, text, final=True)
-        progress.done()
+        if progress.tty:  # the last counts stay on screen above the table
+            progress.done()
+            io.err.write(text + "\n")
+            io.err.flush()
+        else:
+            progress.update(text, text, final=True)
     _finish(runs)
     io.out.write(table(runs) + "\n")
     if stopped:
