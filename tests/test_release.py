@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import player
 from player.bundle import BundleError, verify_bundle
-from player.ctl.release import normalise, read_lock, target
+from player.ctl.release import Locked, needed_on, normalise, read_lock, target
 from player.trust import load_public_key, new_key_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,3 +153,19 @@ def test_platform_names() -> None:
     assert target("armv7l").pip_tags[-1] == "linux_armv7l"
     assert target("manylinux_2_28_aarch64").pip_tags[0] == "manylinux_2_28_aarch64"
     assert "manylinux_2_29_aarch64" not in target("manylinux_2_28_aarch64").pip_tags
+
+
+def test_markers_are_judged_for_the_panel() -> None:
+    pi, arm = target("aarch64"), target("armv7l")
+
+    def locked(marker: str | None) -> Locked:
+        return Locked("x", "1", marker, "x==1 --hash=sha256:" + "0" * 64)
+
+    assert needed_on(locked(None), pi)
+    assert needed_on(locked('sys_platform == "linux"'), pi)  # also when the release is built on a Mac
+    assert not needed_on(locked('sys_platform == "win32"'), pi)
+    assert needed_on(locked('platform_machine == "armv7l"'), arm) and not needed_on(locked('platform_machine == "armv7l"'), pi)
+    assert needed_on(locked('python_version >= "3.11"'), pi) and not needed_on(locked('python_version < "3.11"'), pi)
+    lgpio = [e for e in read_lock(LOCK) if e.name == "lgpio"] if LOCK.is_file() else []
+    for entry in lgpio:
+        assert entry.marker and needed_on(entry, pi) and "--hash=sha256:" in entry.text and ";" not in entry.text

@@ -37,7 +37,9 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
+import stat
 import platform as host
 import re
 import shutil
@@ -61,14 +63,30 @@ PI_GLIBC = 36  # Raspberry Pi OS Bookworm: glibc 2.36
 DEFAULT_PLATFORMS = ("aarch64", "armv7l")
 NAMED = ("aarch64", "armv7l", "native")
 PIP_TIMEOUT = 900.0
-SKIPPED = shutil.ignore_patterns(".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__",
-                                 ".mypy_cache", ".pytest_cache", ".hypothesis", "*.bundle", "mutants")
+_SKIPPED_NAMES = shutil.ignore_patterns(".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__",
+                                       ".mypy_cache", ".pytest_cache", ".hypothesis", "*.bundle", "mutants")
+
+
+def _skipped(folder: str, names: list[str]) -> set[str]:
+    """What the copy of the source tree leaves out: build and cache folders, and anything
+    that is not a file, folder or link (a FIFO left by a library, a socket)."""
+    skipped = set(_SKIPPED_NAMES(folder, names))
+    for name in names:
+        try:
+            mode = os.lstat(os.path.join(folder, name)).st_mode
+        except OSError:
+            skipped.add(name)
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+            skipped.add(name)
+    return skipped
 _TAG = re.compile(r"[a-z0-9_.]{1,100}")
 
 
 @dataclass(frozen=True)
 class Locked:
-    """One pinned package of the lock: ``name==version``, its marker, its lines (hashes included)."""
+    """One pinned package of the lock: ``name==version``, its marker, and ``text``: the pin with its
+    hashes, without the marker (evaluated here for the target, see :func:`needed_on`)."""
 
     name: str
     version: str
@@ -123,7 +141,8 @@ def read_lock(path: Path) -> list[Locked]:
             problems.append(f"{path}: {m.group(1)}=={m.group(2)} has no --hash (the lock must be made "
                             "with --generate-hashes)")
             continue
-        entries.append(Locked(m.group(1), m.group(2), (m.group(3) or "").strip() or None, line))
+        entries.append(Locked(m.group(1), m.group(2), (m.group(3) or "").strip() or None,
+                              f"{m.group(1)}=={m.group(2)} {m.group(4).strip()}"))
     if problems:
         raise ValidationError(problems, "lock")
     if not entries:
@@ -176,6 +195,36 @@ def target(spec: str) -> Target:
     return Target(spec, spec, (spec,))
 
 
+def _arch(tag: str) -> str | None:
+    m = re.fullmatch(r"(?:manylinux_\d+_\d+|manylinux\d+|linux)_(\w+)", tag)
+    return m.group(1) if m else None
+
+
+def needed_on(entry: Locked, t: Target) -> bool:
+    """Whether ``entry``'s environment marker holds on ``t`` (a Linux system running CPython 3.11).
+
+    pip would evaluate it for the machine that builds (``sys_platform`` of a Mac server
+    would drop ``lgpio``), so it is evaluated here for the panel instead. A tag that is
+    not a Linux one leaves the marker to pip's judgement of this machine."""
+    if entry.marker is None:
+        return True
+    try:
+        markers = importlib.import_module("packaging.markers")
+    except ImportError:  # pip's own copy: release build runs pip anyway
+        markers = importlib.import_module("pip._vendor.packaging.markers")
+    try:
+        marker = markers.Marker(entry.marker)
+    except markers.InvalidMarker:
+        raise ValidationError([f"{entry.pin}: cannot read its marker {entry.marker!r}"], "lock") from None
+    arch = _arch(t.tag)
+    if arch is None:
+        return bool(marker.evaluate())
+    return bool(marker.evaluate({"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
+                                 "platform_machine": arch, "python_version": PYTHON_VERSION,
+                                 "python_full_version": f"{PYTHON_VERSION}.2", "implementation_name": "cpython",
+                                 "platform_python_implementation": "CPython"}))
+
+
 def _size(n: int) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
@@ -215,7 +264,7 @@ def build_wheel(source: Path, dest: Path, wheelhouse: Path | None, err: IO[str])
     """The project's wheel, built from a copy of ``source`` (panel-player's tree)."""
     check_source(source)
     copy = dest / "source"
-    shutil.copytree(source, copy, ignore=SKIPPED, symlinks=True)
+    shutil.copytree(source, copy, ignore=_skipped, symlinks=True)
     err.write(f"building the panel-player wheel from {source}\n")
     err.flush()
     proc = _pip(["wheel", "--no-deps", "-q", "-w", str(dest / "own"), *_index(wheelhouse), str(copy)],
@@ -251,14 +300,15 @@ def fetch_platform(lock: list[Locked], t: Target, dest: Path, wheelhouse: Path |
 
     One pip run for the whole lock; when pip names a package it has no file of, that
     one is noted and the run repeated without it (one run per package when pip's
-    error names none). A package whose marker excludes the platform gets no wheel
-    and is not missing (pip evaluates markers for the machine that builds)."""
+    error names none). A package whose marker excludes the platform is not fetched."""
     where = f"from {wheelhouse}" if wheelhouse is not None else "from PyPI"
-    err.write(f"fetching {len(lock)} locked packages for {t.tag} ({where})\n")
+    left = [e for e in lock if needed_on(e, t)]
+    skipped = [e.pin for e in lock if e not in left]
+    err.write(f"fetching {len(left)} locked packages for {t.tag} ({where})"
+              + (f"; not needed there: {', '.join(skipped)}" if skipped else "") + "\n")
     err.flush()
     dest.mkdir(parents=True)
     missing: list[str] = []
-    left = list(lock)
     proc: subprocess.CompletedProcess[str] | None = None
     while left:
         proc = _download(left, t, dest, wheelhouse)
