@@ -46,8 +46,10 @@ def card(tmp_path: Path) -> Path:
     root = tmp_path / "root"
     (root / "etc/ssh").mkdir(parents=True)
     (root / "etc/machine-id").write_text(OLD_ID + "\n")
-    if SSH_KEYGEN:
-        subprocess.run([SSH_KEYGEN, "-A", "-f", str(root)], check=True, capture_output=True)
+    if SSH_KEYGEN:  # the fast key types only; the renewal makes every default type (-A)
+        for kind in ("ed25519", "ecdsa"):
+            subprocess.run([SSH_KEYGEN, "-q", "-t", kind, "-N", "", "-C", "master",
+                            "-f", str(root / f"etc/ssh/ssh_host_{kind}_key")], check=True, capture_output=True)
     else:
         (root / "etc/ssh/ssh_host_ed25519_key").write_text("the master's key")
     set_serial(root, "10000000aaaa0001")
@@ -93,7 +95,7 @@ def test_a_clone_on_another_board_gets_a_new_identity_once(card: Path) -> None:
     if SSH_KEYGEN:
         assert result.errors == []
         new_keys = host_keys(card)
-        assert set(new_keys) == set(keys)  # the same key types, every one of them new
+        assert set(keys) < set(new_keys)  # every key type of the master, and the other defaults
         assert all(new_keys[name] != keys[name] for name in keys)
         assert result.ssh_keys == sorted(n for n in new_keys if n.endswith("_key"))
     else:  # the host keys are kept, and the crew is told
