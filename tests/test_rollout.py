@@ -337,6 +337,23 @@ def test_silent_canary_and_refusals(broker: Broker, fleet: Any, release: tuple[P
         assert sub.messages == []
 
 
+def test_bundle_larger_than_the_broker_accepts(tmp_path: Path, release: tuple[Path, Path, dict[str, Any]]) -> None:
+    small = Broker(tmp_path / "small", max_packet_size=16 * 1024)  # the bundle is 40 KiB
+    small.start()
+    try:
+        panel = SimPanel(small, "p01", release[2])
+        key, bundle, _ = release
+        proc = panelctl(small, key, "update", str(bundle), "--panel", "p01")
+        assert proc.returncode == 1
+        assert re.search(r"the bundle is \d+ bytes and the broker accepts packets up to 16384 bytes: raise "
+                         r"max_packet_size", proc.stderr), proc.stderr
+        delivered_all(small, {"p01": panel})
+        assert panel.commands == []
+        panel.close()
+    finally:
+        small.stop()
+
+
 def test_update_events_builders() -> None:
     assert {k: v for k, v in event_update_applied("0.1.0", "0.2.0").items() if k != "ts"} == \
         {"type": "update.applied", "from": "0.1.0", "to": "0.2.0"}
