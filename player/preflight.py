@@ -1,7 +1,8 @@
 """Preflight: ``panel-player check --config FILE --preflight`` checks the machine, not only the config.
 
 One :class:`CheckResult` per item, in this order: config, display (device and
-geometry), font (every French glyph), each sensor (its first reading), broker
+geometry), font (every French glyph), gpio (the pin factory gpiozero uses, and
+whether lgpio and spidev import), each sensor (its first reading), broker
 (TCP, then an MQTT CONNECT with the configured TLS and credentials), trust (the
 keys whose signatures are accepted, and what must be signed), clock (NTP
 synchronised), disk (free space on ``state_dir``), state folder (writable)::
@@ -358,6 +359,84 @@ def check_font(cfg: Config) -> CheckResult:
     return CheckResult("font", OK, f"{name} ({origin}): every French character{note}")
 
 
+# -- GPIO back-end -------------------------------------------------------------------
+
+# gpiozero 2's own order when GPIOZERO_PIN_FACTORY is not set.
+GPIOZERO_DEFAULT_ORDER = ("lgpio", "rpigpio", "pigpio", "native")
+
+
+def _import_state(module: str) -> str:
+    """``imports``, ``not installed`` or ``does not load (reason)`` for a Python module."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError:
+        return "not installed"
+    except Exception as exc:  # a compiled module for another machine, a missing library...
+        return f"does not load ({type(exc).__name__}: {exc})"
+    return "imports"
+
+
+def pin_factory() -> tuple[str | None, str, list[str]]:
+    """The gpiozero pin factory this process uses: (its class name, or None when none loads;
+    why it is that one; the reasons gpiozero gave for passing over the ones before it).
+
+    Choosing it is what gpiozero does on a first device anyway (``Device.ensure_pin_factory``):
+    the sensors opened afterwards use the same factory.
+    """
+    import warnings
+
+    from gpiozero import Device
+    from gpiozero.exc import PinFactoryFallback
+
+    name = os.environ.get("GPIOZERO_PIN_FACTORY")
+    why = (f"GPIOZERO_PIN_FACTORY={name}" if name
+           else "gpiozero's default order: " + ", ".join(GPIOZERO_DEFAULT_ORDER))
+    if Device.pin_factory is not None:
+        if not name:
+            why = "set by this process before the check"
+        return type(Device.pin_factory).__name__, why, []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PinFactoryFallback)
+        try:
+            Device.ensure_pin_factory()
+            error = None
+        except Exception as exc:  # BadPinFactory, or the named factory failing to load
+            error = f"{type(exc).__name__}: {exc}"
+    fallbacks = [str(w.message) for w in caught if issubclass(w.category, PinFactoryFallback)]
+    if error is not None:
+        return None, why, [*fallbacks, error]
+    return type(Device.pin_factory).__name__, why, fallbacks
+
+
+def check_gpio(cfg: Config | None = None) -> CheckResult:
+    """One line: the active gpiozero pin factory (class name and why), and whether the
+    ``lgpio`` and ``spidev`` modules import. gpiozero's ``LGPIOFactory`` is the one a panel
+    should use: every Raspberry Pi including the Pi 5, PWM, and hardware SPI through lgpio
+    itself (``spidev`` is used only by the other factories)."""
+    factory, why, fallbacks = pin_factory()
+    spidev = _import_state("spidev")
+    if spidev == "not installed":
+        spidev += " (LGPIOFactory does not need it)"
+    modules = f"lgpio {_import_state('lgpio')}, spidev {spidev}"
+    passed = "; ".join(fallbacks)
+    needs_pins = cfg is not None and (cfg.sensors.light.type != "none" or cfg.sensors.door is not None)
+    if factory is None:
+        detail = f"no pin factory loads ({why}: {passed}); {modules}"
+        if needs_pins:
+            return CheckResult("gpio", FAIL, detail, "on a Raspberry Pi: sudo scripts/install.sh installs lgpio "
+                               "into the player's venv; the service's user needs the gpio group")
+        return CheckResult("gpio", OK, detail + "; no configured sensor needs one")
+    detail = f"{factory} ({why}){': passed over ' + passed if passed else ''}; {modules}"
+    if factory in ("LGPIOFactory", "MockFactory"):
+        return CheckResult("gpio", OK, detail)
+    return CheckResult("gpio", WARN, detail,
+                       "lgpio is the pin factory for panels (the others do not know the Raspberry Pi 5; "
+                       "native drives SPI in software): sudo scripts/install.sh installs it into the "
+                       "player's venv")
+
+
 # -- sensors -------------------------------------------------------------------------
 
 
@@ -518,7 +597,7 @@ def run_preflight(cfg: Config, *, sysfs_root: Path = Path("/sys"), dev_root: Pat
     """
     from .hw.health import clock_synced
 
-    results = [check_display(cfg, sysfs_root, dev_root), check_font(cfg)]
+    results = [check_display(cfg, sysfs_root, dev_root), check_font(cfg), check_gpio(cfg)]
     results += check_sensors(cfg, timeout)
     results.append(check_broker(cfg, timeout))
     results.append(check_trust(cfg))
@@ -596,7 +675,7 @@ def cmd_preflight(path: Path, *, timeout: float = 3.0, sysfs_root: Path = Path("
 def add_preflight_arguments(check: Any) -> None:
     """Add ``--preflight`` and ``--timeout`` to the ``check`` sub-command's parser."""
     check.add_argument("--preflight", action="store_true",
-                       help="also check this machine: display, font, sensors, broker, trust, clock, disk, "
+                       help="also check this machine: display, font, gpio, sensors, broker, trust, clock, disk, "
                             "state folder "
                             "(exit 0 all ok, 1 warnings only, 2 any failure)")
     check.add_argument("--timeout", type=float, default=3.0, metavar="S",

@@ -58,8 +58,8 @@ def test_good_setup_is_all_ok(tmp_path: Path, broker: Broker) -> None:
                             clock=lambda: True)
     found = by_name(results)
     assert [r for r in results if r.status != OK] == []
-    assert set(found) == {"display", "font", "sensor light", "sensor cpu_temp", "sensor door", "sensor power",
-                          "broker", "trust", "clock", "disk", "state folder"}
+    assert set(found) == {"display", "font", "gpio", "sensor light", "sensor cpu_temp", "sensor door",
+                          "sensor power", "broker", "trust", "clock", "disk", "state folder"}
     assert found["trust"].detail == "1 key (central-2026); alerts, playlists and commands must be signed"
     assert "48.3 °C" in found["sensor cpu_temp"].detail
     assert found["sensor door"].detail == "closed"
@@ -257,3 +257,52 @@ def test_trust_line_lists_the_key_ids_and_warns_for_what_is_accepted_unsigned(
     assert (result.name, result.status, result.detail) == ("trust", status, detail)
     if status == WARN:
         assert "trust" in result.fix
+
+
+GPIO_LINE = "from player.preflight import check_gpio; r = check_gpio(); print(r.status); print(r.detail)"
+
+
+def gpio_line(**env: str | None) -> tuple[str, str]:
+    """check_gpio() in a fresh process (gpiozero chooses its pin factory once per process)."""
+    environ = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+    environ.update({k: v for k, v in env.items() if v is not None})
+    run = subprocess.run([sys.executable, "-c", GPIO_LINE], capture_output=True, text=True, env=environ,
+                         timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    assert run.returncode == 0, run.stderr
+    status, detail = run.stdout.rstrip("\n").split("\n", 1)
+    return status, detail
+
+
+def test_gpio_line_names_the_mock_factory_and_why() -> None:
+    status, detail = gpio_line(GPIOZERO_PIN_FACTORY="mock")
+    assert status == OK
+    assert detail.startswith("MockFactory (GPIOZERO_PIN_FACTORY=mock); lgpio imports, spidev "), detail
+
+
+def test_gpio_line_without_the_variable_follows_gpiozeros_order() -> None:
+    status, detail = gpio_line()
+    assert "(gpiozero's default order: lgpio, rpigpio, pigpio, native" in detail, detail
+    assert "lgpio imports" in detail  # the locked install carries lgpio on Linux
+    if Path("/dev/gpiochip0").exists() and detail.startswith("LGPIOFactory"):
+        assert status == OK  # a Raspberry Pi
+    else:
+        # No Raspberry Pi here: every factory is passed over, each with gpiozero's reason.
+        assert detail.startswith("no pin factory loads"), detail
+        assert "Falling back from lgpio: " in detail and "BadPinFactory" in detail
+        assert status == OK and detail.endswith("no configured sensor needs one")
+
+
+def test_gpio_line_fails_when_a_sensor_needs_pins_and_none_load(tmp_path: Path) -> None:
+    code = ("from player.config import config_from_data; from player.preflight import check_gpio; "
+            "cfg = config_from_data({'panel': {'id': 'gare'}, 'display': {'size': [64, 32]}, "
+            "'sensors': {'door': {'pin': 17}}}); "
+            "r = check_gpio(cfg); print(r.status); print(r.detail); print(r.fix)")
+    environ = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+    # A factory name gpiozero cannot load: the same answer on a Raspberry Pi and elsewhere.
+    environ["GPIOZERO_PIN_FACTORY"] = "no-such-factory"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=60)
+    assert run.returncode == 0, run.stderr
+    status, detail, fix = run.stdout.rstrip("\n").split("\n", 2)
+    assert status == FAIL
+    assert detail.startswith("no pin factory loads (GPIOZERO_PIN_FACTORY=no-such-factory: "), detail
+    assert "scripts/install.sh installs lgpio" in fix
