@@ -84,3 +84,38 @@ def test_status_follows_the_screen_and_the_link(broker: Broker, panel: Callable[
     assert lost in every and asleep == every[-1]
     assert len(every) < 20, every
     assert p.stop() == 0
+
+
+def test_status_in_the_sleep_hours(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   fake_systemd: FakeSystemd) -> None:
+    """A player in process, inside a sleep window of its config, MQTT off: the line says until when."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from player.app import Player
+    from player.config import config_from_data
+
+    local = datetime.now(ZoneInfo("Europe/Paris"))
+    start, end = local - timedelta(hours=1), local + timedelta(hours=2)
+    monkeypatch.setenv("NOTIFY_SOCKET", fake_systemd.path)
+    cfg = config_from_data({
+        "panel": {"id": "s1", "timezone": "Europe/Paris"},
+        "display": {"output": "png", "size": [96, 54], "path": str(tmp_path / "frame.png"), "layout": "fullscreen",
+                    "sleep": [f"{start:%H:%M}-{end:%H:%M}"]},
+        "mqtt": {"enabled": False},
+        "state_dir": str(tmp_path / "state"),
+    })
+    player = Player(cfg)
+    try:
+        player.start()
+        fake_systemd.wait_for("READY=1", timeout=10)
+        deadline = time.monotonic() + 10
+        while not statuses(fake_systemd)[1:] and time.monotonic() < deadline:
+            player.step()
+        until = f"{end:%H:%M}" if end.date() == local.date() else f"{end:%a %H:%M}"  # after midnight
+        assert statuses(fake_systemd)[1:] == [f"asleep until {until}; MQTT off"]
+    finally:
+        player.stop()
+        while player.exit_code is None:
+            player.step()
+        player.close()
