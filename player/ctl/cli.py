@@ -11,6 +11,8 @@ Example::
     panelctl wake mairie-entree --seconds 600
     panelctl alert send --id crue-1 --all --level critical --title "ALERTE CRUE" --ttl 3600
     panelctl preview hiver.yaml --size 128x64 --led -o hiver.png
+    panelctl release build --key release-2026.key --out dist/
+    panelctl update dist/panel-player-0.2.0.bundle --all --canary 2 --key release-2026.key
 """
 
 from __future__ import annotations
