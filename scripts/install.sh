@@ -1,25 +1,37 @@
 #!/usr/bin/env bash
 # Installs panel-player as a system service on Raspberry Pi OS Lite (Bookworm,
-# Trixie) or Debian: a system user, a virtual environment in /opt/panel-player
-# with the package from this checkout, /etc/panel-player, /var/lib/panel-player,
-# the systemd unit, enabled and started. Safe to run again: a second run changes
-# nothing and says so.
+# Trixie) or Debian: the service user and folders (systemd-sysusers and
+# systemd-tmpfiles), a versioned install in /opt/panel-player (one virtual
+# environment per version, from the locked and hashed requirements/panel.txt),
+# the systemd units, enabled and started. Safe to run again: a second run
+# changes nothing and says so. An install of the earlier layout (one venv in
+# /opt/panel-player/venv) is moved to the versioned one.
 #
 #   sudo scripts/install.sh                      install or update
-#   sudo scripts/install.sh --uninstall          remove the service, venv and user
+#   sudo scripts/install.sh --uninstall          remove the services, program and user
 #   sudo scripts/install.sh --uninstall --purge  ... and the config and state too
+#
+# Layout: /opt/panel-player/versions/<version>/venv (installed.json written last
+# marks a version complete), and the relative symlinks current (what the
+# service runs), good (what the updater runs) and previous (the version before
+# current); /usr/local/bin/panel-player and panelctl link through current.
 #
 # Options:
 #   --root DIR     install into the tree DIR instead of / (tests, image building):
-#                  user entries are appended to DIR/etc/{passwd,group,shadow,gshadow};
-#                  apt and systemctl are skipped. A venv is not relocatable: build
-#                  images by running this script inside the image instead.
+#                  systemd-sysusers and systemd-tmpfiles get --root=DIR (where they
+#                  are missing, or without root rights, user entries are appended to
+#                  DIR/etc/{passwd,group,shadow,gshadow}); apt and systemctl are
+#                  skipped. A venv is not relocatable: the paths inside DIR's venvs
+#                  are DIR's, so build images by running this script inside the image.
 #   --source DIR   the panel-player checkout to install (default: this script's)
 #   --no-apt       do not install Debian packages
-#   --no-venv      skip the virtual environment (with --root, for fast tests)
-#   --no-enable    do not enable or start the service
+#   --no-venv      skip the program itself (with --root, for fast tests)
+#   --no-enable    do not enable or start the services
 # Environment: PANEL_PYTHON (default python3) makes the venv; PANEL_PIP_ARGS adds
-# arguments to `pip install` (e.g. "--no-index --find-links DIR" offline).
+# arguments to `pip install` (e.g. "--no-index --find-links DIR" offline);
+# PANEL_REQUIREMENTS names the lock to install (default: the source's
+# requirements/panel.txt); PANEL_NO_SYSUSERS=1 writes the account entries and
+# folders directly even where systemd-sysusers exists (tests of that path).
 set -euo pipefail
 
 NAME=panel-player
@@ -63,9 +75,22 @@ IS_ROOT=0
 ETC="$ROOT/etc/$NAME"
 STATE="$ROOT/var/lib/$NAME"
 OPT="$ROOT/opt/$NAME"
-UNIT="$ROOT/etc/systemd/system/$NAME.service"
-DROPIN="$ROOT/etc/systemd/system/$NAME.service.d"
+VERSIONS="$OPT/versions"
+UNITDIR="$ROOT/etc/systemd/system"
+UNIT="$UNITDIR/$NAME.service"
+DROPIN="$UNITDIR/$NAME.service.d"
+SYSUSERS="$ROOT/usr/lib/sysusers.d/$NAME.conf"
+TMPFILES="$ROOT/usr/lib/tmpfiles.d/$NAME.conf"
 BIN="$ROOT/usr/local/bin"
+# systemd-sysusers and systemd-tmpfiles make the user and folders where they exist
+# (they need root: they set owners); the hand-written entries below are the fallback.
+USE_SYSTEMD_TOOLS=0
+if [ "$IS_ROOT" = 1 ] && command -v systemd-sysusers >/dev/null && command -v systemd-tmpfiles >/dev/null \
+    && [ -z "${PANEL_NO_SYSUSERS:-}" ]; then
+    USE_SYSTEMD_TOOLS=1
+fi
+SD_ROOT=()
+[ "$TREE" = 0 ] || SD_ROOT=(--root="$ROOT")
 
 CHANGES=0
 say() { printf '==> %s\n' "$*"; }
@@ -141,8 +166,7 @@ add_to_group() {  # add_to_group GROUP; 0 if the membership was added
     return $added
 }
 
-step_user() {
-    say "system user $SERVICE_USER"
+step_user_by_hand() {
     if user_exists "$SERVICE_USER"; then
         ok "already present"
     elif [ "$TREE" = 1 ]; then
@@ -232,76 +256,269 @@ put_file() {  # put_file SRC DST MODE: copy when different; 0 if it changed
     install -m "$3" "$1" "$2"
 }
 
+accounts_sum() {  # a hash of the account files, to tell whether a tool changed them
+    cat "$ROOT/etc/passwd" "$ROOT/etc/group" "$ROOT/etc/shadow" "$ROOT/etc/gshadow" 2>/dev/null | sha256sum
+}
+
+in_group() {  # in_group USER GROUP: USER is a member of GROUP
+    if [ "$TREE" = 1 ]; then
+        awk -F: -v g="$2" -v u="$1" '$1 == g { n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) f = 1 }
+            END { exit !f }' "$ROOT/etc/group"
+    else
+        id -nG "$1" 2>/dev/null | tr ' ' '\n' | grep -qx "$2"
+    fi
+}
+
+sysusers_satisfied() {  # sysusers_satisfied CONF: its u, g and m lines are all in place already
+    # (systemd-sysusers itself would find nothing to do, but it still takes its lock in /etc).
+    local kind name rest
+    while read -r kind name rest; do
+        case "$kind" in
+            u) user_exists "$name" || return 1 ;;
+            g) group_exists "$name" || return 1 ;;
+            m) in_group "$name" "${rest%% *}" || return 1 ;;
+        esac
+    done < <(grep -v '^[[:space:]]*\(#\|$\)' "$1")
+}
+
+step_user() {
+    say "system user $SERVICE_USER"
+    local conf="$SOURCE/systemd/$NAME.sysusers" before out
+    if [ "$USE_SYSTEMD_TOOLS" = 1 ] && [ -f "$conf" ]; then
+        if put_file "$conf" "$SYSUSERS" 0644; then changed "installed ${SYSUSERS#"$ROOT"}"; fi
+        if sysusers_satisfied "$SYSUSERS"; then
+            ok "already present (every entry of ${SYSUSERS#"$ROOT"} is there)"
+            set_ids
+            return
+        fi
+        before="$(accounts_sum)"
+        out="$(systemd-sysusers "${SD_ROOT[@]}" "$SYSUSERS" 2>&1)" || die "systemd-sysusers failed: $out"
+        if [ "$(accounts_sum)" != "$before" ]; then
+            changed "systemd-sysusers: ${out//$'\n'/; }"
+        else
+            ok "already present (systemd-sysusers: nothing to do)"
+        fi
+    else
+        [ "$USE_SYSTEMD_TOOLS" = 1 ] || ok "no systemd-sysusers here (or not root): entries written directly"
+        step_user_by_hand
+    fi
+    set_ids
+}
+
+set_ids() {
+    if [ "$TREE" = 1 ]; then
+        UID_N="$(field_of "$ROOT/etc/passwd" "$SERVICE_USER" 3)"
+        GID_N="$(field_of "$ROOT/etc/passwd" "$SERVICE_USER" 4)"
+    else
+        UID_N="$(id -u "$SERVICE_USER")" GID_N="$(id -g "$SERVICE_USER")"
+    fi
+}
+
+dirs_state() {  # mode and owner of the folders tmpfiles.d makes
+    stat -c '%n %a %u %g' "$ETC" "$STATE" 2>/dev/null || true
+}
+
 step_dirs() {
     say "folders"
-    ensure_dir "$ETC" 0750 0 "$GID_N"
-    ensure_dir "$STATE" 0750 "$UID_N" "$GID_N"
+    local conf="$SOURCE/systemd/$NAME.tmpfiles" before out
+    if [ "$USE_SYSTEMD_TOOLS" = 1 ] && [ -f "$conf" ]; then
+        if put_file "$conf" "$TMPFILES" 0644; then changed "installed ${TMPFILES#"$ROOT"}"; fi
+        before="$(dirs_state)"
+        out="$(systemd-tmpfiles --create "${SD_ROOT[@]}" "$TMPFILES" 2>&1)" || die "systemd-tmpfiles failed: $out"
+        if [ "$(dirs_state)" != "$before" ]; then
+            changed "systemd-tmpfiles: $ETC and $STATE made or repaired"
+        else
+            ok "$ETC and $STATE ok (systemd-tmpfiles: nothing to do)"
+        fi
+    else
+        ensure_dir "$ETC" 0750 0 "$GID_N"
+        ensure_dir "$STATE" 0750 "$UID_N" "$GID_N"
+    fi
     ensure_dir "$OPT" 0755 0 0
+    ensure_dir "$VERSIONS" 0755 0 0
 }
 
-source_stamp() {  # version and hash of what `pip install SOURCE` would install
+# -- the program: one folder per version ---------------------------------------
+
+source_version() {
+    sed -n 's/^__version__ = "\([^"]*\)"$/\1/p' "$SOURCE/player/__init__.py"
+}
+
+source_stamp() {  # a hash of what the version folder is made from: the source and the lock
     local items=() i
-    for i in setup.py setup.cfg pyproject.toml README.md player layouts content; do
+    for i in pyproject.toml setup.py setup.cfg README.md LICENSE player layouts content docs; do
         [ -e "$SOURCE/$i" ] && items+=("$i")
     done
-    (cd "$SOURCE" && find "${items[@]}" -name __pycache__ -prune -o -type f -print0 | LC_ALL=C sort -z \
-        | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+    {
+        (cd "$SOURCE" && find "${items[@]}" -name __pycache__ -prune -o -type f -print0 | LC_ALL=C sort -z \
+            | xargs -0 sha256sum)
+        sha256sum <"$LOCK"
+        echo "${PANEL_PIP_ARGS:-}"
+    } | sha256sum | cut -d' ' -f1
 }
 
-step_venv() {
-    say "virtual environment $OPT/venv"
+linked_version() {  # linked_version NAME: the version a symlink in $OPT points at, or nothing
+    local target
+    target="$(readlink "$OPT/$1" 2>/dev/null)" || return 0
+    case "$target" in versions/*) echo "${target#versions/}" ;; esac
+}
+
+switch_link() {  # switch_link NAME VERSION: point $OPT/NAME at versions/VERSION, atomically
+    local name="$1" version="$2" tmp
+    [ "$(readlink "$OPT/$name" 2>/dev/null)" = "versions/$version" ] && return 1
+    tmp="$OPT/.$name.tmp.$$"
+    rm -f "$tmp"
+    ln -s "versions/$version" "$tmp"
+    mv -T "$tmp" "$OPT/$name"
+}
+
+write_installed_json() {  # write_installed_json DIR VERSION: fsynced, renamed into place, last
+    local dir="$1" tmp="$1/.installed.json.tmp"
+    printf '{"version": "%s", "installed": "%s", "by": "install.sh"}\n' \
+        "$2" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$tmp"
+    sync "$tmp"
+    mv -T "$tmp" "$dir/installed.json"
+    sync "$dir"
+}
+
+pip_in() {  # pip_in VENV ARGS...: pip of that venv, PyPI's hashes (no local pip.conf index)
+    local venv="$1"
+    shift
+    # shellcheck disable=SC2086  # PANEL_PIP_ARGS is a list of words on purpose
+    PIP_CONFIG_FILE=/dev/null "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+        ${PANEL_PIP_ARGS:-} "$@"
+}
+
+step_version() {
+    VERSION="$(source_version)"
+    [ -n "$VERSION" ] || die "no __version__ in $SOURCE/player/__init__.py"
+    local dir="$VERSIONS/$VERSION" venv="$VERSIONS/$VERSION/venv" want stage doc
+    say "panel-player $VERSION in $dir"
     if [ "$VENV" = 0 ]; then ok "skipped (--no-venv)"; return; fi
-    local python="${PANEL_PYTHON:-python3}" venv="$OPT/venv" stamp want stage
+    local python="${PANEL_PYTHON:-python3}"
     "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
         || die "$python is missing or older than 3.11 (panel-player needs Python 3.11 or later)"
+    [ -f "$LOCK" ] || die "no lock file $LOCK"
     want="$(source_stamp)"
-    stamp="$venv/.panel-player-source"
-    if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    if [ -f "$dir/installed.json" ] && [ "$(cat "$dir/.source" 2>/dev/null)" = "$want" ]; then
         ok "up to date with $SOURCE"
         return
     fi
-    if [ ! -x "$venv/bin/python" ]; then
-        "$python" -m venv "$venv"
-        changed "created with $("$python" --version 2>&1)"
+    if [ -e "$dir" ]; then
+        # An unfinished folder (no installed.json), or this version built from another
+        # source: made again in place (a venv cannot be moved). Never the case for a
+        # released version, whose number changes with its content.
+        if [ "$TREE" = 0 ] && [ "$(linked_version current)" = "$VERSION" ] && systemctl is-active --quiet "$NAME"; then
+            systemctl stop "$NAME"
+            ok "stopped the service to rebuild the version it runs"
+        fi
+        rm -rf "$dir"
     fi
-    # Build from a copy so the checkout gets no build/ or egg-info folders.
+    mkdir -p "$dir"
+    "$python" -m venv "$venv"
+    changed "created the venv with $("$python" --version 2>&1)"
+    if ! pip_in "$venv" --require-hashes -r "$LOCK"; then
+        die "pip could not install the locked packages of $LOCK into $venv (see above)"
+    fi
+    # The project itself: built from a copy (the checkout gets no build/ or egg-info),
+    # with the lock's setuptools (no build isolation) and nothing resolved (--no-deps).
     stage="$(mktemp -d)"
     tar -C "$SOURCE" --exclude=.git --exclude=.venv --exclude=build --exclude=dist --exclude='*.egg-info' \
         --exclude=__pycache__ --exclude=.pytest_cache --exclude=.hypothesis -cf - . | tar -C "$stage" -xf -
-    "$venv/bin/python" -m pip uninstall -q -y "$NAME" >/dev/null 2>&1 || true
-    # shellcheck disable=SC2086  # PANEL_PIP_ARGS is a list of words on purpose
-    if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check ${PANEL_PIP_ARGS:-} "$stage"; then
+    if ! pip_in "$venv" --no-deps --no-build-isolation "$stage"; then
         rm -rf "$stage"
         die "pip could not install panel-player into $venv (see above)"
     fi
     rm -rf "$stage"
-    echo "$want" >"$stamp"
-    changed "installed panel-player $("$venv/bin/python" -c 'import player; print(player.__version__)') from $SOURCE"
+    "$venv/bin/panel-player" --version >/dev/null || die "$venv/bin/panel-player does not run"
+    mkdir -p "$dir/docs"
+    for doc in "$SOURCE"/docs/*.md; do
+        [ -f "$doc" ] && install -m 0644 "$doc" "$dir/docs/$(basename "$doc")"
+    done
+    echo "$want" >"$dir/.source"
+    sync -f "$dir"  # everything written so far is on the disk before installed.json says so
+    write_installed_json "$dir" "$VERSION"
+    changed "installed panel-player $VERSION from $SOURCE (locked packages of ${LOCK#"$SOURCE/"})"
     VENV_CHANGED=1
+}
+
+step_links() {
+    say "current, good and previous in $OPT"
+    if [ "$VENV" = 0 ] || [ ! -f "$VERSIONS/$VERSION/installed.json" ]; then ok "skipped (no version installed)"; return; fi
+    local old
+    old="$(linked_version current)"
+    if [ -n "$old" ] && [ "$old" != "$VERSION" ] && [ -f "$VERSIONS/$old/installed.json" ]; then
+        switch_link previous "$old" && changed "previous -> versions/$old"
+    fi
+    if switch_link current "$VERSION"; then changed "current -> versions/$VERSION"; else ok "current -> versions/$VERSION"; fi
+    # The version an operator installed by hand is the one the updater runs from.
+    if switch_link good "$VERSION"; then changed "good -> versions/$VERSION"; else ok "good -> versions/$VERSION"; fi
+    sync "$OPT"
+}
+
+step_migrate() {  # the layout before versions/: one venv and the docs directly in $OPT
+    [ -d "$OPT/venv" ] || [ -d "$OPT/docs" ] || return 0
+    say "earlier layout ($OPT/venv)"
+    if [ ! -L "$OPT/current" ]; then
+        ok "kept until a version is installed (--no-venv)"
+        return
+    fi
+    rm -rf "$OPT/venv" "$OPT/docs"
+    changed "removed $OPT/venv and $OPT/docs (now $OPT/current/venv and $OPT/current/docs)"
+}
+
+step_prune() {
+    say "older versions"
+    local keep=() v d n=0
+    for v in current good previous; do keep+=("$(linked_version "$v")"); done
+    for d in "$VERSIONS"/*; do
+        [ -d "$d" ] || continue
+        v="$(basename "$d")"
+        [ "$v" != "${VERSION:-}" ] || continue
+        case " ${keep[*]} " in *" $v "*) continue ;; esac
+        rm -rf "$d"
+        n=$((n + 1))
+        changed "removed versions/$v"
+    done
+    [ "$n" -gt 0 ] || ok "none"
 }
 
 step_commands() {
     say "commands in $BIN"
-    if [ ! -x "$OPT/venv/bin/panel-player" ]; then ok "skipped (no venv)"; return; fi
+    if [ ! -x "$OPT/current/venv/bin/panel-player" ]; then ok "skipped (no version installed)"; return; fi
     local cmd
     mkdir -p "$BIN"
     for cmd in panel-player panelctl; do
-        if [ "$(readlink "$BIN/$cmd" 2>/dev/null)" = "/opt/$NAME/venv/bin/$cmd" ]; then
+        if [ "$(readlink "$BIN/$cmd" 2>/dev/null)" = "/opt/$NAME/current/venv/bin/$cmd" ]; then
             ok "$cmd ok"
         else
-            ln -sfn "/opt/$NAME/venv/bin/$cmd" "$BIN/$cmd"
-            changed "linked $cmd"
+            ln -sfn "/opt/$NAME/current/venv/bin/$cmd" "$BIN/$cmd"
+            changed "linked $cmd -> /opt/$NAME/current/venv/bin/$cmd"
         fi
     done
 }
 
+unit_files() {  # the unit files the source ships
+    local f
+    for f in "$SOURCE"/systemd/*.service "$SOURCE"/systemd/*.path; do
+        [ -f "$f" ] && echo "$f"
+    done
+}
+
 step_unit() {
-    say "systemd unit $UNIT"
-    local src="$SOURCE/systemd/$NAME.service" grp present=() absent=() wanted
+    say "systemd units in ${UNITDIR#"$ROOT"}"
+    local src="$SOURCE/systemd/$NAME.service" grp present=() absent=() wanted f
     [ -f "$src" ] || die "no unit in the source: $src"
-    if put_file "$src" "$UNIT" 0644; then changed "installed"; UNIT_CHANGED=1; else ok "unchanged"; fi
+    while read -r f; do
+        if put_file "$f" "$UNITDIR/$(basename "$f")" 0644; then
+            changed "installed $(basename "$f")"
+            UNIT_CHANGED=1
+        else
+            ok "$(basename "$f") unchanged"
+        fi
+    done < <(unit_files)
     # systemd refuses to start a unit whose SupplementaryGroups= names a group that
-    # does not exist (gpio, spi, i2c are Raspberry Pi OS groups): list only ours.
+    # does not exist. systemd-sysusers makes them; without it, list only those there are.
     wanted="$(sed -n 's/^SupplementaryGroups=//p' "$src" | tail -n 1)"
     for grp in $wanted; do
         if group_exists "$grp"; then present+=("$grp"); else absent+=("$grp"); fi
@@ -331,26 +548,24 @@ step_unit() {
     rm -f "$tmp"
 }
 
-step_docs() {
-    say "installer and operations docs in $OPT/docs"
-    local doc n=0
-    for doc in "$SOURCE"/docs/*.md; do
-        [ -f "$doc" ] || continue
-        if put_file "$doc" "$OPT/docs/$(basename "$doc")" 0644; then n=$((n + 1)); fi
-    done
-    if [ "$n" -gt 0 ]; then changed "$n file(s) updated"; else ok "unchanged"; fi
-}
-
 have_config() {
     [ -f "$ETC/config.yaml" ] || [ -f "$ROOT/boot/firmware/panel-player.yaml" ] || [ -f "$ROOT/boot/panel-player.yaml" ]
 }
 
 step_service() {
-    say "service"
-    if [ "$TREE" = 1 ]; then ok "skipped (--root: enable it on the target system)"; return; fi
+    say "services"
+    if [ "$TREE" = 1 ]; then ok "skipped (--root: enable them on the target system)"; return; fi
     if [ "$ENABLE" = 0 ]; then ok "skipped (--no-enable)"; return; fi
     [ "$UNIT_CHANGED" = 0 ] || { systemctl daemon-reload; ok "systemd reloaded"; }
-    if systemctl is-enabled --quiet "$NAME"; then ok "enabled"; else systemctl enable -q "$NAME"; changed "enabled"; fi
+    local f unit
+    while read -r f; do
+        unit="$(basename "$f")"
+        grep -q '^\[Install\]' "$f" || continue
+        if systemctl is-enabled --quiet "$unit"; then ok "$unit enabled"; else systemctl enable -q "$unit"; changed "$unit enabled"; fi
+        case "$unit" in
+            *.path) systemctl is-active --quiet "$unit" || { systemctl start "$unit"; changed "$unit started"; } ;;
+        esac
+    done < <(unit_files)
     if ! have_config; then
         ok "not started: no config yet. Write one with 'sudo panel-player provision --id ...'"
         ok "or put panel-player.yaml on the boot partition, then: sudo systemctl start $NAME"
@@ -371,24 +586,39 @@ remove_path() {  # remove_path PATH WHAT
     if [ -e "$1" ] || [ -L "$1" ]; then rm -rf "$1"; changed "removed $2 $1"; else ok "$2 already removed"; fi
 }
 
+installed_units() {  # our unit files installed on the target
+    local f
+    for f in "$UNITDIR/$NAME.service" "$UNITDIR/$NAME"-*.service "$UNITDIR/$NAME"-*.path; do
+        [ -f "$f" ] && echo "$f"
+    done
+}
+
 uninstall() {
-    say "service"
-    if [ "$TREE" = 0 ] && [ -f "$UNIT" ]; then
-        systemctl disable -q --now "$NAME" 2>/dev/null || true
-        changed "stopped and disabled"
-    else
-        ok "nothing to stop"
+    say "services"
+    local f unit n=0
+    if [ "$TREE" = 0 ]; then
+        while read -r f; do
+            unit="$(basename "$f")"
+            systemctl disable -q --now "$unit" 2>/dev/null || true
+            n=$((n + 1))
+        done < <(installed_units)
     fi
-    say "systemd unit"
-    remove_path "$UNIT" "unit"
+    if [ "$n" -gt 0 ]; then changed "stopped and disabled $n unit(s)"; else ok "nothing to stop"; fi
+    say "systemd units"
+    local units=()
+    mapfile -t units < <(installed_units)
+    if [ ${#units[@]} -eq 0 ]; then ok "units already removed"; fi
+    for f in "${units[@]}"; do remove_path "$f" "unit"; done
     remove_path "$DROPIN" "drop-ins"
+    remove_path "$SYSUSERS" "sysusers.d entry"
+    remove_path "$TMPFILES" "tmpfiles.d entry"
     [ "$TREE" = 1 ] || systemctl daemon-reload
     say "program"
     local cmd
     for cmd in panel-player panelctl; do
-        if [ "$(readlink "$BIN/$cmd" 2>/dev/null)" = "/opt/$NAME/venv/bin/$cmd" ]; then
-            remove_path "$BIN/$cmd" "command"
-        fi
+        case "$(readlink "$BIN/$cmd" 2>/dev/null)" in
+            "/opt/$NAME/current/venv/bin/$cmd" | "/opt/$NAME/venv/bin/$cmd") remove_path "$BIN/$cmd" "command" ;;
+        esac
     done
     remove_path "$OPT" "program folder"
     step_remove_user
@@ -403,7 +633,8 @@ uninstall() {
 
 # -- main ----------------------------------------------------------------------
 
-UNIT_CHANGED=0 VENV_CHANGED=0 UID_N=0 GID_N=0
+UNIT_CHANGED=0 VENV_CHANGED=0 UID_N=0 GID_N=0 VERSION=""
+LOCK="${PANEL_REQUIREMENTS:-$SOURCE/requirements/panel.txt}"
 [ "$TREE" = 0 ] || say "installing into the tree $ROOT"
 if [ "$UNINSTALL" = 1 ]; then
     uninstall
@@ -411,7 +642,7 @@ if [ "$UNINSTALL" = 1 ]; then
     exit 0
 fi
 
-[ -f "$SOURCE/setup.py" ] && [ -d "$SOURCE/player" ] || die "--source: $SOURCE is not a panel-player checkout"
+[ -f "$SOURCE/pyproject.toml" ] && [ -d "$SOURCE/player" ] || die "--source: $SOURCE is not a panel-player checkout"
 say "Debian packages"
 if [ "$APT" = 0 ]; then
     ok "skipped (--no-apt)"
@@ -432,10 +663,12 @@ else
 fi
 step_user
 step_dirs
-step_venv
+step_version
+step_links
+step_migrate
+step_prune
 step_commands
 step_unit
-step_docs
 step_service
 if [ "$CHANGES" = 0 ]; then
     say "nothing to do: panel-player is already installed and up to date"
