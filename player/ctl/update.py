@@ -211,6 +211,16 @@ class Rollout:
             run.detail = str(upd.get("reason") or "") if isinstance(upd, dict) else ""
 
     # -- caller's thread -------------------------------------------------------------------------
+    def sent(self, run: PanelRun, request: str) -> None:
+        with self._cond:
+            run.request, run.state, run.sent_at = request, SENT, time.monotonic()
+
+    def hold(self, runs: list[PanelRun]) -> None:
+        """``runs`` will not be sent the command (a canary failed)."""
+        with self._cond:
+            for r in runs:
+                r.state = HELD
+
     def counts(self) -> dict[str, int]:
         with self._cond:
             states = [r.state for r in self.runs.values()]
@@ -249,8 +259,7 @@ def _send(client: CtlClient, topics: Topics, signer: Signer, bundle: Bundle, wav
         command = _command(bundle)
         parse_command(json.dumps(command))
         topic = topics.cmd_of(run.id)
-        with follow._cond:
-            run.request, run.state, run.sent_at = command["id"], SENT, time.monotonic()
+        follow.sent(run, command["id"])
         client.publish(topic, signer.seal(topic, json.dumps(command).encode("utf-8")), retain=False)
         if not follow.progress.tty:
             err.write(f"sent update {bundle.manifest.version} to {run.id} ({command['id']})"
@@ -317,9 +326,7 @@ def rollout(client: CtlClient, prefix: str, bundle: Bundle, signer: Signer, runs
                 bad = [r for r in wave if r.state != UPDATED]
                 if bad:
                     stopped = waves[1]
-                    with follow._cond:
-                        for r in stopped:
-                            r.state = HELD
+                    follow.hold(stopped)
                     break
     finally:
         follow.stop()
