@@ -29,6 +29,8 @@ import pytest
 from fixtures_broker import Broker, connect_client, wait_until
 from player.bundle import BundleError, verify_bundle, write_bundle
 from player.ctl.cli import main as cli_main
+from player.ctl.status import PanelState
+from player.ctl.update import choose_targets, pick_canaries
 from player.net.protocol import (event_command_done, event_command_failed, event_update_applied,
                                  event_update_failed, event_update_rolled_back, iso_now, parse_command)
 from player.trust import SignatureError, load_private_key, load_public_key, new_key_files, open_envelope
@@ -361,3 +363,21 @@ def test_update_events_builders() -> None:
         {"type": "update.failed", "version": "0.2.0", "reason": "bad signature"}
     event = event_update_rolled_back("0.2.0", "0.1.0", "never connected")
     assert list(event) == ["type", "ts", "from", "to", "reason"] and event["reason"] == "never connected"
+
+
+def test_targets_and_canaries_order() -> None:
+    def state(pid: str, online: bool | None, groups: list[str] | None, firmware: str = OLD) -> PanelState:
+        hb: dict[str, Any] = {"panel": pid, "firmware": firmware}
+        if groups is not None:
+            hb["groups"] = groups
+        return PanelState(pid, online, hb)
+
+    fleet = {"a": state("a", True, ["nord"]), "b": state("b", False, ["nord", "sud"]), "c": state("c", True, ["sud"]),
+             "d": state("d", True, None), "e": PanelState("e", True, None)}
+    assert [r.id for r in choose_targets(fleet, [], [], True)] == ["a", "b", "c", "d"]  # e: no heartbeat
+    assert [r.id for r in choose_targets(fleet, [], ["nord"], False)] == ["a", "b"]
+    assert [r.id for r in choose_targets(fleet, ["zz", "c"], ["nord"], False)] == ["zz", "c", "a", "b"]
+    runs = choose_targets(fleet, ["b", "d"], ["sud"], False)
+    assert [r.id for r in runs] == ["b", "d", "c"] and runs[0].online is False and runs[0].before == OLD
+    assert [r.id for r in pick_canaries(runs, 2)] == ["d", "c"]  # online ones first, in roll-out order
+    assert [r.id for r in pick_canaries(runs, 5)] == ["d", "c", "b"]
