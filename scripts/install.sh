@@ -665,11 +665,11 @@ step_user
 step_dirs
 step_version
 step_links
-step_migrate
 step_prune
 step_commands
 step_unit
 step_service
+step_migrate  # last: the service ran from the earlier venv until step_service restarted it
 if [ "$CHANGES" = 0 ]; then
     say "nothing to do: panel-player is already installed and up to date"
 else

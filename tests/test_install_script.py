@@ -342,6 +342,28 @@ def test_locked_install_has_the_locked_packages_and_lgpio(locked_install: Path) 
         assert line.stdout.split("\n")[1].startswith("LGPIOFactory (gpiozero's default order"), line.stdout
 
 
+@pytest.mark.slow
+def test_lgpio_is_gpiozeros_first_choice_on_a_pi_and_only_the_chip_is_missing_here(locked_install: Path,
+                                                                                  tmp_path: Path) -> None:
+    """With a Raspberry Pi's revision in /proc/cpuinfo (its own mount namespace) and no gpiochip, the
+    installed venv's gpiozero tries lgpio first and passes over it only because the chip cannot be opened."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare(1) for a private /proc/cpuinfo")
+    if Path("/dev/gpiochip0").exists():
+        pytest.skip("this machine has a gpiochip: test_lgpio_factory_on_a_simulated_gpiochip's case")
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nRevision\t: c03114\nModel\t: Raspberry Pi 4 Model B Rev 1.4\n")
+    venv_python = locked_install / "opt/panel-player/current/venv/bin/python"
+    env = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+    run = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                          f"mount --bind {cpuinfo} /proc/cpuinfo && exec {venv_python} -c \"{GPIO_LINE}\""],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    detail = run.stdout.split("\n")[1]
+    assert "Falling back from lgpio: 'can not open gpiochip'" in detail, detail
+    assert "lgpio imports" in detail
+
+
 def gpio_sim_unavailable() -> str | None:
     """Why a simulated gpiochip cannot be made here, or None."""
     if os.geteuid() != 0:
