@@ -1,9 +1,10 @@
 """Release bundles: one signed file holding a panel-player version and its locked wheels.
 
-A bundle is an uncompressed POSIX (ustar) tar whose members are, in this order,
+A bundle is an uncompressed POSIX tar (ustar headers; a pax extended header only to
+give a member a path longer than ustar holds) whose members are, in this order,
 ``manifest.json``, ``manifest.jws``, then ``constraints.txt`` and ``wheels/*.whl``
 (any order); nothing else: no links, no folders, no absolute paths, no ``..``, no
-pax or GNU extension headers. ``manifest.json``::
+other pax keys, no GNU extension headers. ``manifest.json``::
 
     {"format": "panel-player-bundle/1", "name": "panel-player", "version": "1.4.0",
      "created": "2026-12-03T10:00:00Z", "python_requires": ">=3.11",
@@ -68,6 +69,7 @@ MAX_MANIFEST = 256 * 1024          # bytes of manifest.json
 MAX_SIGNATURE = MAX_MANIFEST * 4 // 3 + 4096
 MAX_FILES = 512                    # entries of "files"
 MAX_MEMBER = 1 << 31               # bytes of one listed file (2 GiB)
+MAX_PAX = 4096                     # bytes of a pax extended header (a long path)
 MAX_TRAILER = 64 * 1024            # zero bytes allowed after the end-of-archive marker
 CHUNK = 64 * 1024
 BLOCK = 512
@@ -175,7 +177,7 @@ def write_bundle(out: Path, *, version: str, wheel: Path, dependency_wheels: Seq
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     mtime = int(now)
     try:
-        with tmp.open("wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        with tmp.open("wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
             tar.addfile(_tarinfo(MANIFEST, len(manifest_bytes), mtime), io.BytesIO(manifest_bytes))
             tar.addfile(_tarinfo(SIGNATURE, len(jws), mtime), io.BytesIO(jws))
             tar.addfile(_tarinfo(CONSTRAINTS, len(data), mtime), io.BytesIO(data))
@@ -247,12 +249,43 @@ def _unsafe(name: str) -> str | None:
 
 _TYPES = {b"1": "a hard link", b"2": "a symbolic link", b"3": "a device", b"4": "a device",
           b"5": "a folder", b"6": "a FIFO", b"7": "a contiguous file", b"x": "a pax header",
-          b"g": "a pax header", b"L": "a GNU long name", b"K": "a GNU long link"}
+          b"g": "a global pax header", b"L": "a GNU long name", b"K": "a GNU long link"}
+
+
+def _pax_path(data: bytes) -> str | None:
+    """The ``path`` of a pax extended header (POSIX.1-2001): ``"LEN key=value\n"`` records.
+
+    Only ``path`` (a name longer than ustar holds) and ``mtime`` are accepted: any other
+    key (a ``size``, a ``linkpath``…) would change what the ustar header says."""
+    path: str | None = None
+    pos = 0
+    while pos < len(data):
+        m = re.match(rb"([1-9][0-9]{0,4}) ", data[pos:pos + 6])
+        length = int(m.group(1)) if m else 0
+        record = data[pos:pos + length]
+        if m is None or length <= len(m.group(0)) or len(record) != length or not record.endswith(b"\n"):
+            raise BundleError("bundle has a malformed pax header")
+        key, sep, value = record[len(m.group(0)):-1].partition(b"=")
+        if not sep:
+            raise BundleError("bundle has a malformed pax header")
+        try:
+            name, text = key.decode("utf-8"), value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BundleError("bundle has a pax header that is not UTF-8") from None
+        if name == "path":
+            path = text
+        elif name != "mtime":
+            raise BundleError(f"bundle has a pax header setting {name[:40]!r}: only path and mtime are allowed")
+        pos += length
+    return path
 
 
 def _members(f: IO[bytes]) -> Iterator[_Member]:
-    """The members of a ustar archive, front to back; the caller reads each one's data
-    (``size`` bytes, padded to the block) before asking for the next."""
+    """The members of a ustar archive (with pax headers only for long names), front to
+    back; the caller reads each one's data (``size`` bytes, padded to the block) before
+    asking for the next."""
+    pax: str | None = None  # the path a pax header gave the next member
+    after_pax = False
     while True:
         header = f.read(BLOCK)
         if len(header) == 0:
@@ -260,6 +293,8 @@ def _members(f: IO[bytes]) -> Iterator[_Member]:
         if len(header) != BLOCK:
             raise BundleError("bundle is truncated (the file ends inside a header)")
         if header == bytes(BLOCK):
+            if after_pax:
+                raise BundleError("bundle has a pax header followed by no member")
             trailer = f.read(MAX_TRAILER + 1)
             if len(trailer) > MAX_TRAILER or trailer.strip(b"\0"):
                 raise BundleError("bundle has data after its end-of-archive marker")
@@ -269,13 +304,24 @@ def _members(f: IO[bytes]) -> Iterator[_Member]:
             raise BundleError("bundle is damaged (a tar header's checksum does not match)")
         if header[257:265] != b"ustar\x0000":
             raise BundleError("bundle is not a POSIX (ustar) tar file")
+        kind = header[156:157]
+        if kind == b"x":
+            if after_pax:
+                raise BundleError("bundle has two pax headers in a row")
+            size = _octal(header[124:136], "size")
+            if size > MAX_PAX:
+                raise BundleError(f"bundle has a pax header of {size} bytes, more than {MAX_PAX}")
+            data = _read_exact(f, size)
+            _skip_padding(f, size)
+            pax, after_pax = _pax_path(data), True
+            continue
         prefix, name = _cstr(header[345:500]), _cstr(header[0:100])
-        full = f"{prefix}/{name}" if prefix else name
+        full = pax if pax is not None else f"{prefix}/{name}" if prefix else name
+        pax, after_pax = None, False
         bad = _unsafe(full)
         if bad:
             raise BundleError(f"bundle member with an {bad}" if bad.startswith("absolute")
                               else f"bundle member {bad}")
-        kind = header[156:157]
         if kind not in (b"0", b"\0"):
             raise BundleError(f"bundle member {full[:80]!r} is {_TYPES.get(kind, 'not a regular file')}: "
                               "only regular files are allowed")

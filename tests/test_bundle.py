@@ -245,13 +245,49 @@ def test_unsafe_paths_refused(good: Path, name: str, match: str) -> None:
     refused(good, match)
 
 
-def test_pax_headers_refused(good: Path) -> None:
-    rewrite(good, members(good), fmt=tarfile.PAX_FORMAT)  # plain names: still ustar headers, accepted
+def test_long_names_travel_in_pax_headers(tmp_path: Path) -> None:
+    own, deps = wheels(tmp_path / "in")
+    long = tmp_path / "in" / ("pillow-13.0.0-cp311-cp311-" + ".".join(f"manylinux_2_{n}_aarch64" for n in
+                                                                       (17, 27, 28, 31, 34)) + ".whl")
+    long.write_bytes(b"PK long")
+    assert len(f"wheels/{long.name}") > 100  # more than a ustar name field, and no prefix split fits
+    out = tmp_path / "long.bundle"
+    write_bundle(out, version="2.0.0", wheel=own, dependency_wheels=[*deps, long], constraints=CONSTRAINTS,
+                 key=KEY, kid="release-1", platforms=["manylinux_2_36_aarch64"])
+    manifest = verify_bundle(out, KEYS)
+    assert manifest.file(f"wheels/{long.name}") is not None
+    extract_bundle(out, manifest, tmp_path / "x")
+    assert (tmp_path / "x" / "wheels" / long.name).read_bytes() == b"PK long"
+
+
+@pytest.mark.parametrize("headers, match", [({"comment": "x"}, "pax header setting 'comment'"),
+                                            ({"size": "3"}, "pax header setting 'size'"),
+                                            ({"linkpath": "/etc/shadow"}, "pax header setting 'linkpath'"),
+                                            ({"path": "../../etc/cron.d/x"}, r"leaves the bundle \(..\)"),
+                                            ({"path": "/etc/cron.d/x"}, "absolute path"),
+                                            ({"path": "wheels/evil-1-py3-none-any.whl"}, "not listed")])
+def test_pax_headers_limited_to_a_path(good: Path, headers: dict[str, str], match: str) -> None:
+    rewrite(good, members(good), fmt=tarfile.PAX_FORMAT)  # short names: no pax header, still accepted
     verify_bundle(good, KEYS)
     items = members(good)
-    items[2][0].pax_headers = {"comment": "x"}
+    items[2][0].pax_headers = headers
     rewrite(good, items, fmt=tarfile.PAX_FORMAT)
-    refused(good, "a pax header: only regular files")
+    refused(good, match)
+
+
+def test_global_and_dangling_pax_headers_refused(good: Path) -> None:
+    items = members(good)
+    with tarfile.open(good, "w", format=tarfile.PAX_FORMAT, pax_headers={"comment": "x"}) as tar:
+        for info, data in items:
+            tar.addfile(info, io.BytesIO(data))
+    refused(good, "is a global pax header")
+    head = b"".join(info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape") + data + bytes(-len(data) % 512)
+                    for info, data in items[:2])
+    info = tarfile.TarInfo("constraints.txt")
+    info.pax_headers = {"path": "constraints.txt"}
+    pax_only = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")[:-512]  # without the member's header
+    good.write_bytes(head + pax_only + bytes(1024))
+    refused(good, "pax header followed by no member")
 
 
 def test_truncated_bundle_refused(good: Path) -> None:
