@@ -108,6 +108,9 @@ class Updater:
             self.ensure_current()
             trial = read_json(self.dir / TRIAL)
             if trial is not None:
+                request = read_json(self.dir / REQUEST)
+                if request is not None and request.get("request") == trial.get("request"):
+                    remove(self.dir / REQUEST)  # taken into the trial before the cut
                 return self.resume(trial)
             request = read_json(self.dir / REQUEST)
             if request is None:
