@@ -142,6 +142,7 @@ class UpdateAgent:
         self.version: str = player.version
         self.dir = updates_dir(player.cfg.state_dir)
         self.bundles = self.dir / BUNDLES
+        self.root = install_root()  # None: not an installed version, which cannot be updated
         self.job: Job | None = None
         self.working = False  # a worker thread hashes or verifies the bundle
         self.installing: str | None = None  # the version handed to the updater
@@ -275,7 +276,7 @@ class UpdateAgent:
         busy = self.busy()
         if busy:
             return busy
-        if install_root() is None:
+        if self.root is None:
             return "this player does not run from an installed version (versions/<V>/venv): it cannot be updated"
         if not self.p.cfg.trust.keys:
             return "no trust.keys: the bundle's signature cannot be checked"
@@ -288,10 +289,9 @@ class UpdateAgent:
         busy = self.busy()
         if busy:
             return busy
-        root = install_root()
-        if root is None:
+        if self.root is None:
             return "this player does not run from an installed version: nothing to roll back to"
-        previous = linked_version(root, "previous")
+        previous = linked_version(self.root, "previous")
         if previous is None:
             return "no previous version is installed"
         write_json(self.dir / REQUEST, {"action": "rollback", "request": cmd.id, "from": self.version,
@@ -380,10 +380,9 @@ class UpdateAgent:
             return f"bundle holds version {manifest.version}, the command says {job.version}"
         if not VERSION_RE.fullmatch(manifest.version):
             return f"bundle version {manifest.version!r} is not a usable folder name"
-        root = install_root()
-        assert root is not None
+        assert self.root is not None
         need = job.size * SPACE_FACTOR + SPACE_MARGIN
-        free = shutil.disk_usage(root).free
+        free = shutil.disk_usage(self.root).free
         if free < need:
             return f"not enough disk space: {free // 2**20} MB free, {need // 2**20} MB needed"
         return None
