@@ -410,11 +410,27 @@ def pin_factory() -> tuple[str | None, str, list[str]]:
     return type(Device.pin_factory).__name__, why, fallbacks
 
 
+def _lgpio_workdir() -> None:
+    """lgpio makes its notification pipes (``.lgd-nfy*``) in the working directory, or in
+    ``LG_WD``: its import fails where that is not writable (the check run by hand as the
+    service's user from someone's home folder; the service itself works in its state folder).
+    Then a folder of this process's own: not the state folder, where the running service's
+    pipes have the same names, nor /tmp itself, where another user's pipe may be in the way."""
+    if "LG_WD" not in os.environ and not os.access(".", os.W_OK):
+        import atexit
+        import shutil
+
+        folder = tempfile.mkdtemp(prefix="panel-player-lgpio-")
+        atexit.register(shutil.rmtree, folder, True)
+        os.environ["LG_WD"] = folder
+
+
 def check_gpio(cfg: Config | None = None) -> CheckResult:
     """One line: the active gpiozero pin factory (class name and why), and whether the
     ``lgpio`` and ``spidev`` modules import. gpiozero's ``LGPIOFactory`` is the one a panel
     should use: every Raspberry Pi including the Pi 5, PWM, and hardware SPI through lgpio
     itself (``spidev`` is used only by the other factories)."""
+    _lgpio_workdir()
     factory, why, fallbacks = pin_factory()
     spidev = _import_state("spidev")
     if spidev == "not installed":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -306,3 +307,20 @@ def test_gpio_line_fails_when_a_sensor_needs_pins_and_none_load(tmp_path: Path) 
     assert status == FAIL
     assert detail.startswith("no pin factory loads (GPIOZERO_PIN_FACTORY=no-such-factory: "), detail
     assert "scripts/install.sh installs lgpio" in fix
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to run as another user")
+def test_gpio_line_as_a_user_in_a_folder_it_cannot_write(tmp_path: Path) -> None:
+    """lgpio's import writes its notification pipe in the working directory: the check still
+    finds lgpio when run by hand, as an unprivileged user, from a folder that user cannot write."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    tmp_path.chmod(0o755)
+    environ = {k: v for k, v in os.environ.items() if k not in ("GPIOZERO_PIN_FACTORY", "LG_WD")}
+    run = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-c",
+                          f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r}); "
+                          + GPIO_LINE], capture_output=True, text=True, env=environ, cwd=folder, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "lgpio imports" in run.stdout, run.stdout
+    assert list(folder.iterdir()) == []
