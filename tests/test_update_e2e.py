@@ -284,12 +284,18 @@ class Panel:
     def events(self, after: int = 0) -> list[dict[str, Any]]:
         return [json.loads(m.payload) for m in self.sub.messages[after:] if m.topic == f"{self.topic}/events"]
 
-    def send_update(self, bundle: Path, version: str, request: str) -> str:
+    def send_update(self, bundle: Path, version: str, request: str, asset: bool = True) -> str:
+        """The bundle retained on its asset topic (unless ``asset`` is false), then the command."""
         sha = hashlib.sha256(bundle.read_bytes()).hexdigest()
-        self.broker.publish(f"{PREFIX}/assets/{sha}", bundle.read_bytes(), retain=True, timeout=60)
+        if asset:
+            self.publish_asset(bundle)
         self.broker.publish(f"{self.topic}/cmd", json.dumps({"id": request, "cmd": "update", "bundle": f"sha256:{sha}",
                                                              "size": bundle.stat().st_size, "version": version}))
         return sha
+
+    def publish_asset(self, bundle: Path) -> None:
+        sha = hashlib.sha256(bundle.read_bytes()).hexdigest()
+        self.broker.publish(f"{PREFIX}/assets/{sha}", bundle.read_bytes(), retain=True, timeout=60)
 
 
 def bootable(r: Root) -> str:
@@ -310,7 +316,14 @@ def test_update_a_to_b_then_rollback_command(root: Root, kit: Kit, ubroker: Brok
         panel.heartbeat(A)
         mark = panel.sub.mark()
         started = time.monotonic()
-        panel.send_update(kit.bundles[B], B, "req-b")
+        # The command first: the bundle is not on the broker yet, and the player restarts
+        # meanwhile; the download goes on after the restart.
+        panel.send_update(kit.bundles[B], B, "req-b", asset=False)
+        panel.heartbeat(A, mark, state="downloading")
+        mark_restart = panel.sub.mark()
+        panel.sup.restart_player()
+        panel.heartbeat(A, mark_restart, state="downloading")
+        panel.publish_asset(kit.bundles[B])
         panel.event("command.done", mark, request="req-b", cmd="update")
         applied = panel.event("update.applied", mark, timeout=120)
         took = time.monotonic() - started
