@@ -408,7 +408,8 @@ step_version() {
         # An unfinished folder (no installed.json), or this version built from another
         # source: made again in place (a venv cannot be moved). Never the case for a
         # released version, whose number changes with its content.
-        if [ "$TREE" = 0 ] && [ "$(linked_version current)" = "$VERSION" ] && systemctl is-active --quiet "$NAME"; then
+        if [ "$TREE" = 0 ] && [ "$(linked_version current)" = "$VERSION" ] \
+            && systemctl is-active --quiet "$NAME" 2>/dev/null; then
             systemctl stop "$NAME"
             ok "stopped the service to rebuild the version it runs"
         fi
@@ -556,17 +557,27 @@ step_service() {
     say "services"
     if [ "$TREE" = 1 ]; then ok "skipped (--root: enable them on the target system)"; return; fi
     if [ "$ENABLE" = 0 ]; then ok "skipped (--no-enable)"; return; fi
-    [ "$UNIT_CHANGED" = 0 ] || { systemctl daemon-reload; ok "systemd reloaded"; }
-    local f unit
+    local running=1 f unit
+    # In a chroot (an image being built) systemd is not running: units are enabled, not started.
+    [ -d /run/systemd/system ] || running=0
+    [ "$UNIT_CHANGED" = 0 ] || [ "$running" = 0 ] || { systemctl daemon-reload; ok "systemd reloaded"; }
     while read -r f; do
         unit="$(basename "$f")"
         grep -q '^\[Install\]' "$f" || continue
-        if systemctl is-enabled --quiet "$unit"; then ok "$unit enabled"; else systemctl enable -q "$unit"; changed "$unit enabled"; fi
+        if systemctl is-enabled --quiet "$unit" 2>/dev/null; then
+            ok "$unit enabled"
+        else
+            systemctl enable -q "$unit"
+            changed "$unit enabled"
+        fi
+        [ "$running" = 1 ] || continue
         case "$unit" in
             *.path) systemctl is-active --quiet "$unit" || { systemctl start "$unit"; changed "$unit started"; } ;;
         esac
     done < <(unit_files)
-    if ! have_config; then
+    if [ "$running" = 0 ]; then
+        ok "systemd is not running here (a chroot?): the services start at the next boot"
+    elif ! have_config; then
         ok "not started: no config yet. Write one with 'sudo panel-player provision --id ...'"
         ok "or put panel-player.yaml on the boot partition, then: sudo systemctl start $NAME"
     elif ! systemctl is-active --quiet "$NAME"; then
@@ -612,7 +623,7 @@ uninstall() {
     remove_path "$DROPIN" "drop-ins"
     remove_path "$SYSUSERS" "sysusers.d entry"
     remove_path "$TMPFILES" "tmpfiles.d entry"
-    [ "$TREE" = 1 ] || systemctl daemon-reload
+    [ "$TREE" = 1 ] || [ ! -d /run/systemd/system ] || systemctl daemon-reload
     say "program"
     local cmd
     for cmd in panel-player panelctl; do
