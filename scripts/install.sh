@@ -31,7 +31,9 @@
 # arguments to `pip install` (e.g. "--no-index --find-links DIR" offline);
 # PANEL_REQUIREMENTS names the lock to install (default: the source's
 # requirements/panel.txt); PANEL_NO_SYSUSERS=1 writes the account entries and
-# folders directly even where systemd-sysusers exists (tests of that path).
+# folders directly even where systemd-sysusers exists (tests of that path);
+# PANEL_LGPIO_FILES lists the module files to link where lgpio has no wheel
+# (default: those of the installed python3-lgpio package).
 set -euo pipefail
 
 NAME=panel-player
@@ -389,6 +391,50 @@ pip_in() {  # pip_in VENV ARGS...: pip of that venv, PyPI's hashes (no local pip
         ${PANEL_PIP_ARGS:-} "$@"
 }
 
+system_lgpio_files() {  # the module files of Debian's python3-lgpio for this Python, if installed
+    if [ -n "${PANEL_LGPIO_FILES:-}" ]; then printf '%s\n' $PANEL_LGPIO_FILES; return; fi
+    dpkg-query -L python3-lgpio 2>/dev/null | grep -E '/dist-packages/(lgpio\.py|_lgpio\.cpython-[0-9]+-[^/]*\.so)$' || true
+}
+
+lgpio_imports() {  # lgpio_imports VENV: 0 if lgpio imports there
+    # lgpio makes a notification pipe in its working folder (LG_WD) when imported: a private one.
+    local wd rc=0
+    wd="$(mktemp -d)"
+    LG_WD="$wd" "$1/bin/python" -c 'import lgpio' >/dev/null 2>&1 || rc=1
+    rm -rf "$wd"
+    return $rc
+}
+
+venv_lgpio() {  # venv_lgpio VENV: make sure lgpio imports in VENV (gpiozero's pin factory for panels)
+    local venv="$1" site files=() f
+    if lgpio_imports "$venv"; then
+        ok "lgpio: from the lock"
+        return
+    fi
+    # No wheel on PyPI for this Python (3.13 and later): Raspberry Pi OS's python3-lgpio,
+    # built for the system's Python, is linked into the venv (its module only: the venv
+    # sees nothing else of the system's packages).
+    if [ -z "${PANEL_LGPIO_FILES:-}" ] && ! dpkg-query -W -f='${Status}' python3-lgpio 2>/dev/null | grep -q "install ok installed"; then
+        if [ "$TREE" = 0 ] && [ "$APT" = 1 ] && apt-cache show python3-lgpio >/dev/null 2>&1; then
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-lgpio >/dev/null
+            changed "installed python3-lgpio (no lgpio wheel on PyPI for $("$venv/bin/python" --version 2>&1))"
+        fi
+    fi
+    mapfile -t files < <(system_lgpio_files)
+    if [ ${#files[@]} -eq 0 ]; then
+        ok "lgpio: no wheel for $("$venv/bin/python" --version 2>&1) and no python3-lgpio package here:"
+        ok "gpiozero falls back to another pin factory (see docs/install.md, 'GPIO back-end')"
+        return
+    fi
+    site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+    for f in "${files[@]}"; do ln -sfn "$f" "$site/$(basename "$f")"; done
+    if lgpio_imports "$venv"; then
+        changed "lgpio: linked from python3-lgpio (${files[*]})"
+    else
+        ok "lgpio: python3-lgpio's module does not load in this venv (see docs/install.md, 'GPIO back-end')"
+    fi
+}
+
 step_version() {
     VERSION="$(source_version)"
     [ -n "$VERSION" ] || die "no __version__ in $SOURCE/player/__init__.py"
@@ -432,6 +478,7 @@ step_version() {
     fi
     rm -rf "$stage"
     "$venv/bin/panel-player" --version >/dev/null || die "$venv/bin/panel-player does not run"
+    venv_lgpio "$venv"
     mkdir -p "$dir/docs"
     for doc in "$SOURCE"/docs/*.md; do
         [ -f "$doc" ] && install -m 0644 "$doc" "$dir/docs/$(basename "$doc")"

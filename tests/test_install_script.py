@@ -11,6 +11,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sysconfig
 import time
 from pathlib import Path
 
@@ -282,6 +283,8 @@ def test_versions_current_good_previous_and_the_earlier_layout_moved(tree: Path,
     for cmd in ("panel-player", "panelctl"):
         assert os.readlink(tree / "usr/local/bin" / cmd) == f"/opt/panel-player/current/venv/bin/{cmd}"
     assert "removed" in run.stdout and "(now" in run.stdout
+    # This lock has no lgpio, nor has this machine Raspberry Pi OS's python3-lgpio: said, not fatal.
+    assert "lgpio: no wheel for Python" in run.stdout and "and no python3-lgpio package here" in run.stdout
     assert not (a / "build").exists() and not list(a.glob("*.egg-info"))  # the checkout is left clean
 
     before = state(tree)
@@ -295,8 +298,20 @@ def test_versions_current_good_previous_and_the_earlier_layout_moved(tree: Path,
     (opt / "versions/0.8.0/venv").mkdir(parents=True)
     (opt / "versions/0.8.0/installed.json").write_text('{"version": "0.8.0"}\n')
     b = checkout(tmp_path / "b", "1.1.0")
-    run = install(tree, "--source", str(b), env=env, script=b / "scripts/install.sh")
+    # Where PyPI has no lgpio wheel for the Python (3.13), python3-lgpio's module files are linked into
+    # the venv: here this Python's own lgpio files stand for the package's.
+    site = Path(sysconfig.get_path("purelib"))
+    lgpio_files = [site / "lgpio.py", *site.glob("_lgpio*.so")]
+    assert len(lgpio_files) == 2 and all(f.is_file() for f in lgpio_files), lgpio_files
+    run = install(tree, "--source", str(b), env={**env, "PANEL_LGPIO_FILES": " ".join(map(str, lgpio_files))},
+                  script=b / "scripts/install.sh")
     assert run.returncode == 0, run.stdout + run.stderr
+    assert "lgpio: linked from python3-lgpio" in run.stdout, run.stdout
+    b_site = next((opt / "versions/1.1.0/venv/lib").glob("python3*/site-packages"))
+    assert os.readlink(b_site / "lgpio.py") == str(site / "lgpio.py")
+    imported = subprocess.run([str(opt / "versions/1.1.0/venv/bin/python"), "-c", "import lgpio; print(lgpio.__file__)"],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert imported.stdout.strip() == str(b_site / "lgpio.py"), imported.stderr
     assert (link(tree, "current"), link(tree, "good"), link(tree, "previous")) == \
         ("versions/1.1.0", "versions/1.1.0", "versions/1.0.0")
     assert run_version(tree) == "panel-player 1.1.0" and run_version(tree, "previous") == "panel-player 1.0.0"
