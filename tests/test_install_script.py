@@ -395,34 +395,37 @@ def gpio_sim_unavailable() -> str | None:
 
 
 def test_lgpio_factory_on_a_simulated_gpiochip(request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    """The installed venv's gpiozero takes the lgpio factory when /dev/gpiochip0 exists (gpio-sim)."""
+    """The installed venv's gpiozero takes the lgpio factory when /dev/gpiochip0 exists (gpio-sim), and
+    drives a line of it."""
     why = gpio_sim_unavailable()
     if why:
         pytest.skip(why)
-    tree: Path = request.getfixturevalue("locked_install")
     sim = Path("/sys/kernel/config/gpio-sim") / f"panel-player-{os.getpid()}"
     (sim / "bank0").mkdir(parents=True)
     try:
         (sim / "bank0/num_lines").write_text("54\n")
         (sim / "live").write_text("1\n")
         chip = (sim / "bank0/chip_name").read_text().strip()
-        # gpiozero asks the board's revision before opening gpiochip0: a Raspberry Pi 4 B's, and the
-        # simulated chip as gpiochip0, both only inside this check's own mount namespace.
+        device = (sim / "dev_name").read_text().strip()
+        if chip != "gpiochip0":
+            pytest.skip(f"the simulated chip is {chip}: another gpiochip is gpiochip0 on this machine")
+        tree: Path = request.getfixturevalue("locked_install")
+        line = Path("/sys/devices/platform") / device / chip / "sim_gpio17" / "value"
+        # gpiozero asks the board's revision before it opens gpiochip0: a Raspberry Pi 4 B's, in this
+        # check's own mount namespace only.
         cpuinfo = tmp_path / "cpuinfo"
-        cpuinfo.write_text("processor\t: 0\nHardware\t: BCM2835\nRevision\t: c03114\nModel\t: Raspberry Pi 4\n")
+        cpuinfo.write_text("processor\t: 0\nRevision\t: c03114\nModel\t: Raspberry Pi 4 Model B Rev 1.4\n")
         venv_python = tree / "opt/panel-player/current/venv/bin/python"
-        script = (f"mount --bind {cpuinfo} /proc/cpuinfo && "
-                  f"{{ [ /dev/{chip} = /dev/gpiochip0 ] || {{ touch /dev/gpiochip0 2>/dev/null; "
-                  f"mount --bind /dev/{chip} /dev/gpiochip0; }}; }} && "
-                  f"exec {venv_python} -c \"{GPIO_LINE}; "
-                  f"from gpiozero import OutputDevice; OutputDevice(17).on(); print('pin 17 on')\"")
+        code = (f"{GPIO_LINE}; from gpiozero import OutputDevice; d = OutputDevice(17); d.on(); "
+                f"print(open({str(line)!r}).read().strip()); d.off(); print(open({str(line)!r}).read().strip())")
         env = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
-        run = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                             capture_output=True, text=True, env=env, timeout=60)
+        run = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                              f"mount --bind {cpuinfo} /proc/cpuinfo && exec {venv_python} -c \"{code}\""],
+                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
         assert run.returncode == 0, run.stdout + run.stderr
-        status, detail, done = run.stdout.strip().split("\n")[:3]
+        status, detail, high, low = run.stdout.strip().split("\n")[:4]
         assert detail.startswith("LGPIOFactory (gpiozero's default order"), detail
-        assert status == "ok" and done == "pin 17 on"
+        assert status == "ok" and (high, low) == ("1", "0")
     finally:
         if (sim / "live").exists():
             (sim / "live").write_text("0\n")
