@@ -44,13 +44,20 @@ def requirement_name(spec: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel of a copy of the checkout (pip builds in place), built without build isolation."""
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of what a build reads from the checkout (pip builds in place)."""
     src = tmp_path_factory.mktemp("src")
-    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE", "MANIFEST.in"):
         shutil.copy2(ROOT / name, src / name)
-    for name in ("player", "layouts", "content"):
+    for name in ("player", "layouts", "content", "requirements"):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return src
+
+
+@pytest.fixture(scope="module")
+def wheel(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel of the checkout's copy, built without build isolation."""
+    src = source
     out = tmp_path_factory.mktemp("wheel")
     run = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                           "--no-index", "-w", str(out), str(src)],
@@ -76,6 +83,26 @@ def test_wheel_carries_layouts_demo_fonts_and_licences(wheel: Path) -> None:
     assert f"{dist}/licenses/player/data/fonts/LICENSE-Terminus.txt" in names
     assert not [n for n in names if n.startswith(("tests/", "bench/", "content/", "layouts/"))]
     assert not [n for n in names if "__pycache__" in n]
+
+
+def test_a_wheel_built_from_the_sdist_has_them_too(source: Path, wheel: Path, tmp_path: Path) -> None:
+    """`python -m build` makes the wheel from the sdist: the sdist must carry layouts/ and content/demo."""
+    src = source
+    sdist = subprocess.run([sys.executable, "-c", "import sys; from setuptools import build_meta as b; "
+                            "print(b.build_sdist(sys.argv[1]))", str(tmp_path)],
+                           capture_output=True, text=True, cwd=src, timeout=120)
+    assert sdist.returncode == 0, sdist.stderr
+    name = sdist.stdout.strip().splitlines()[-1]
+    shutil.unpack_archive(tmp_path / name, tmp_path / "unpacked")
+    (tree,) = (tmp_path / "unpacked").iterdir()
+    out = tmp_path / "wheel"
+    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                          "--no-index", "-w", str(out), str(tree)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
+    assert run.returncode == 0, run.stdout + run.stderr
+    (built,) = out.glob("*.whl")
+    assert set(zipfile.ZipFile(built).namelist()) == set(zipfile.ZipFile(wheel).namelist())
+    assert (tree / "requirements" / "panel.txt").is_file()
 
 
 def test_wheel_metadata(wheel: Path) -> None:
