@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from supervisor import Supervisor
 from player.bundle import write_bundle
 from player.trust import load_private_key, new_key_files
 from player.update import OUTCOME, REQUEST, TRIAL, linked_version
-from player.updater import KILL_ENV, install_version, switch
+from player.updater import KILL_ENV, switch
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("PANEL_TEST_CACHE", Path.home() / ".cache" / "panel-player-tests"))
@@ -59,36 +60,17 @@ pytestmark = pytest.mark.timeout(600)
 # -- the kit: wheels, key, bundles ------------------------------------------------------------
 
 def dependency_wheels() -> tuple[list[Path], str]:
-    """The locked dependency wheels for this machine and the constraints text."""
+    """The wheels of requirements/panel.txt for this machine (downloaded once, with their
+    hashes checked, into the cache) and the lock's text (the bundle's constraints)."""
     lock = ROOT / "requirements" / "panel.txt"
-    if lock.is_file():
-        text = lock.read_text()
-        folder = CACHE / f"wheels-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
-        if not (folder / ".complete").exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--require-hashes", "--no-deps",
-                            "--only-binary=:all:", "-r", str(lock), "-d", str(folder)], check=True)
-            (folder / ".complete").write_text("")
-        return sorted(folder.glob("*.whl")), text
-    # No lock yet: the versions installed in the test venv, hashed here.
-    from importlib.metadata import version
-
-    names = ["pygame-ce", "paho-mqtt", "PyYAML", "gpiozero", "colorzero", "Pillow", "defusedxml", "tzdata",
-             "cryptography", "cffi", "pycparser", "pyphen"]
-    pins = [f"{n}=={version(n)}" for n in names]
-    folder = CACHE / f"wheels-{hashlib.sha256(' '.join(pins).encode()).hexdigest()[:16]}"
+    text = lock.read_text()
+    folder = CACHE / f"wheels-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
     if not (folder / ".complete").exists():
         folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                        *pins, "-d", str(folder)], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--require-hashes", "--no-deps",
+                        "--only-binary=:all:", "-r", str(lock), "-d", str(folder)], check=True)
         (folder / ".complete").write_text("")
-    wheels = sorted(folder.glob("*.whl"))
-    lines = []
-    for wheel in wheels:
-        name, ver = wheel.name.split("-")[:2]
-        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-        lines.append(f"{name}=={ver} --hash=sha256:{digest}")
-    return wheels, "\n".join(lines) + "\n"
+    return sorted(folder.glob("*.whl")), text
 
 
 def build_wheel(version: str, edits: tuple[tuple[str, str, str], ...], work: Path) -> Path:
@@ -103,8 +85,8 @@ def build_wheel(version: str, edits: tuple[tuple[str, str, str], ...], work: Pat
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, tree / name)
     init = tree / "player" / "__init__.py"
-    init.write_text(init.read_text().replace('__version__ = "', f'__version__ = "{version}"  # was "', 1))
-    assert f'__version__ = "{version}"' in init.read_text()
+    init.write_text(re.sub(r'(?m)^__version__ = .*$', f'__version__ = "{version}"', init.read_text()))
+    assert f'__version__ = "{version}"\n' in init.read_text()
     for name, old, new in edits:
         path = tree / name
         text = path.read_text()
@@ -122,6 +104,7 @@ def build_wheel(version: str, edits: tuple[tuple[str, str, str], ...], work: Pat
 @dataclass
 class Kit:
     folder: Path
+    deps_folder: Path
     pub: Path
     bundles: dict[str, Path]
     other_key_bundle: Path  # B signed by a key the panel does not trust
@@ -170,7 +153,7 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
     tampered = folder / "tampered.bundle"
     tamper(bundles[B], tampered)
     print(f"\nupdate kit built in {time.monotonic() - started:.1f} s")
-    return Kit(folder, pub, bundles, other, tampered, deps, constraints)
+    return Kit(folder, deps[0].parent, pub, bundles, other, tampered, deps, constraints)
 
 
 # -- the install root ---------------------------------------------------------------------------
@@ -196,23 +179,32 @@ def ubroker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     b.stop()
 
 
+ETC_FILES = {"passwd": "root:x:0:0:root:/root:/bin/bash\n", "group": "root:x:0:\nvideo:x:44:\ngpio:x:997:\n",
+             "shadow": "root:*:19000:0:99999:7:::\n", "gshadow": "root:*::\nvideo:!::\ngpio:!::\n"}
+
+
 @pytest.fixture(scope="module")
 def root(kit: Kit, ubroker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Root:
-    """The layout of scripts/install.sh --root TOP (versions/<V>/venv, current and good
-    symlinks, /etc/panel-player, /var/lib/panel-player), with version A installed."""
+    """A tree made by the real ``scripts/install.sh --root TOP`` from the copy of this
+    tree at version A, offline from the cached wheels (versions/A/venv, current and good,
+    the units in /etc/systemd/system, /etc/panel-player, /var/lib/panel-player)."""
     top = tmp_path_factory.mktemp("panel-root")
     r = Root(top, top / "opt" / "panel-player", top / "var" / "lib" / "panel-player",
              top / "etc" / "panel-player" / "config.yaml", top / "frame.png")
-    for folder in (r.opt, r.state, r.config.parent):
-        folder.mkdir(parents=True)
+    (top / "etc").mkdir()
+    for name, text in ETC_FILES.items():
+        (top / "etc" / name).write_text(text)
     started = time.monotonic()
-    from player.trust import load_public_key
-
-    raw, kid = load_public_key(kit.pub)
-    install_version(r.opt / "versions", kit.bundles[A], {kid: raw}, A, by="install.sh")
-    print(f"\nversion A installed in {time.monotonic() - started:.1f} s")
-    switch(r.opt, "current", A)
-    switch(r.opt, "good", A)
+    env = dict(os.environ, PANEL_PYTHON=sys.executable,
+               PANEL_PIP_ARGS=f"--no-index --find-links {kit.deps_folder}")
+    run = subprocess.run(["bash", str(ROOT / "scripts" / "install.sh"), "--root", str(top), "--source",
+                          str(kit.folder / f"tree-{A}"), "--no-apt", "--no-enable"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    print(f"\nversion A installed by install.sh in {time.monotonic() - started:.1f} s")
+    assert linked_version(r.opt, "current") == A and linked_version(r.opt, "good") == A
+    assert json.loads((r.opt / "versions" / A / "installed.json").read_text())["by"] == "install.sh"
+    assert (top / "etc" / "systemd" / "system" / "panel-player-update.path").is_file()
     cfg = {
         "panel": {"id": PANEL, "timezone": "Europe/Paris"},
         "display": {"output": "png", "size": [96, 54], "path": str(r.png), "layout": "fullscreen",
@@ -248,7 +240,8 @@ class Panel:
         self.sub: Sub = broker.sub(f"{self.topic}/#")
         self.sup = Supervisor(r.top, env={"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy",
                                           "GPIOZERO_PIN_FACTORY": "mock"},
-                              log_dir=r.top / "logs", auto_update=auto_update)
+                              log_dir=r.top / "logs", auto_update=auto_update,
+                              units=r.top / "etc" / "systemd" / "system")  # as install.sh installed them
 
     def __enter__(self) -> Panel:
         self.sup.start()
