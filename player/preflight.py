@@ -411,12 +411,12 @@ def pin_factory() -> tuple[str | None, str, list[str]]:
 
 
 def _lgpio_workdir() -> None:
-    """lgpio makes its notification pipes (``.lgd-nfy*``) in the working directory, or in
-    ``LG_WD``: its import fails where that is not writable (the check run by hand as the
-    service's user from someone's home folder; the service itself works in its state folder).
-    Then a folder of this process's own: not the state folder, where the running service's
-    pipes have the same names, nor /tmp itself, where another user's pipe may be in the way."""
-    if "LG_WD" not in os.environ and not os.access(".", os.W_OK):
+    """lgpio makes its notification pipes (``.lgd-nfy0``...) in the working directory, or in
+    ``LG_WD``, when imported: its import fails where that is not writable (the check run by
+    hand as the service's user from someone's home folder), and in the state folder they
+    would be the running service's own pipes. The check gives it a folder of its own,
+    removed when it ends (unless ``LG_WD`` is set already)."""
+    if "LG_WD" not in os.environ:
         import atexit
         import shutil
 

@@ -324,3 +324,14 @@ def test_gpio_line_as_a_user_in_a_folder_it_cannot_write(tmp_path: Path) -> None
     assert run.returncode == 0, run.stderr
     assert "lgpio imports" in run.stdout, run.stdout
     assert list(folder.iterdir()) == []
+
+
+def test_gpio_line_leaves_no_lgpio_pipe_in_the_working_folder(tmp_path: Path) -> None:
+    """In the state folder, lgpio's pipe would be the running service's own (.lgd-nfy0): never there."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("GPIOZERO_PIN_FACTORY", "LG_WD")}
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r}); " + GPIO_LINE
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, cwd=tmp_path,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "lgpio imports" in run.stdout, run.stdout
+    assert list(tmp_path.iterdir()) == []
