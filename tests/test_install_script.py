@@ -309,7 +309,8 @@ def test_versions_current_good_previous_and_the_earlier_layout_moved(tree: Path,
     assert "lgpio: linked from python3-lgpio" in run.stdout, run.stdout
     b_site = next((opt / "versions/1.1.0/venv/lib").glob("python3*/site-packages"))
     assert os.readlink(b_site / "lgpio.py") == str(site / "lgpio.py")
-    imported = subprocess.run([str(opt / "versions/1.1.0/venv/bin/python"), "-c", "import lgpio; print(lgpio.__file__)"],
+    imported = subprocess.run([str(opt / "versions/1.1.0/venv/bin/python"), "-c",
+                               "import lgpio; print(lgpio.__file__)"],
                               capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert imported.stdout.strip() == str(b_site / "lgpio.py"), imported.stderr
     assert (link(tree, "current"), link(tree, "good"), link(tree, "previous")) == \
@@ -345,7 +346,8 @@ def test_locked_install_has_the_locked_packages_and_lgpio(locked_install: Path) 
     assert {n: installed.get(n) for n in pins} == pins
     data = subprocess.run([str(venv / "bin/python"), "-c",
                            "import player, pathlib; d = pathlib.Path(player.__file__).parent / 'data'; "
-                           "print(sorted(p.name for p in (d / 'layouts').glob('*.yaml')), len(list(d.glob('demo/*'))))"],
+                           "print(sorted(p.name for p in (d / 'layouts').glob('*.yaml')), "
+                           "len(list(d.glob('demo/*'))))"],
                           capture_output=True, text=True, cwd=locked_install, timeout=60)
     assert "'fullscreen.yaml'" in data.stdout and not data.stdout.strip().endswith(" 0"), data.stdout
     env = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
