@@ -22,7 +22,8 @@
 #                  are missing, or without root rights, user entries are appended to
 #                  DIR/etc/{passwd,group,shadow,gshadow}); apt and systemctl are
 #                  skipped. A venv is not relocatable: the paths inside DIR's venvs
-#                  are DIR's, so build images by running this script inside the image.
+#                  are DIR's, so build images by running this script inside the image
+#                  (in a chroot the units are enabled, and start at its first boot).
 #   --source DIR   the panel-player checkout to install (default: this script's)
 #   --no-apt       do not install Debian packages
 #   --no-venv      skip the program itself (with --root, for fast tests)
