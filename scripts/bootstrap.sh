@@ -45,8 +45,9 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 # The locked set (requirements/, every file hashed) then panel-player itself from this
-# checkout, editable (a .pth naming the checkout) and without resolving anything: two machines bootstrapped a month
-# apart get the same packages. The lock is reinstalled when it or pyproject.toml changes.
+# checkout, editable (a .pth naming the checkout) and without resolving anything: two
+# machines bootstrapped a month apart get the same packages. The lock is installed again
+# when it, pyproject.toml or setup.py changes.
 lock_sum() { cat "$1" "$ROOT/pyproject.toml" "$ROOT/setup.py" | sha256sum | cut -d' ' -f1; }
 lock="$ROOT/requirements/panel.txt"
 [ "$WITH_TESTS" = "--tests" ] && lock="$ROOT/requirements/test.txt"
