@@ -5,7 +5,8 @@ folder whose ``panel-player --version`` is a two-line script (real venvs are bui
 tests/test_update_e2e.py; here the updater's decisions are under test, and C never proves
 its health: no player runs). The real updater runs in a child process with
 ``update.health_s`` short; killed at each named step, it leaves ``current`` on a complete
-version that runs, and the next run finishes the roll-back to A.
+version that runs, and the next run finishes the roll-back to A. The verdict itself is
+checked against health records written as the new version would write them.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from player.update import OUTCOME, REQUEST, TRIAL, linked_version, write_json
+from player.update import HEALTH, OUTCOME, REQUEST, TRIAL, linked_version, read_json, write_json
 from player.updater import KILL_ENV, STEPS, switch
 
 A, C = "1.0.0", "1.1.0"
@@ -75,3 +77,53 @@ def test_killed_while_rolling_back(tmp_path: Path, step: str) -> None:
     outcome = json.loads((state / "updates" / OUTCOME).read_text())
     assert (outcome["result"], outcome["from"], outcome["to"], outcome["report_by"]) == ("rolled_back", C, A, A)
     assert outcome["reason"].startswith("crash at start"), outcome
+
+
+def start_trial(tmp_path: Path, health_s: float) -> tuple[Path, Path, subprocess.Popen[bytes]]:
+    root, state = tmp_path / "opt", tmp_path / "state"
+    for v in (A, C):
+        fake_version(root / "versions", v)
+    switch(root, "current", A)
+    switch(root, "good", A)
+    (state / "updates" / "bundles").mkdir(parents=True)
+    write_json(state / "updates" / REQUEST, {"action": "update", "request": "req-c", "from": A, "version": C,
+                                             "bundle": str(state / "updates" / "bundles" / "c.bundle")})
+    code = ("import sys; from pathlib import Path; from player.updater import Updater; "
+            f"sys.exit(Updater(Path({str(root)!r}), Path({str(state)!r}), {health_s}, {{}}, ['true']).run())")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    return root, state, proc
+
+
+def trial_token(state: Path) -> str:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        trial = read_json(state / "updates" / TRIAL)
+        if trial and trial.get("restarts"):
+            return str(trial["token"])
+        time.sleep(0.02)
+    raise AssertionError("no trial")
+
+
+@pytest.mark.parametrize("health, words, early", [
+    ({"starts": 4, "drawn": False, "connected": False, "heartbeat": False}, "crash at start", True),
+    ({"starts": 1, "drawn": True, "connected": False, "heartbeat": False}, "never connected", False),
+    ({"starts": 1, "drawn": True, "connected": True, "heartbeat": False}, "never sent a heartbeat", False),
+    ({"starts": 1, "drawn": True, "connected": True, "heartbeat": True}, None, True),
+])
+def test_verdict_from_the_health_record(tmp_path: Path, health: dict[str, object], words: str | None,
+                                        early: bool) -> None:
+    """A crash loop (more starts than restarts asked for) is rolled back at once, a
+    complete record kept at once; otherwise the reason names the first missing proof."""
+    health_s = 30.0 if early else 1.0
+    root, state, proc = start_trial(tmp_path, health_s)
+    started = time.monotonic()
+    write_json(state / "updates" / HEALTH, {**health, "token": trial_token(state), "version": C})
+    assert proc.wait(20) == 0
+    assert (time.monotonic() - started < 10) if early else True
+    outcome = json.loads((state / "updates" / OUTCOME).read_text())
+    if words is None:
+        assert (outcome["result"], linked_version(root, "current"), linked_version(root, "good")) == ("applied", C, C)
+        assert linked_version(root, "previous") == A
+    else:
+        assert outcome["result"] == "rolled_back" and outcome["reason"].startswith(words), outcome
+        assert (linked_version(root, "current"), linked_version(root, "good")) == (A, A)
