@@ -157,8 +157,10 @@ class Updater:
             remove(self.dir / REQUEST)
             return 1
         try:
+            if version == current:
+                raise UpdateFailed(f"version {version} is already running")
             self.install(request)
-        except UpdateFailed as exc:
+        except (UpdateFailed, OSError) as exc:  # an OSError too: a request left behind would loop
             log.error("update to %s failed: %s", version, exc)
             self.outcome("failed", old=current, new=version, report_by=current, reason=str(exc),
                          request=request.get("request"))

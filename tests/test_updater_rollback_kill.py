@@ -127,3 +127,23 @@ def test_verdict_from_the_health_record(tmp_path: Path, health: dict[str, object
     else:
         assert outcome["result"] == "rolled_back" and outcome["reason"].startswith(words), outcome
         assert (linked_version(root, "current"), linked_version(root, "good")) == (A, A)
+
+
+def test_a_bundle_the_updater_refuses_changes_nothing(tmp_path: Path) -> None:
+    """The updater verifies the bundle again (the player is not trusted): a damaged one
+    is refused, the request is consumed (no loop of the path unit), A runs on."""
+    root, state = tmp_path / "opt", tmp_path / "state"
+    fake_version(root / "versions", A)
+    switch(root, "current", A)
+    switch(root, "good", A)
+    bundles = state / "updates" / "bundles"
+    bundles.mkdir(parents=True)
+    (bundles / "d.bundle").write_bytes(b"not a tar file" * 100)
+    write_json(state / "updates" / REQUEST, {"action": "update", "request": "req-d", "from": A, "version": "1.2.0",
+                                             "bundle": str(bundles / "d.bundle")})
+    assert run_updater(root, state) == 1
+    outcome = json.loads((state / "updates" / OUTCOME).read_text())
+    assert (outcome["result"], outcome["to"], outcome["report_by"]) == ("failed", "1.2.0", A)
+    assert outcome["reason"].startswith("bundle refused"), outcome
+    assert not (state / "updates" / REQUEST).exists() and not (root / "versions" / "1.2.0").exists()
+    assert bootable(root) == A and linked_version(root, "good") == A
