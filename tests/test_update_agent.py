@@ -119,9 +119,12 @@ def test_bundle_checked_off_the_main_loop_then_handed_over(tmp_path: Path) -> No
     assert not (updates / DOWNLOAD).exists()
     assert events(player, "command.done")[0]["request"] == "req-1"
     gaps = [b - a for a, b in zip(frames, frames[1:])]
-    print(f"\n60 MB bundle stored and verified in {took:.2f} s; longest gap between frames {max(gaps) * 1000:.0f} ms")
-    # Done on the main loop, the check would leave a gap as long as itself.
-    assert max(gaps) < 0.75 * took, f"the main loop stalled {max(gaps):.2f} s (the check took {took:.2f} s)"
+    print(f"\n60 MB bundle stored and verified in {took:.2f} s, {len(frames) - 1} frames meanwhile; "
+          f"longest gap between frames {max(gaps) * 1000:.0f} ms")
+    # Done on the main loop, the check would draw no frame until the hand-over, and leave
+    # a gap as long as itself; here the ticker goes on (30 frames a second) meanwhile.
+    assert len(frames) - 1 >= 2, f"{len(frames) - 1} frames while the bundle was checked for {took:.2f} s"
+    assert max(gaps) < 0.25, f"the main loop stalled {max(gaps):.2f} s (the check took {took:.2f} s)"
 
 
 def test_stranger_signature_refused_and_stored_bundle_not_fetched_again(tmp_path: Path) -> None:
