@@ -33,8 +33,11 @@ if [ "$WITH_TESTS" = "--tests" ]; then
     # mosquitto: the tests talk to a real broker; systemd: systemd-analyze verify on our unit;
     # xfonts-base: real pixel fonts (PCF, fixed sizes) for the text and alert screen tests;
     # tesseract-ocr, tesseract-ocr-fra: OCR reads French slides back from LED-sized frames;
-    # xvfb: an X server for the sdl output's tests (what its window shows, read back).
-    debs+=(mosquitto mosquitto-clients systemd xfonts-base tesseract-ocr tesseract-ocr-fra xvfb)
+    # xvfb: an X server for the sdl output's tests (what its window shows, read back);
+    # strace: the player's real system calls checked against the unit's SystemCallFilter;
+    # openssh-client: ssh-keygen, the host keys a cloned card gets (first-boot tests).
+    debs+=(mosquitto mosquitto-clients systemd xfonts-base tesseract-ocr tesseract-ocr-fra xvfb strace
+           openssh-client)
 fi
 if command -v dpkg-query >/dev/null; then
     apt_install "${debs[@]}"
