@@ -4,7 +4,8 @@ The bundle (60 MB) arrives as an asset while the ticker scrolls: it is stored, h
 verified in a worker thread, and the frames keep coming; then the request for the
 updater is written and the command answered. A bundle signed by a stranger is refused
 before anything is handed over; a bundle stored before a restart is checked again, not
-downloaded again. Messages go through the player's own dispatch (``Player.handle``).
+downloaded again. The updater's verdict is published by the version it names, and only
+by it. Messages go through the player's own dispatch (``Player.handle``).
 """
 
 from __future__ import annotations
@@ -180,3 +181,36 @@ def test_refused_at_once(tmp_path: Path, change: dict[str, Any], words: str) -> 
     assert words in events(player, "command.failed")[0]["reason"]
     assert words in events(player, "update.failed")[0]["reason"]
     assert not (tmp_path / "state" / "updates" / DOWNLOAD).exists()
+
+
+@pytest.mark.parametrize("result, kind", [("failed", "update.failed"), ("rolled_back", "update.rolled_back"),
+                                          ("applied", "update.applied")])
+def test_the_updaters_verdict_is_published_by_the_version_it_names(tmp_path: Path, result: str, kind: str) -> None:
+    from player import __version__
+    from player.update import LAST, OUTCOME, write_json
+
+    _, pub = new_key_files(tmp_path, "k")
+    updates = tmp_path / "state" / "updates"
+    verdict = {"result": result, "from": "0.0.9", "to": __version__, "reason": "pip install failed (exit 1)",
+               "report_by": __version__, "request": "req-7", "token": "t1"}
+    write_json(updates / OUTCOME, verdict)
+    player = make_player(tmp_path, pub)
+    try:
+        player.start()
+        hb = player.ops.heartbeat(time.monotonic())
+    finally:
+        player.close()
+    (event,) = [e for e in player.early_events if e["type"].startswith("update.")]
+    assert event["type"] == kind
+    assert hb["update"]["state"] == result
+    assert not (updates / OUTCOME).exists()
+    assert json.loads((updates / LAST).read_text())["outcome"]["token"] == "t1"
+    # A verdict naming another version waits for it.
+    write_json(updates / OUTCOME, {**verdict, "report_by": "0.0.9"})
+    other = make_player(tmp_path, pub)
+    try:
+        other.start()
+    finally:
+        other.close()
+    assert not [e for e in other.early_events if e["type"].startswith("update.")]
+    assert (updates / OUTCOME).exists()
