@@ -249,7 +249,7 @@ class ContentPart:
         wanted |= self.p.ops.update.wanted()  # an update's bundle, beside the playlists' assets
         if wanted != self._wanted:
             self._wanted = wanted
-            link.want_assets(wanted)
+            link.want_assets(wanted, sizes=self.p.ops.update.sizes())
 
     def reload(self) -> None:
         """Show the current playlist again from its first slide (after a config reload)."""

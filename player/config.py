@@ -139,9 +139,12 @@ class StorageConfig:
 class UpdateConfig:
     """``update:``: over-the-air updates (see docs/updates.md). ``health_s``: seconds a new
     version has, after the switch, to draw its first frame, connect to the broker and
-    publish a heartbeat; otherwise the updater switches back to the old one."""
+    publish a heartbeat; otherwise the updater switches back to the old one.
+    ``max_bundle_mb``: the largest bundle an update command may announce; the bundle's
+    asset topic accepts exactly the announced size, whatever ``mqtt.max_asset_kb`` says."""
 
     health_s: float = 120.0
+    max_bundle_mb: int = 64
 
 
 @dataclass(frozen=True)
@@ -476,8 +479,10 @@ def config_from_data(data: Any, source: Path | None = None) -> Config:
     sensors = parse_sensors(root.section("sensors", None))
     brightness = parse_brightness(root.section("brightness", None))
     trust = _trust(root)
-    up = root.section("update", {"health_s"})
-    update = UpdateConfig(health_s=float(up.number("health_s", UpdateConfig.health_s, minimum=5, maximum=3600)))
+    up = root.section("update", {"health_s", "max_bundle_mb"})
+    update = UpdateConfig(health_s=float(up.number("health_s", UpdateConfig.health_s, minimum=5, maximum=3600)),
+                          max_bundle_mb=up.integer("max_bundle_mb", UpdateConfig.max_bundle_mb, minimum=1,
+                                                   maximum=1024))
     log_level = root.string("log_level", "info", choices=("debug", "info", "warning", "error"))
     if problems or panel is None:
         raise ConfigError(problems.errors or ["panel.id: required"])

@@ -280,9 +280,9 @@ class UpdateAgent:
             return "this player does not run from an installed version (versions/<V>/venv): it cannot be updated"
         if not self.p.cfg.trust.keys:
             return "no trust.keys: the bundle's signature cannot be checked"
-        limit = self.p.cfg.mqtt.max_asset_kb * 1024
+        limit = self.p.cfg.update.max_bundle_mb * 2**20
         if job.size > limit:
-            return f"bundle of {job.size} bytes is over mqtt.max_asset_kb ({limit} bytes)"
+            return f"bundle of {job.size} bytes is over update.max_bundle_mb ({limit} bytes)"
         return None
 
     def command_rollback(self, cmd: Command) -> str | None:
@@ -326,6 +326,11 @@ class UpdateAgent:
         if self.job is None or self.working:
             return set()
         return {self.job.sha}
+
+    def sizes(self) -> dict[str, int]:
+        """The size the bundle's asset topic accepts: the one the signed command announced
+        (checked against ``update.max_bundle_mb``), above ``mqtt.max_asset_kb``."""
+        return {self.job.sha: self.job.size} if self.job is not None else {}
 
     def asset_arrived(self, sha: str, data: bytes) -> bool:
         """An asset from the broker: True when it is the bundle being waited for (taken)."""

@@ -164,7 +164,7 @@ def test_stranger_signature_refused_and_stored_bundle_not_fetched_again(tmp_path
 
 
 @pytest.mark.parametrize("change, words", [({"version": "0.1.0"}, "already running"),
-                                           ({"size": 200 * 2**20}, "mqtt.max_asset_kb")])
+                                           ({"size": 200 * 2**20}, "update.max_bundle_mb")])
 def test_refused_at_once(tmp_path: Path, change: dict[str, Any], words: str) -> None:
     from player import __version__
 
