@@ -27,7 +27,6 @@ Files of ``state_dir/updates`` (JSON, each replaced atomically):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -42,7 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .store import atomic_write, make_dirs
+from .store import atomic_write, make_dirs, sha256_file
 
 if TYPE_CHECKING:
     from .app import Player
@@ -63,7 +62,6 @@ LATER = "\x00answered later"  # a command handler's "no answer yet" (see OpsPart
 OUTCOME_POLL_S = 1.0
 SPACE_FACTOR = 4  # free space asked for on the install's file system: the bundle, extracted, installed
 SPACE_MARGIN = 64 * 2**20
-_CHUNK = 1 << 20
 
 
 # -- shared with the updater --------------------------------------------------------
@@ -104,14 +102,6 @@ def remove(path: Path) -> None:
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def linked_version(root: Path, name: str) -> str | None:
@@ -368,7 +358,7 @@ class UpdateAgent:
         return self._verify(job, self.bundle_path(job.sha))
 
     def _check_stored(self, job: Job, path: Path) -> str | None:
-        if path.stat().st_size != job.size or sha256_of(path) != job.sha:
+        if path.stat().st_size != job.size or sha256_file(path) != job.sha:
             remove(path)
             return "retry"  # a damaged copy: downloaded again
         return self._verify(job, path)

@@ -221,14 +221,13 @@ class Supervisor:
         return "\n".join(out)
 
     def wait(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = condition()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:g} s waiting for {what}\n{self.log_text()}")
-            time.sleep(0.05)
+        """:func:`fixtures_broker.wait_until`, with the units' logs in the failure's message."""
+        from fixtures_broker import wait_until
+
+        try:
+            return wait_until(condition, timeout, what, step=0.05)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.log_text()}") from None
 
 
 def request_restart(control: Path, timeout: float = 120) -> int:

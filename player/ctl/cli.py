@@ -37,7 +37,7 @@ from .client import CtlClient, CtlError
 from .signing import Signer, seal
 from .preview import add_preview_parser
 from .push import load_document, prepare_playlist, push
-from .update import add_release_parsers
+from .update import _positive, add_release_parsers
 from .settings import CtlSettings, load_settings
 from .status import FLEET_COLUMNS, fleet_rows, format_table, read_fleet, row_cells
 
@@ -75,16 +75,6 @@ def _targets(p: argparse.ArgumentParser, everyone: bool = False) -> None:
     p.add_argument("--group", action="append", metavar="G", help="a group (repeatable)")
     if everyone:
         p.add_argument("--all", action="store_true", dest="everyone", help="every panel")
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds greater than 0, got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
