@@ -246,10 +246,10 @@ class ContentPart:
         pending = self.manager.pending
         wanted = {sha for sha in (pending.missing if pending else ()) if self.url_for(sha) is None}
         wanted |= {sha for sha in self.p.alerts.assets() if not self.has_asset(sha)}
-        wanted |= self.p.ops.update.wanted()  # an update's bundle, beside the playlists' assets
+        wanted |= self.p.ops.update.wanted()  # an update's parts, beside the playlists' assets
         if wanted != self._wanted:
             self._wanted = wanted
-            link.want_assets(wanted, sizes=self.p.ops.update.sizes())
+            link.want_assets(wanted)
 
     def reload(self) -> None:
         """Show the current playlist again from its first slide (after a config reload)."""

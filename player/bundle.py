@@ -529,3 +529,96 @@ def bundle_sha256(path: Path) -> str:
 
 __all__ = ("BUNDLE_TOPIC", "BundleError", "BundleFile", "Manifest", "write_bundle",
            "verify_bundle", "extract_bundle", "manifest_json", "bundle_sha256")
+
+
+# -- parts: how a bundle travels over MQTT (docs/protocol.md, "Updates") ------------------------
+
+PARTS_FORMAT = "panel-player-parts/1"
+MAX_INDEX = 1 << 20                # bytes of a parts index (about 15 000 parts)
+DEFAULT_PART_SIZE = 1 << 20        # panelctl update --part-kb 1024
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class PartsIndex:
+    """A bundle cut into parts: every part ``part_size`` bytes but the last, each
+    published retained on ``P/assets/<sha256 of the part>``."""
+
+    bundle: str  # bare hex of the whole bundle
+    size: int
+    part_size: int
+    parts: tuple[str, ...]
+
+    def part_length(self, n: int) -> int:
+        """The length of part ``n`` (0-based)."""
+        return min(self.part_size, self.size - n * self.part_size)
+
+
+def part_count(size: int, part_size: int) -> int:
+    return -(-size // part_size)
+
+
+def index_json(index: PartsIndex) -> bytes:
+    """The index's bytes (UTF-8 JSON); it is published on ``P/assets/<sha256 of these bytes>``."""
+    return json.dumps({"format": PARTS_FORMAT, "bundle": f"sha256:{index.bundle}", "size": index.size,
+                       "part_size": index.part_size, "parts": list(index.parts)},
+                      separators=(",", ":")).encode("utf-8")
+
+
+def split_bundle(path: Path, part_size: int) -> tuple[PartsIndex, Iterator[tuple[str, bytes]]]:
+    """The index of ``path`` cut into parts of ``part_size`` bytes (read once to hash it),
+    and an iterator reading the parts again one at a time: ``(sha256 hex, bytes)``."""
+    if part_size < 1:
+        raise ValueError("part_size must be at least 1 byte")
+    whole = hashlib.sha256()
+    shas = []
+    size = 0
+    with Path(path).open("rb") as f:
+        while chunk := f.read(part_size):
+            whole.update(chunk)
+            shas.append(hashlib.sha256(chunk).hexdigest())
+            size += len(chunk)
+    if size == 0:
+        raise BundleError(f"{path} is empty")
+    index = PartsIndex(whole.hexdigest(), size, part_size, tuple(shas))
+
+    def parts() -> Iterator[tuple[str, bytes]]:
+        with Path(path).open("rb") as f:
+            for n, sha in enumerate(index.parts):
+                data = f.read(index.part_length(n))
+                if hashlib.sha256(data).hexdigest() != sha:
+                    raise BundleError(f"{path} changed while its parts were published")
+                yield sha, data
+
+    return index, parts()
+
+
+def parse_index(data: bytes, *, bundle: str, size: int, max_part: int) -> PartsIndex:
+    """The index a panel received, checked against its ``update`` command (``bundle``: bare
+    hex, ``size``) and its largest asset (``max_part`` bytes); :class:`BundleError` otherwise."""
+    if len(data) > MAX_INDEX:
+        raise BundleError(f"parts index of {len(data)} bytes is over {MAX_INDEX}")
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BundleError("parts index is not UTF-8 JSON") from None
+    keys = {"format", "bundle", "size", "part_size", "parts"}
+    if not isinstance(doc, dict) or set(doc) != keys:
+        raise BundleError(f"parts index must be an object with exactly {', '.join(sorted(keys))}")
+    if doc["format"] != PARTS_FORMAT:
+        raise BundleError(f"parts index format {doc['format']!r} is not {PARTS_FORMAT}")
+    if doc["bundle"] != f"sha256:{bundle}":
+        raise BundleError(f"parts index is for bundle {str(doc['bundle'])[:80]!r}, the command says sha256:{bundle}")
+    if type(doc["size"]) is not int or doc["size"] != size:
+        raise BundleError(f"parts index says {str(doc['size'])[:40]} bytes, the command says {size}")
+    part_size = doc["part_size"]
+    if type(part_size) is not int or not 1 <= part_size <= max_part:
+        raise BundleError(f"parts index part_size {str(part_size)[:40]} is not within 1 to {max_part} bytes "
+                          "(mqtt.max_asset_kb)")
+    parts = doc["parts"]
+    if not isinstance(parts, list) or len(parts) != part_count(size, part_size):
+        raise BundleError(f"parts index must list {part_count(size, part_size)} parts "
+                          f"({size} bytes in parts of {part_size})")
+    if not all(isinstance(p, str) and _HEX64.fullmatch(p) for p in parts):
+        raise BundleError("parts index: every part must be 64 lowercase hex digits")
+    return PartsIndex(bundle, size, part_size, tuple(parts))

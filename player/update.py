@@ -1,15 +1,23 @@
 """Over-the-air updates, the player's side: the ``update`` and ``rollback`` commands.
 
 The player (an unprivileged service user; ``/opt`` is read-only for it) never installs
-anything. For ``{"cmd": "update", "bundle": "sha256:<hex>", "size": N, "version": V}`` it
-downloads the bundle as an asset (``P/assets/<hex>``, subscribed to only while it is
-wanted, beside the playlists' assets), stores it under ``state_dir/updates/bundles``,
-verifies its signature and hashes (:func:`player.bundle.verify_bundle` with
-``trust.keys``), checks the disk space, then writes ``updates/request.json`` for the
-root updater (``panel-player update-run``, :mod:`player.updater`, started by
-``panel-player-update.path``) and answers ``command.done``. Hashing and verifying a
-bundle run in a worker thread: the main loop only gets the result (a
-:class:`~player.app.Call` on the inbox).
+anything. For ``{"cmd": "update", "bundle": "sha256:<hex>", "size": N, "version": V,
+"parts": "sha256:<index hex>"}`` it downloads the bundle in parts, as assets (subscribed
+to only while wanted, beside the playlists' assets): first the parts index
+(``P/assets/<index hex>``, checked against the command, :func:`player.bundle.parse_index`),
+then each part in order, one at a time (``P/assets/<part hex>``, its hash checked by the
+link), appended to ``state_dir/updates/bundles/<hex>.part``; a part is never held in
+memory beyond its own message, and the bundle never is. After the last part the file's
+size and sha256 are checked and it is renamed ``<hex>.bundle``; then its signature and
+hashes are verified (:func:`player.bundle.verify_bundle` with ``trust.keys``), the disk
+space checked, and ``updates/request.json`` written for the root updater (``panel-player
+update-run``, :mod:`player.updater`, started by ``panel-player-update.path``) before
+``command.done``. Storing, hashing and verifying run in a worker thread: the main loop
+only gets the result (a :class:`~player.app.Call` on the inbox).
+
+``download.json`` records the parts stored (``done``); a player restarted mid-download
+cuts ``<hex>.part`` back to ``done`` parts and fetches only the others (any mismatch:
+the partial file is deleted and the download starts again).
 
 During a trial (``updates/trial.json`` names this version as ``to``) the player writes
 its health record ``updates/health.json``: started, first frame drawn, broker connected,
@@ -20,13 +28,15 @@ published as an event by the version it names (``update.applied`` by the new one
 running one when the install failed).
 
 Files of ``state_dir/updates`` (JSON, each replaced atomically):
-``download.json`` (the update being downloaded: survives a restart), ``bundles/<hex>.bundle``,
+``download.json`` (the update being downloaded and its parts done: survives a restart),
+``bundles/<hex>.index`` (its parts index), ``bundles/<hex>.part`` (the parts so far), ``bundles/<hex>.bundle``,
 ``request.json`` (player -> updater), ``trial.json`` (updater), ``health.json`` (player),
 ``outcome.json`` (updater -> player), ``last.json`` (the last outcome, for the heartbeat).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -45,6 +55,7 @@ from .store import atomic_write, make_dirs, sha256_file
 
 if TYPE_CHECKING:
     from .app import Player
+    from .bundle import PartsIndex
     from .net.protocol import Command
 
 log = logging.getLogger("panel-player")
@@ -116,12 +127,19 @@ def linked_version(root: Path, name: str) -> str | None:
 
 # -- the agent on the main loop ------------------------------------------------------
 
+CONTINUE = "\x00continue"  # a worker's "stored, go on downloading"
+RETRY = "retry"  # a worker's "damaged copy deleted: download it again"
+
+
 @dataclass
 class Job:
     request: str
     sha: str  # bare hex
     size: int
     version: str
+    parts: str  # bare hex of the parts index
+    done: int = 0  # parts stored in <sha>.part
+    index: PartsIndex | None = None  # once received and checked
 
 
 class UpdateAgent:
@@ -163,7 +181,8 @@ class UpdateAgent:
         saved = read_json(self.dir / DOWNLOAD)
         if saved is not None and self.installing is None:
             try:
-                job = Job(str(saved["request"]), str(saved["sha"]), int(saved["size"]), str(saved["version"]))
+                job = Job(str(saved["request"]), str(saved["sha"]), int(saved["size"]), str(saved["version"]),
+                          str(saved["parts"]), done=int(saved.get("done", 0)))
             except (KeyError, TypeError, ValueError):
                 remove(self.dir / DOWNLOAD)
             else:
@@ -232,8 +251,10 @@ class UpdateAgent:
         return [self.poll_due]
 
     def heartbeat_field(self) -> dict[str, Any] | None:
-        if self.job is not None:
-            return {"state": "downloading", "version": self.job.version, "reason": None}
+        job = self.job
+        if job is not None:
+            return {"state": "downloading", "version": job.version, "reason": None,
+                    "parts": [job.done, len(job.index.parts) if job.index is not None else None]}
         return self.status
 
     # -- commands ----------------------------------------------------------------------------
@@ -246,14 +267,14 @@ class UpdateAgent:
 
     def command_update(self, cmd: Command) -> str | None:
         """Start an update; returns a refusal, or :data:`LATER` (answered once handed over)."""
-        assert cmd.bundle is not None and cmd.size is not None and cmd.version is not None
-        job = Job(cmd.id, cmd.bundle.removeprefix("sha256:"), cmd.size, cmd.version)
+        assert cmd.bundle is not None and cmd.size is not None and cmd.version is not None and cmd.parts is not None
+        job = Job(cmd.id, cmd.bundle.removeprefix("sha256:"), cmd.size, cmd.version, cmd.parts.removeprefix("sha256:"))
         refusal = self.refusal(job)
         if refusal is not None:
             self.fail(job, refusal)
             return refusal
         if self.job is not None:
-            if self.job.sha == job.sha:
+            if self.job.sha == job.sha and self.job.parts == job.parts:
                 self.job.request = job.request  # the same bundle asked again: answer this request
                 return LATER
             return f"an update to {self.job.version} is already being downloaded"
@@ -302,41 +323,62 @@ class UpdateAgent:
     def bundle_path(self, sha: str) -> Path:
         return self.bundles / f"{sha}.bundle"
 
+    def part_path(self, sha: str) -> Path:
+        return self.bundles / f"{sha}.part"
+
+    def index_path(self, sha: str) -> Path:
+        return self.bundles / f"{sha}.index"
+
+    def _save(self, job: Job) -> None:
+        write_json(self.dir / DOWNLOAD, {"request": job.request, "sha": job.sha, "size": job.size,
+                                         "version": job.version, "parts": job.parts, "done": job.done})
+
     def begin(self, job: Job) -> None:
         self.job = job
-        write_json(self.dir / DOWNLOAD, {"request": job.request, "sha": job.sha, "size": job.size,
-                                         "version": job.version})
+        self._save(job)
         self.p.ops.notable("update downloading")
         path = self.bundle_path(job.sha)
         if path.exists():  # stored before a restart: checked again, not downloaded again
             self.work(lambda: self._check_stored(job, path))
+        elif job.done or self.index_path(job.sha).exists():
+            self.work(lambda: self._resume(job))  # a download cut by a restart: its parts kept
+        else:
+            self._clear_partial(job)
+
+    def _clear_partial(self, job: Job) -> None:
+        remove(self.part_path(job.sha))
+        remove(self.index_path(job.sha))
+        job.done, job.index = 0, None
 
     def wanted(self) -> set[str]:
-        """Asset topics to subscribe to for the update (beside the playlists' own)."""
-        if self.job is None or self.working:
+        """Asset topics to subscribe to for the update (beside the playlists' own): the
+        parts index, then the next part, one at a time."""
+        job = self.job
+        if job is None or self.working:
             return set()
-        return {self.job.sha}
-
-    def sizes(self) -> dict[str, int]:
-        """The size the bundle's asset topic accepts: the one the signed command announced
-        (checked against ``update.max_bundle_mb``), above ``mqtt.max_asset_kb``."""
-        return {self.job.sha: self.job.size} if self.job is not None else {}
+        if job.index is None:
+            return {job.parts}
+        return {job.index.parts[job.done]} if job.done < len(job.index.parts) else set()
 
     def asset_arrived(self, sha: str, data: bytes) -> bool:
-        """An asset from the broker: True when it is the bundle being waited for (taken)."""
+        """An asset from the broker (its hash already checked): True when it is the
+        update's index or part (taken)."""
         job = self.job
-        if job is None or sha != job.sha:
+        if job is None:
             return False
-        if self.working:
-            return True  # a second copy (a reconnect) while the first is being checked
-        if len(data) != job.size:
-            self.finish(job, f"bundle is {len(data)} bytes, the command says {job.size}")
+        if job.index is None and sha == job.parts:
+            if not self.working:
+                self.work(lambda: self._take_index(job, data))
             return True
-        self.work(lambda: self._store(job, data))
-        return True
+        if job.index is None or sha not in job.index.parts:
+            return False
+        if not self.working and job.done < len(job.index.parts) and sha == job.index.parts[job.done]:
+            n = job.done
+            self.work(lambda: self._append(job, n, data))
+        return True  # otherwise a part already stored, sent again (a reconnect): ignored
 
     def work(self, fn: Callable[[], str | None]) -> None:
-        """Run ``fn`` (hash, store, verify) in a thread; its result comes back on the main loop."""
+        """Run ``fn`` (store, hash, verify) in a thread; its result comes back on the main loop."""
         from .app import Call
 
         self.working = True
@@ -352,15 +394,91 @@ class UpdateAgent:
 
         threading.Thread(target=run, name="update-check", daemon=True).start()
 
-    def _store(self, job: Job, data: bytes) -> str | None:
+    # -- in the worker thread --------------------------------------------------------------
+    def _index(self, job: Job, data: bytes) -> PartsIndex:
+        from .bundle import parse_index
+
+        return parse_index(data, bundle=job.sha, size=job.size, max_part=self.p.cfg.mqtt.max_asset_kb * 1024)
+
+    def _take_index(self, job: Job, data: bytes) -> str | None:
+        from .bundle import BundleError
+
+        try:
+            index = self._index(job, data)
+        except BundleError as exc:
+            return f"parts refused: {exc}"
         make_dirs(self.bundles)
-        atomic_write(self.bundle_path(job.sha), data, mode=0o640)
+        atomic_write(self.index_path(job.sha), data, mode=0o640)
+        remove(self.part_path(job.sha))
+        job.done, job.index = 0, index
+        self._save(job)
+        return CONTINUE
+
+    def _resume(self, job: Job) -> str | None:
+        """After a restart: the stored index checked again, the part file cut back to the
+        parts recorded; any mismatch starts the download again from nothing."""
+        from .bundle import BundleError
+
+        try:
+            data = self.index_path(job.sha).read_bytes()
+            if hashlib.sha256(data).hexdigest() != job.parts:
+                raise BundleError("the stored parts index differs from the command's")
+            index = self._index(job, data)
+            keep = job.done * index.part_size
+            if not 0 <= job.done < len(index.parts):
+                raise BundleError(f"{job.done} parts recorded of {len(index.parts)}")
+            path = self.part_path(job.sha)
+            if job.done and path.stat().st_size < keep:
+                raise BundleError("the partial file is shorter than the parts recorded")
+            with open(path, "ab") as f:
+                f.truncate(keep)
+                os.fsync(f.fileno())
+        except (OSError, BundleError) as exc:
+            log.warning("update download starts again: %s", exc)
+            self._clear_partial(job)
+        else:
+            job.index = index
+            log.info("update download resumes after %d of %d parts", job.done, len(index.parts))
+        self._save(job)
+        return CONTINUE
+
+    def _append(self, job: Job, n: int, data: bytes) -> str | None:
+        assert job.index is not None
+        if len(data) != job.index.part_length(n):
+            self._clear_partial(job)
+            self._save(job)
+            return f"part {n + 1} of {len(job.index.parts)} is {len(data)} bytes, the index says " \
+                   f"{job.index.part_length(n)}"
+        path = self.part_path(job.sha)
+        make_dirs(self.bundles)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o640)
+        try:
+            os.ftruncate(fd, n * job.index.part_size)  # whatever a cut write left after the last part
+            os.lseek(fd, 0, os.SEEK_END)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        job.done = n + 1
+        self._save(job)
+        if job.done < len(job.index.parts):
+            return CONTINUE
+        if path.stat().st_size != job.size or sha256_file(path) != job.sha:
+            self._clear_partial(job)
+            self._save(job)
+            return "the parts do not make the bundle: its size or sha256 differs from the command's"
+        os.replace(path, self.bundle_path(job.sha))
+        remove(self.index_path(job.sha))
         return self._verify(job, self.bundle_path(job.sha))
 
     def _check_stored(self, job: Job, path: Path) -> str | None:
         if path.stat().st_size != job.size or sha256_file(path) != job.sha:
             remove(path)
-            return "retry"  # a damaged copy: downloaded again
+            self._clear_partial(job)
+            self._save(job)
+            return RETRY  # a damaged copy: downloaded again
         return self._verify(job, path)
 
     def _verify(self, job: Job, path: Path) -> str | None:
@@ -387,8 +505,8 @@ class UpdateAgent:
         self.working = False
         if job is None or job is not self.job:
             return
-        if reason == "retry":
-            return  # wanted() asks for it again
+        if reason in (RETRY, CONTINUE):
+            return  # wanted() asks for what comes next
         self.finish(job, reason)
 
     def finish(self, job: Job, reason: str | None) -> None:
@@ -398,6 +516,7 @@ class UpdateAgent:
         remove(self.dir / DOWNLOAD)
         if reason is not None:
             remove(self.bundle_path(job.sha))
+            self._clear_partial(job)
             self.fail(job, reason)
             self.p.event(event_command_failed(job.request, "update", reason))
             return

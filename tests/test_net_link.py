@@ -276,24 +276,6 @@ def test_oversize_payloads_and_forged_assets_are_rejected_with_reasons(broker: B
     assert "sha256" in take(inbox, lambda i: isinstance(i, Rejected)).reason
 
 
-def test_an_update_bundle_is_accepted_at_its_announced_size_only(broker: Broker, make_link: Any) -> None:
-    link, inbox = make_link(max_asset_bytes=2000)
-    take(inbox, up)
-    bundle, other = b"b" * 5000, b"o" * 5000
-    sha, other_sha = hashlib.sha256(bundle).hexdigest(), hashlib.sha256(other).hexdigest()
-    link.want_assets({sha, other_sha}, sizes={sha: 5000})  # the bundle's size, from its command
-    broker.publish(f"{P}/assets/{sha}", bundle)
-    assert take(inbox, inbound("asset")).payload == bundle
-    broker.publish(f"{P}/assets/{other_sha}", other)  # a picture: the usual limit
-    assert "payload too large (5000 bytes, at most 2000)" in take(inbox, lambda i: isinstance(i, Rejected)).reason
-    link.want_assets({sha, other_sha}, sizes={sha: 4999})
-    broker.publish(f"{P}/assets/{sha}", bundle)  # one byte over what was announced
-    assert "payload too large (5000 bytes, at most 4999)" in take(inbox, lambda i: isinstance(i, Rejected)).reason
-    link.want_assets({sha, other_sha})  # the update is over: the bundle's allowance goes
-    broker.publish(f"{P}/assets/{sha}", bundle)
-    assert "at most 2000" in take(inbox, lambda i: isinstance(i, Rejected)).reason
-
-
 @pytest.mark.parametrize(("level", "reason"), [
     ("has space", "alert id \"has space\" is not valid"),
     ("a" * 200, "is not valid"),

@@ -174,9 +174,11 @@ def test_contract_commands_parse(payload: dict[str, object], expected: Command) 
     (b'{"id": "r", "cmd": "identify", "seconds": "10"}', ['seconds: expected an integer, got "10"'], "r"),
     (b'{"id": "r", "cmd": "screenshot", "seconds": 5}', ["seconds: unknown key"], "r"),
     (b'{"id": "r", "cmd": "reload", "force": true}', ["force: unknown key"], "r"),
-    (b'{"id": "r", "cmd": "shell", "path": "/bin/sh"}',
-     ["cmd: expected one of identify, screenshot, brightness, reload, restart, wake, sleep, update, rollback, got \"shell\"", "path: unknown key"],
+    (b'{"id": "r", "cmd": "shell", "shell": "/bin/sh"}',
+     ["cmd: expected one of identify, screenshot, brightness, reload, restart, wake, sleep, update, rollback, got \"shell\"", "shell: unknown key"],
      "r"),
+    (b'{"id": "r", "cmd": "update", "bundle": "sha256:' + b"a" * 64 + b'", "size": 5, "version": "1.0"}',
+     ["parts: required"], "r"),  # a bundle travels in parts: the command names their index
     (b'{"cmd": "reload"}', ["id: required"], None),
     (b'{"id": "", "cmd": "reload"}', ["id: must not be empty"], None),
     (b'{"id": "r", "cmd": "brightnes", "value": 3}',

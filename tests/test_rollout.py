@@ -3,7 +3,9 @@
 Each simulated panel is a small MQTT client speaking the panel's protocol: retained
 ``online`` and heartbeat (with ``firmware``), its ``cmd`` topic subscribed; on a
 command it checks the signature (player.trust), reads it (parse_command), fetches
-the bundle from ``P/assets/<sha256>``, verifies it (player.bundle.verify_bundle),
+the parts index and then each part from their ``P/assets/<sha256>`` topics, as the
+player does (player.bundle.parse_index), reassembles the bundle, verifies it
+(player.bundle.verify_bundle),
 answers ``command.done``, then plays its script: the update applies, fails or
 rolls back, told with the real event builders and a new heartbeat.
 """
@@ -27,7 +29,7 @@ from typing import Any
 import pytest
 
 from fixtures_broker import Broker, connect_client, wait_until
-from player.bundle import BundleError, verify_bundle, write_bundle
+from player.bundle import BundleError, index_json, parse_index, split_bundle, verify_bundle, write_bundle
 from player.ctl.cli import main as cli_main
 from player.ctl.status import PanelState
 from player.ctl.update import choose_targets, pick_canaries
@@ -52,6 +54,7 @@ class SimPanel:
         self.commands: list[bytes] = []  # every update command received
         self.markers = 0
         self.verified: list[str] = []  # versions of the bundles it fetched and verified
+        self.fetched: list[str] = []  # asset topics it fetched (the index, then the parts)
         self.problems: list[str] = []
         self.base = f"{PREFIX}/panels/{pid}"
         self._assets: queue.Queue[tuple[str, bytes]] = queue.Queue()
@@ -95,16 +98,18 @@ class SimPanel:
             self._publish("events", event_command_failed(None, None, exc.reason))
             return
         cmd = parse_command(signed.payload)
-        assert cmd.cmd == "update" and cmd.bundle and cmd.version and cmd.size
-        topic = f"{PREFIX}/assets/{cmd.bundle.removeprefix('sha256:')}"
-        self.heartbeat({"state": "downloading", "version": cmd.version, "reason": None})
-        self.client.subscribe(topic, qos=1)
-        got_topic, data = self._assets.get(timeout=10)
-        self.client.unsubscribe(topic)
-        assert got_topic == topic and len(data) == cmd.size
-        assert "sha256:" + hashlib.sha256(data).hexdigest() == cmd.bundle
+        assert cmd.cmd == "update" and cmd.bundle and cmd.version and cmd.size and cmd.parts
+        sha = cmd.bundle.removeprefix("sha256:")
+        self.heartbeat({"state": "downloading", "version": cmd.version, "reason": None, "parts": [0, None]})
+        index = parse_index(self._fetch(cmd.parts.removeprefix("sha256:")), bundle=sha, size=cmd.size,
+                            max_part=2048 * 1024)
         path = Path(self.broker.folder) / f"{self.id}-{cmd.version}.bundle"
-        path.write_bytes(data)
+        with path.open("wb") as f:
+            for n, part in enumerate(index.parts):
+                f.write(self._fetch(part))
+                self.heartbeat({"state": "downloading", "version": cmd.version, "reason": None,
+                                "parts": [n + 1, len(index.parts)]})
+        assert path.stat().st_size == cmd.size and hashlib.sha256(path.read_bytes()).hexdigest() == sha
         try:
             manifest = verify_bundle(path, self.keys)
         except BundleError as exc:
@@ -129,6 +134,21 @@ class SimPanel:
         self.firmware = cmd.version
         self._publish("events", event_update_applied(old, cmd.version))
         self.heartbeat({"state": "applied", "version": cmd.version, "reason": None})
+
+    def _fetch(self, sha: str) -> bytes:
+        """The retained asset on ``P/assets/<sha>``, its hash checked (as the panel's link does)."""
+        topic = f"{PREFIX}/assets/{sha}"
+        self.client.subscribe(topic, qos=1)
+        try:
+            while True:
+                got_topic, data = self._assets.get(timeout=10)
+                if got_topic == topic:
+                    break
+        finally:
+            self.client.unsubscribe(topic)
+        assert hashlib.sha256(data).hexdigest() == sha, topic
+        self.fetched.append(sha)
+        return data
 
     def close(self) -> None:
         self.client.disconnect()
@@ -221,10 +241,17 @@ def test_rollout_where_everything_succeeds(broker: Broker, fleet: Any,
                                           release: tuple[Path, Path, dict[str, Any]]) -> None:
     panels = fleet({}, firmware={"p20": NEW})  # p20 already runs it
     key, bundle, _ = release
-    proc = panelctl(broker, key, "update", str(bundle), "--all", "--canary", "2", "--timeout", "20")
+    proc = panelctl(broker, key, "update", str(bundle), "--all", "--canary", "2", "--timeout", "20",
+                    "--part-kb", "8")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     delivered_all(broker, panels)
     assert all(not p.problems for p in panels.values())
+    # the bundle travelled in parts of 8 KiB: each panel fetched the index, then every part in order
+    index, parts = split_bundle(bundle, 8192)
+    index_sha = hashlib.sha256(index_json(index)).hexdigest()
+    assert len(index.parts) == -(-bundle.stat().st_size // 8192) >= 3
+    assert [len(data) for _, data in parts][:-1] == [8192] * (len(index.parts) - 1)
+    assert all(p.fetched == [index_sha, *index.parts] for pid, p in panels.items() if pid != "p20")
     assert all(len(p.commands) == 1 and p.firmware == NEW for pid, p in panels.items() if pid != "p20")
     assert panels["p20"].commands == []
     rows = table(proc.stdout)
@@ -236,8 +263,8 @@ def test_rollout_where_everything_succeeds(broker: Broker, fleet: Any,
     assert progress[0] == "1 of 20 updated, 0 failed, 0 rolled back, 19 waiting"
     assert progress[-1] == "20 of 20 updated, 0 failed, 0 rolled back, 0 waiting"
     assert "3 of 20 updated, 0 failed, 0 rolled back, 17 waiting" in progress  # both canaries, before the rest
-    assert f"the bundle stays retained on {PREFIX}/assets/{hashlib.sha256(bundle.read_bytes()).hexdigest()}" \
-        in proc.stderr
+    assert f"the bundle's {len(index.parts)} part(s) and index stay retained, the index on " \
+        f"{PREFIX}/assets/{index_sha}" in proc.stderr
 
 
 def test_progress_line_redrawn_on_a_terminal(broker: Broker, fleet: Any,
@@ -294,11 +321,12 @@ def test_failure_outside_the_canaries_is_reported(broker: Broker, fleet: Any,
     assert sum(r[0] == "updated" for r in rows.values()) == 18
     assert "18 of 20 updated, 1 failed, 1 rolled back, 0 waiting" in proc.stderr
     assert "roll-out stopped" not in proc.stderr
-    sha = hashlib.sha256(bundle.read_bytes()).hexdigest()
-    assert f"cleared the retained bundle on {PREFIX}/assets/{sha}" in proc.stderr
+    index = split_bundle(bundle, 1024 * 1024)[0]  # the default --part-kb: one part here
+    index_sha = hashlib.sha256(index_json(index)).hexdigest()
+    assert f"cleared the retained bundle: its index on {PREFIX}/assets/{index_sha} and its 1 part(s)" in proc.stderr
     with broker.sub(f"{PREFIX}/assets/#") as sub:
         time.sleep(0.3)  # a retained message would arrive at once after the SUBACK
-        assert sub.payloads(f"{PREFIX}/assets/{sha}") == []
+        assert sub.messages == []
 
 
 def test_silent_canary_and_refusals(broker: Broker, fleet: Any, release: tuple[Path, Path, dict[str, Any]],
@@ -334,6 +362,8 @@ def test_silent_canary_and_refusals(broker: Broker, fleet: Any, release: tuple[P
     assert code == 2 and "sha256 differs" in err
     code, err = run("update", str(bundle), "--all")
     assert code == 2 and "update needs the release key" in err
+    code, err = run("--key", str(key), "update", str(bundle), "--all", "--part-kb", "4096")
+    assert code == 2 and "--part-kb 4096 is above max_asset_kb (2048)" in err
     with broker.sub(f"{PREFIX}/panels/+/cmd") as sub:
         time.sleep(0.2)
         assert sub.messages == []
@@ -345,12 +375,16 @@ def test_bundle_larger_than_the_broker_accepts(tmp_path: Path, release: tuple[Pa
     try:
         panel = SimPanel(small, "p01", release[2])
         key, bundle, _ = release
-        proc = panelctl(small, key, "update", str(bundle), "--panel", "p01")
+        proc = panelctl(small, key, "update", str(bundle), "--panel", "p01")  # one part of 40 KiB
         assert proc.returncode == 1
-        assert re.search(r"the bundle is \d+ bytes and the broker accepts packets up to 16384 bytes: raise "
-                         r"max_packet_size", proc.stderr), proc.stderr
+        assert re.search(r"a part of the bundle is \d+ bytes and the broker accepts packets up to 16384 bytes: "
+                         r"give a smaller --part-kb", proc.stderr), proc.stderr
         delivered_all(small, {"p01": panel})
         assert panel.commands == []
+        # in parts of 8 KiB it goes through that broker
+        proc = panelctl(small, key, "update", str(bundle), "--panel", "p01", "--part-kb", "8", "--timeout", "20")
+        assert proc.returncode == 0, proc.stderr
+        assert panel.verified == [NEW] and not panel.problems
         panel.close()
     finally:
         small.stop()

@@ -11,13 +11,15 @@ from player.errors import ConfigError
 from player.net.protocol import CommandError, parse_command
 
 SHA = "ab" * 32
+INDEX = "cd" * 32
 BASE = {"panel": {"id": "p1"}, "display": {"output": "png", "size": [64, 32]}}
 
 
 def test_update_command_fields() -> None:
     cmd = parse_command(json.dumps({"id": "req-1", "cmd": "update", "bundle": f"sha256:{SHA}",
-                                    "size": 1234, "version": "1.2.0"}))
-    assert (cmd.cmd, cmd.bundle, cmd.size, cmd.version) == ("update", f"sha256:{SHA}", 1234, "1.2.0")
+                                    "size": 1234, "version": "1.2.0", "parts": f"sha256:{INDEX}"}))
+    assert (cmd.cmd, cmd.bundle, cmd.size, cmd.version, cmd.parts) == (
+        "update", f"sha256:{SHA}", 1234, "1.2.0", f"sha256:{INDEX}")
 
 
 @pytest.mark.parametrize("change, key", [
@@ -28,9 +30,13 @@ def test_update_command_fields() -> None:
     ({"version": "../1.0"}, "version"),
     ({"version": None}, "version"),
     ({"extra": 1}, "extra"),
+    ({"parts": None}, "parts"),                        # the parts index is required
+    ({"parts": INDEX}, "parts"),
+    ({"parts": f"sha256:{INDEX[:-1]}"}, "parts"),
 ])
 def test_update_command_refused(change: dict[str, object], key: str) -> None:
-    data = {"id": "req-1", "cmd": "update", "bundle": f"sha256:{SHA}", "size": 10, "version": "1.0"}
+    data = {"id": "req-1", "cmd": "update", "bundle": f"sha256:{SHA}", "size": 10, "version": "1.0",
+            "parts": f"sha256:{INDEX}"}
     data.update(change)
     data = {k: v for k, v in data.items() if v is not None}
     with pytest.raises(CommandError) as err:

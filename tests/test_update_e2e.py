@@ -31,7 +31,7 @@ import yaml
 from fixtures_broker import Broker, Sub
 from supervisor import Supervisor
 
-from player.bundle import write_bundle
+from player.bundle import index_json, split_bundle, write_bundle
 from player.trust import load_private_key, new_key_files
 from player.update import OUTCOME, REQUEST, TRIAL, linked_version
 from player.updater import KILL_ENV, switch
@@ -42,6 +42,7 @@ PREFIX = "signage"
 PANEL = "upd1"
 A, B = "90.0.0", "90.0.1"
 HEALTH_S = 6
+PART_SIZE = 2**20
 # A variant of the tree: (file, text, replacement) edits on the copy.
 VARIANTS: dict[str, tuple[tuple[str, str, str], ...]] = {
     A: (), B: (),
@@ -173,7 +174,8 @@ class Root:
 
 @pytest.fixture(scope="module")
 def ubroker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    b = Broker(tmp_path_factory.mktemp("update-broker"), max_packet_size=128 * 2**20)
+    # mosquitto 2.1's default packet limit: the bundle travels in parts of 1 MiB
+    b = Broker(tmp_path_factory.mktemp("update-broker"), max_packet_size=2_000_000)
     b.start()
     yield b
     b.stop()
@@ -209,7 +211,7 @@ def root(kit: Kit, ubroker: Broker, tmp_path_factory: pytest.TempPathFactory) ->
         "panel": {"id": PANEL, "timezone": "Europe/Paris"},
         "display": {"output": "png", "size": [96, 54], "path": str(r.png), "layout": "fullscreen",
                     "transition": "cut"},
-        "mqtt": {"host": "127.0.0.1", "port": ubroker.port, "prefix": PREFIX, "max_asset_kb": 131072},
+        "mqtt": {"host": "127.0.0.1", "port": ubroker.port, "prefix": PREFIX},
         "state_dir": str(r.state),
         "trust": {"keys": [str(kit.pub)], "require": []},
         "update": {"health_s": HEALTH_S},
@@ -278,17 +280,24 @@ class Panel:
         return [json.loads(m.payload) for m in self.sub.messages[after:] if m.topic == f"{self.topic}/events"]
 
     def send_update(self, bundle: Path, version: str, request: str, asset: bool = True) -> str:
-        """The bundle retained on its asset topic (unless ``asset`` is false), then the command."""
-        sha = hashlib.sha256(bundle.read_bytes()).hexdigest()
+        """The bundle's parts and index retained on their asset topics (unless ``asset``
+        is false), then the command naming the index."""
+        index = split_bundle(bundle, PART_SIZE)[0]
         if asset:
             self.publish_asset(bundle)
-        self.broker.publish(f"{self.topic}/cmd", json.dumps({"id": request, "cmd": "update", "bundle": f"sha256:{sha}",
-                                                             "size": bundle.stat().st_size, "version": version}))
-        return sha
+        parts = hashlib.sha256(index_json(index)).hexdigest()
+        self.broker.publish(f"{self.topic}/cmd", json.dumps({"id": request, "cmd": "update", "bundle": f"sha256:{index.bundle}",
+                                                             "size": index.size, "version": version,
+                                                             "parts": f"sha256:{parts}"}))
+        return index.bundle
 
     def publish_asset(self, bundle: Path) -> None:
-        sha = hashlib.sha256(bundle.read_bytes()).hexdigest()
-        self.broker.publish(f"{PREFIX}/assets/{sha}", bundle.read_bytes(), retain=True, timeout=60)
+        """As ``panelctl update`` does: each part, then the index."""
+        index, parts = split_bundle(bundle, PART_SIZE)
+        for sha, data in parts:
+            self.broker.publish(f"{PREFIX}/assets/{sha}", data, retain=True, timeout=60)
+        data = index_json(index)
+        self.broker.publish(f"{PREFIX}/assets/{hashlib.sha256(data).hexdigest()}", data, retain=True)
 
 
 def bootable(r: Root) -> str:
@@ -312,7 +321,8 @@ def test_update_a_to_b_then_rollback_command(root: Root, kit: Kit, ubroker: Brok
         # The command first: the bundle is not on the broker yet, and the player restarts
         # meanwhile; the download goes on after the restart.
         panel.send_update(kit.bundles[B], B, "req-b", asset=False)
-        panel.heartbeat(A, mark, state="downloading")
+        hb = panel.heartbeat(A, mark, state="downloading")
+        assert hb["update"]["parts"] == [0, None], hb  # the parts index is not there yet
         mark_restart = panel.sub.mark()
         panel.sup.restart_player()
         panel.heartbeat(A, mark_restart, state="downloading")

@@ -8,8 +8,10 @@ A roll-out (:func:`rollout`):
    that has one; ``--group G``: those whose heartbeat lists G; ``--panel ID``: that
    panel, heartbeat or not). A target whose heartbeat already reports the bundle's
    version is counted as updated and gets no command;
-3. the bundle's bytes are published retained on ``P/assets/<sha256>`` (unless the
-   broker holds them already);
+3. the bundle is cut into parts of ``--part-kb`` KiB (default 1024, at most panelctl's
+   ``max_asset_kb``), each published retained on ``P/assets/<sha256 of the part>``, then
+   the parts index (:func:`player.bundle.index_json`) on ``P/assets/<sha256 of the
+   index>`` (unless the broker holds that index already: it is published last);
 4. the signed ``update`` command goes to the canaries first (``--canary N``: the first
    N targets that are online, in the order of ``--panel`` then by panel id), and the
    roll-out waits for their outcome; if one fails, rolls back or does not finish
@@ -23,10 +25,10 @@ A roll-out (:func:`rollout`):
 
 Exit status 0 only if every target runs the bundle's version at the end.
 
-The bundle stays retained after the roll-out: a panel that was offline gets its
-command from its broker session when it reconnects and still finds the bytes.
-``--clear`` removes it once the roll-out is over (a panel that has not fetched it by
-then fails its update with a download time-out).
+The parts and the index stay retained after the roll-out: a panel that was offline gets
+its command from its broker session when it reconnects and still finds the bytes.
+``--clear`` removes them once the roll-out is over (a panel that has not fetched them by
+then waits for them in vain).
 """
 
 from __future__ import annotations
@@ -43,13 +45,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from ..bundle import BundleError, Manifest, verify_bundle
+from ..bundle import DEFAULT_PART_SIZE, BundleError, Manifest, PartsIndex, index_json, split_bundle, verify_bundle
 from ..errors import ValidationError
 from ..net.protocol import parse_command
 from ..net.topics import Topics
 from ..trust import load_private_key
 from .client import PACKET_OVERHEAD, CtlClient, CtlError, Message
-from .push import upload_assets
 from .settings import CtlSettings
 from .signing import Signer
 from .status import PanelState, format_table, read_fleet
@@ -248,15 +249,42 @@ class Rollout:
                 self._cond.wait_for(lambda: all(r.state in TERMINAL for r in wave), min(deadline - now, PROGRESS_TICK))
 
 
-def _command(bundle: Bundle) -> dict[str, Any]:
+def _command(bundle: Bundle, index_sha: str) -> dict[str, Any]:
     return {"id": f"ctl-{uuid.uuid4().hex[:12]}", "cmd": "update", "bundle": f"sha256:{bundle.sha256}",
-            "size": bundle.size, "version": bundle.manifest.version}
+            "size": bundle.size, "version": bundle.manifest.version, "parts": f"sha256:{index_sha}"}
 
 
-def _send(client: CtlClient, topics: Topics, signer: Signer, bundle: Bundle, wave: list[PanelRun],
+def upload_parts(client: CtlClient, topics: Topics, bundle: Bundle, part_size: int,
+                 err: IO[str]) -> tuple[PartsIndex, str]:
+    """The bundle's parts, then its index, retained on their asset topics (nothing when the
+    broker holds the index already: it is published after every part); returns the index
+    and its sha256."""
+    index, parts = split_bundle(bundle.path, part_size)
+    if index.bundle != bundle.sha256:
+        raise CtlError(f"{bundle.path} changed since it was verified")
+    data = index_json(index)
+    sha = hashlib.sha256(data).hexdigest()
+    limit = client.payload_limit(1 << 40)
+    if max(index.part_length(0), len(data)) > limit:
+        raise CtlError(f"a part of the bundle is {max(index.part_length(0), len(data))} bytes and the broker accepts "
+                       f"packets up to {limit + PACKET_OVERHEAD} bytes: give a smaller --part-kb")
+    topic = topics.asset(sha)
+    held = client.retained([topic], keep=False).get(topic)
+    if held == data:
+        err.write(f"the bundle's {len(index.parts)} parts and index are already on the broker ({topic})\n")
+        return index, sha
+    err.write(f"uploading the bundle in {len(index.parts)} part(s) of at most {part_size} bytes, "
+              f"then its index to {topic}\n")
+    for part_sha, part in parts:
+        client.publish(topics.asset(part_sha), part, retain=True, timeout=120)
+    client.publish(topic, data, retain=True, timeout=120)
+    return index, sha
+
+
+def _send(client: CtlClient, topics: Topics, signer: Signer, bundle: Bundle, index_sha: str, wave: list[PanelRun],
           follow: Rollout, err: IO[str]) -> None:
     for run in wave:
-        command = _command(bundle)
+        command = _command(bundle, index_sha)
         parse_command(json.dumps(command))
         topic = topics.cmd_of(run.id)
         follow.sent(run, command["id"])
@@ -288,14 +316,10 @@ def table(runs: list[PanelRun]) -> str:
 
 
 def rollout(client: CtlClient, prefix: str, bundle: Bundle, signer: Signer, runs: list[PanelRun], *,
-            canary: int, timeout: float, clear: bool, io: Streams, max_asset_bytes: int) -> int:
-    """Publish, command, follow; returns the exit status."""
+            canary: int, timeout: float, clear: bool, io: Streams, part_size: int = DEFAULT_PART_SIZE) -> int:
+    """Publish (in parts of ``part_size`` bytes), command, follow; returns the exit status."""
     topics = Topics(prefix)
     version = bundle.manifest.version
-    limit = client.payload_limit(1 << 40)
-    if bundle.size > limit:
-        raise CtlError(f"the bundle is {bundle.size} bytes and the broker accepts packets up to "
-                       f"{limit + PACKET_OVERHEAD} bytes: raise max_packet_size in its configuration")
     for run in runs:
         if run.before == version:
             run.state, run.firmware = ALREADY, version
@@ -303,8 +327,10 @@ def rollout(client: CtlClient, prefix: str, bundle: Bundle, signer: Signer, runs
     io.err.write(f"bundle {bundle.path.name}: panel-player {version}, {bundle.size} bytes, "
                  f"sha256:{bundle.sha256[:16]}…, verified with key {signer.kid}\n")
     io.err.write(f"{len(runs)} target(s): {len(todo)} to update, {len(runs) - len(todo)} already on {version}\n")
+    index: PartsIndex | None = None
+    index_sha = ""
     if todo:
-        upload_assets(client, topics, {bundle.sha256: bundle.path}, max(max_asset_bytes, bundle.size), io.err)
+        index, index_sha = upload_parts(client, topics, bundle, part_size, io.err)
     progress = Progress(io.err)
     follow = Rollout(client, prefix, runs, version, progress)
     follow.start()
@@ -320,7 +346,7 @@ def rollout(client: CtlClient, prefix: str, bundle: Bundle, signer: Signer, runs
         for n, wave in enumerate(waves):
             if not wave:
                 continue
-            _send(client, topics, signer, bundle, wave, follow, io.err)
+            _send(client, topics, signer, bundle, index_sha, wave, follow, io.err)
             follow.wait(wave, timeout)
             if n == 0 and len(waves) > 1:
                 bad = [r for r in wave if r.state != UPDATED]
@@ -343,12 +369,17 @@ def rollout(client: CtlClient, prefix: str, bundle: Bundle, signer: Signer, runs
         bad = [r for r in runs if r.state in (FAILED, ROLLED_BACK, SENT)]
         io.err.write(f"roll-out stopped: canary {', '.join(f'{r.id} {RESULT_WORDS[r.state]}' for r in bad)}; "
                      f"{len(stopped)} other panel(s) were not sent the update\n")
-    if clear:
-        client.publish(topics.asset(bundle.sha256), b"", retain=True)
-        io.err.write(f"cleared the retained bundle on {topics.asset(bundle.sha256)}\n")
+    if index is None:
+        pass
+    elif clear:
+        client.publish(topics.asset(index_sha), b"", retain=True)  # the index first: no panel starts on it now
+        for part_sha in dict.fromkeys(index.parts):
+            client.publish(topics.asset(part_sha), b"", retain=True)
+        io.err.write(f"cleared the retained bundle: its index on {topics.asset(index_sha)} and "
+                     f"its {len(index.parts)} part(s)\n")
     else:
-        io.err.write(f"the bundle stays retained on {topics.asset(bundle.sha256)} "
-                     "(panels that were offline fetch it later; --clear removes it)\n")
+        io.err.write(f"the bundle's {len(index.parts)} part(s) and index stay retained, the index on "
+                     f"{topics.asset(index_sha)} (panels that were offline fetch them later; --clear removes them)\n")
     ok = all(r.state in (UPDATED, ALREADY) for r in runs)
     return 0 if ok else 1
 
@@ -364,6 +395,12 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number of seconds greater than 0, got {text!r}")
     return value
+
+
+def _part_kb(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,7}", text) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a part size in KiB (1 or more), got {text!r}")
+    return int(text)
 
 
 def _count(text: str) -> int:
@@ -402,7 +439,11 @@ def add_release_parsers(add: Callable[..., argparse.ArgumentParser], common: arg
                    help="update the first N online targets first; stop if one of them fails or rolls back")
     p.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT, metavar="S",
                    help=f"seconds to wait for each wave (canaries, then the rest; default {DEFAULT_TIMEOUT:g})")
-    p.add_argument("--clear", action="store_true", help="remove the retained bundle from the broker at the end")
+    p.add_argument("--part-kb", type=_part_kb, default=DEFAULT_PART_SIZE // 1024, metavar="KIB",
+                   help="publish the bundle in parts of at most this many KiB (default "
+                        f"{DEFAULT_PART_SIZE // 1024}; at most max_asset_kb, and within the panels' mqtt.max_asset_kb)")
+    p.add_argument("--clear", action="store_true",
+                   help="remove the retained bundle (its parts and index) from the broker at the end")
     p.set_defaults(func=cmd_update)
 
 
@@ -433,6 +474,8 @@ def cmd_update(args: argparse.Namespace, s: CtlSettings, io: Streams) -> int:
         topics.cmd_of(p)
     for g in args.group or []:
         topics.group_playlist(g)
+    if args.part_kb > s.max_asset_kb:
+        raise ValidationError([f"--part-kb {args.part_kb} is above max_asset_kb ({s.max_asset_kb})"], "arguments")
     signer = _signer(s, "update")
     bundle = verify_local(args.bundle, signer)
     with CtlClient(s) as client:
@@ -442,5 +485,5 @@ def cmd_update(args: argparse.Namespace, s: CtlSettings, io: Streams) -> int:
             raise ValidationError([f"no target: no panel under {s.prefix}/panels/ matches (a heartbeat is needed "
                                    "for --group and --all)"], "arguments")
         return rollout(client, s.prefix, bundle, signer, runs, canary=args.canary, timeout=args.timeout,
-                       clear=args.clear, io=io, max_asset_bytes=s.max_asset_kb * 1024)
+                       clear=args.clear, io=io, part_size=args.part_kb * 1024)
 

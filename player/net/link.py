@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -102,7 +102,6 @@ class MqttLink:
         self._stopped = False
         self._lock = threading.Lock()
         self._assets: set[str] = set()
-        self._asset_limits: dict[str, int] = {}  # assets allowed above max_asset_bytes
         self._subscribe_mid: int | None = None
         self._sync_topic = f"{settings.prefix}/panels/{panel_id}/sync"
         self._sync_token = ""
@@ -244,20 +243,16 @@ class MqttLink:
             return False
         return self._publish(self.topics.screenshot(), png, retain=False)
 
-    def want_assets(self, shas: Iterable[str], sizes: Mapping[str, int] | None = None) -> None:
+    def want_assets(self, shas: Iterable[str]) -> None:
         """Subscribe to exactly these assets' topics (``P/assets/SHA``), now and after reconnects.
 
         The broker sends each retained asset once on subscription; assets no
-        longer wanted are unsubscribed. ``sizes`` names assets whose topic accepts up to
-        that many bytes instead of ``max_asset_bytes`` (an update's bundle, whose size a
-        signed command announced).
+        longer wanted are unsubscribed.
         """
         wanted = {s.removeprefix("sha256:") for s in shas}
-        limits = {s.removeprefix("sha256:"): int(n) for s, n in (sizes or {}).items()}
         with self._lock:
             added, removed = wanted - self._assets, self._assets - wanted
             self._assets = wanted
-            self._asset_limits = {s: n for s, n in limits.items() if s in wanted}
         if self.connected:
             for sha in sorted(added):
                 self._client.subscribe(self.topics.asset(sha), qos=1)
@@ -357,9 +352,7 @@ class MqttLink:
             route = self.topics.parse_inbound(topic)
         except TopicError as exc:
             return Rejected(topic, exc.reason)
-        limit = self.settings.max_message_bytes
-        if route.kind == "asset":
-            limit = max(self.settings.max_asset_bytes, self._asset_limits.get(route.sha or "", 0))
+        limit = self.settings.max_asset_bytes if route.kind == "asset" else self.settings.max_message_bytes
         if len(payload) > limit:
             return Rejected(route, f"payload too large ({len(payload)} bytes, at most {limit})")
         if route.kind == "asset" and payload:

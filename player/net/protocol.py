@@ -108,7 +108,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "restart": (),
     "wake": ("seconds",),
     "sleep": ("seconds",),
-    "update": ("bundle", "size", "version"),
+    "update": ("bundle", "size", "version", "parts"),
     "rollback": (),
 }
 BUNDLE_PATTERN = r"sha256:[0-9a-f]{64}"
@@ -123,7 +123,8 @@ class Command:
     (``None`` for a brightness override until the next one or a reload), wake time
     (``None``: the default), sleep time (``None``: until the schedule next lights the
     screen); ``value``: brightness percent 0..100. ``update``: ``bundle`` (``sha256:<hex>``
-    of the bundle file, its asset), its ``size`` in bytes and the ``version`` it holds."""
+    of the bundle file), its ``size`` in bytes, the ``version`` it holds and ``parts``
+    (``sha256:<hex>`` of the parts index, the asset listing the bundle's parts)."""
 
     id: str
     cmd: str
@@ -132,6 +133,7 @@ class Command:
     bundle: str | None = None
     size: int | None = None
     version: str | None = None
+    parts: str | None = None
 
 
 class CommandError(ContentError):
@@ -167,15 +169,16 @@ def parse_command(payload: bytes | str) -> Command:
         seconds = root.integer("seconds", None, minimum=1, maximum=86400)
     elif cmd in ("wake", "sleep"):
         seconds = root.integer("seconds", None, minimum=1, maximum=7 * 86400)
-    bundle = size = version = None
+    bundle = size = version = parts = None
     if cmd == "update":
         bundle = root.string("bundle", pattern=BUNDLE_PATTERN)
         size = root.integer("size", minimum=1, maximum=MAX_BUNDLE_BYTES)
         version = root.string("version", pattern=VERSION_PATTERN)
+        parts = root.string("parts", pattern=BUNDLE_PATTERN)
     if problems:
         raise CommandError(problems.errors, request, cmd)
     assert request is not None and cmd is not None
-    return Command(request, cmd, seconds, value, bundle, size, version)
+    return Command(request, cmd, seconds, value, bundle, size, version, parts)
 
 
 # -- events (CONTRACT §7) -----------------------------------------------------
