@@ -140,8 +140,8 @@ class UpdateConfig:
     """``update:``: over-the-air updates (see docs/updates.md). ``health_s``: seconds a new
     version has, after the switch, to draw its first frame, connect to the broker and
     publish a heartbeat; otherwise the updater switches back to the old one.
-    ``max_bundle_mb``: the largest bundle an update command may announce; the bundle's
-    asset topic accepts exactly the announced size, whatever ``mqtt.max_asset_kb`` says."""
+    ``max_bundle_mb``: the largest bundle an update command may announce (it travels in
+    parts, each an asset within ``mqtt.max_asset_kb``)."""
 
     health_s: float = 120.0
     max_bundle_mb: int = 64
