@@ -267,14 +267,14 @@ class ContentPart:
             except OSError as exc:
                 self.p.report_error(f"cannot persist playlist {cand.playlist.id}: {exc}")
         self.show_playlist(cand.playlist, now)
-        self.p.event(event_playlist_applied(cand.playlist.id, cand.playlist.version))
-        self.p.ops.notable("playlist applied")
-        try:
+        try:  # before the event: once it is out, the store holds only what is referenced
             removed = self.store.assets.collect(self.needed_assets())
             if removed:
                 log.info("removed %d unreferenced assets", len(removed))
         except OSError as exc:
             log.warning("asset clean-up failed: %s", exc)
+        self.p.event(event_playlist_applied(cand.playlist.id, cand.playlist.version))
+        self.p.ops.notable("playlist applied")
 
     def show_playlist(self, playlist: Playlist, now: float) -> None:
         self.broken.clear()
