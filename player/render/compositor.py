@@ -118,6 +118,10 @@ class _ClockSpot:
     drawn: datetime | None = None
     idle: bool = False  # the idle screen: always the time above the date, both large
 
+    def is_due(self, wall: datetime) -> bool:
+        """Whether the clock shows something else at ``wall`` (or the wall clock went back)."""
+        return self.due is None or wall >= self.due or (self.drawn is not None and wall < self.drawn)
+
     def draw(self, surface: pygame.Surface, wall: datetime) -> None:
         if not self.idle:
             self.clock.draw(surface, self.inner, wall, self.color, self.align)
@@ -843,9 +847,8 @@ class Renderer:
         text = self._text
         if text is not None and now >= text.due:
             return None
-        for spot in self._clocks:
-            if spot.due is None or wall >= spot.due or (spot.drawn is not None and wall < spot.drawn):
-                return None
+        if any(spot.is_due(wall) for spot in self._clocks):
+            return None
         target = self._direct()
         if target is None:
             return None
@@ -871,18 +874,16 @@ class Renderer:
         """Advance the ticker and clocks on the scene; returns the logical rects changed."""
         changed = self._pending
         self._pending = []
-        zone = self._layout.zone("ticker")
-        if self._ticker is not None and zone is not None and self._ticker_due is not None:
+        if self._ticker is not None and self._ticker_due is not None:
             if force or now >= self._ticker_due:
-                band = self._ticker_band(zone)
-                self._ticker.draw(self._scene, band, now)
+                self._ticker.draw(self._scene, self._band, now)
                 self._ticker_due = self._ticker.next_frame(now)
-                changed.append(band)
+                changed.append(self._band.copy())
         text = self._text
         if text is not None and (force or now >= text.due) and text.draw(self._scene, self.painter, now):
             changed.append(text.inner)
         for spot in self._clocks:
-            if force or spot.due is None or wall >= spot.due or (spot.drawn is not None and wall < spot.drawn):
+            if force or spot.is_due(wall):
                 self._scene.blit(spot.beneath, spot.area.topleft)
                 spot.draw(self._scene, wall)
                 spot.due = spot.clock.next_change(wall)
