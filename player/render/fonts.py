@@ -314,27 +314,24 @@ class FontFace:
 
     def width(self, text: str, px: int) -> int:
         """Width in pixels of the surface :meth:`render` returns for ``text`` at ``px``."""
+        return sum(rect.width for rect in self._chunk_rects(text, px))
+
+    def _chunk_rects(self, text: str, px: int) -> list[pygame.Rect]:
+        """FreeType's boxes of ``text`` at ``px``, measured in pieces: its box wraps around
+        past 65,535 pixels, so a long text is cut short enough (no glyph is wider than
+        4 em); none for an empty text."""
         px = self.fitting_size(px)
         font = self._at(px)
         text = self.prepare(text)
-        # FreeType's text box wraps around past 65,535 pixels: a long text is measured in
-        # pieces short enough (no glyph is wider than 4 em) and the widths added up.
         step = max(1, SAFE_WIDTH // (4 * px))
-        if len(text) <= step:
-            return font.get_rect(text, size=px).width if text else 0
-        return sum(font.get_rect(text[i:i + step], size=px).width for i in range(0, len(text), step))
+        return [font.get_rect(text[i:i + step], size=px) for i in range(0, len(text), step)]
 
     def ink_rows(self, text: str, px: int) -> tuple[int, int]:
         """``[first, end)``: the rows of the line :meth:`render` returns for ``text`` that
         glyphs can touch (clipped to the line box); ``(0, 0)`` when nothing is drawn."""
         above, height = self._box(px)
-        px = self.fitting_size(px)
-        font = self._at(px)
-        text = self.prepare(text)
-        step = max(1, SAFE_WIDTH // (4 * px))  # as in width(): FreeType's box wraps
         first, end = height, 0
-        for i in range(0, len(text), step):
-            rect = font.get_rect(text[i:i + step], size=px)
+        for rect in self._chunk_rects(text, px):
             if rect.height > 0:
                 first = min(first, above - rect.y)
                 end = max(end, above - rect.y + rect.height)
