@@ -54,6 +54,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from .net.protocol import VERSION_PATTERN
+from .store import sha256_file
 from .trust import SignatureError, open_envelope, public_keys, sign
 
 if TYPE_CHECKING:
@@ -73,7 +75,6 @@ MAX_PAX = 4096                     # bytes of a pax extended header (a long path
 MAX_TRAILER = 64 * 1024            # zero bytes allowed after the end-of-archive marker
 CHUNK = 64 * 1024
 BLOCK = 512
-VERSION_PATTERN = r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}"  # as the update command's version
 _WHEEL_PATH = re.compile(r"wheels/[A-Za-z0-9][A-Za-z0-9._+-]{0,150}\.whl")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PLATFORM = re.compile(r"[A-Za-z0-9_.]{1,100}")
@@ -110,16 +111,6 @@ class Manifest:
 
 
 # -- writing ----------------------------------------------------------------------------------------
-
-def _hash_file(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
 
 def _iso_z(when: float) -> str:
     return datetime.fromtimestamp(int(when), timezone.utc).isoformat().replace("+00:00", "Z")
@@ -166,8 +157,7 @@ def write_bundle(out: Path, *, version: str, wheel: Path, dependency_wheels: Seq
         raise BundleError(f"{len(sources) + 1} files: a bundle holds at most {MAX_FILES}")
     files = [BundleFile(CONSTRAINTS, hashlib.sha256(data).hexdigest(), len(data))]
     for member, path in sources.items():
-        digest, size = _hash_file(path)
-        files.append(BundleFile(member, digest, size))
+        files.append(BundleFile(member, sha256_file(path), path.stat().st_size))
     manifest = Manifest(version=version, created=_iso_z(now), python_requires=python_requires,
                         wheel=f"wheels/{wheel.name}", platforms=tuple(platforms), files=tuple(files),
                         incomplete=tuple((tag, tuple(names)) for tag, names in (incomplete or {}).items()))
@@ -522,13 +512,8 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def bundle_sha256(path: Path) -> str:
-    """The bundle file's sha256 (hex): its asset name."""
-    return _hash_file(Path(path))[0]
-
-
 __all__ = ("BUNDLE_TOPIC", "BundleError", "BundleFile", "Manifest", "write_bundle",
-           "verify_bundle", "extract_bundle", "manifest_json", "bundle_sha256")
+           "verify_bundle", "extract_bundle", "manifest_json")
 
 
 # -- parts: how a bundle travels over MQTT (docs/protocol.md, "Updates") ------------------------
@@ -536,7 +521,6 @@ __all__ = ("BUNDLE_TOPIC", "BundleError", "BundleFile", "Manifest", "write_bundl
 PARTS_FORMAT = "panel-player-parts/1"
 MAX_INDEX = 1 << 20                # bytes of a parts index (about 15 000 parts)
 DEFAULT_PART_SIZE = 1 << 20        # panelctl update --part-kb 1024
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -619,6 +603,6 @@ def parse_index(data: bytes, *, bundle: str, size: int, max_part: int) -> PartsI
     if not isinstance(parts, list) or len(parts) != part_count(size, part_size):
         raise BundleError(f"parts index must list {part_count(size, part_size)} parts "
                           f"({size} bytes in parts of {part_size})")
-    if not all(isinstance(p, str) and _HEX64.fullmatch(p) for p in parts):
+    if not all(isinstance(p, str) and _SHA256.fullmatch(p) for p in parts):
         raise BundleError("parts index: every part must be 64 lowercase hex digits")
     return PartsIndex(bundle, size, part_size, tuple(parts))

@@ -66,7 +66,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except BaseException:
-        _unlink_quietly(Path(tmp_name))
+        unlink_quietly(Path(tmp_name))
         raise
     fsync_dir(path.parent)
 
@@ -107,7 +107,7 @@ def clean_temp_files(folder: Path) -> list[Path]:
     removed = []
     for entry in Path(folder).glob(f".*{TEMP_SUFFIX}"):
         if entry.is_file():
-            _unlink_quietly(entry)
+            unlink_quietly(entry)
             removed.append(entry)
     return removed
 
@@ -173,10 +173,10 @@ class AssetStore:
         try:
             actual = sha256_file(tmp)
         except OSError as exc:
-            _unlink_quietly(tmp)
+            unlink_quietly(tmp)
             raise AssetError(f"asset {sha}: cannot read {tmp}: {exc}") from exc
         if actual != sha:
-            _unlink_quietly(tmp)
+            unlink_quietly(tmp)
             raise AssetError(f"asset {sha}: content hashes to {actual}")
         try:
             with open(tmp, "rb") as handle:
@@ -185,12 +185,12 @@ class AssetStore:
             os.replace(tmp, target)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
-                _unlink_quietly(tmp)
+                unlink_quietly(tmp)
                 raise
             try:
                 self._copy_in(tmp, target)
             finally:  # consumed even when the copy fails (a full card): nothing else would remove it
-                _unlink_quietly(tmp)
+                unlink_quietly(tmp)
         fsync_dir(self.root)
         return target
 
@@ -204,7 +204,7 @@ class AssetStore:
         if actual == sha:
             return True
         log.warning("asset %s is corrupt (hashes to %s); removed", sha, actual)
-        _unlink_quietly(target)
+        unlink_quietly(target)
         return False
 
     def shas(self) -> list[str]:
@@ -221,7 +221,7 @@ class AssetStore:
         kept = set(keep)
         removed = [sha for sha in self.shas() if sha not in kept]
         for sha in removed:
-            _unlink_quietly(self.root / sha)
+            unlink_quietly(self.root / sha)
         if removed:
             fsync_dir(self.root)
         return removed
@@ -256,7 +256,7 @@ class AssetStore:
                 os.fsync(out.fileno())
             os.replace(tmp_name, target)
         except BaseException:
-            _unlink_quietly(Path(tmp_name))
+            unlink_quietly(Path(tmp_name))
             raise
 
 
@@ -395,7 +395,7 @@ def _dump(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
-def _unlink_quietly(path: Path) -> None:
+def unlink_quietly(path: Path) -> None:
     try:
         path.unlink()
     except FileNotFoundError:

@@ -51,7 +51,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .store import atomic_write, make_dirs, sha256_file
+from .net.protocol import VERSION_PATTERN
+from .store import atomic_write, make_dirs, sha256_file, unlink_quietly
 
 if TYPE_CHECKING:
     from .app import Player
@@ -68,7 +69,7 @@ OUTCOME = "outcome.json"
 DOWNLOAD = "download.json"
 LAST = "last.json"
 BUNDLES = "bundles"
-VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}")
+VERSION_RE = re.compile(VERSION_PATTERN)  # a version names a folder: versions/<V>
 LATER = "\x00answered later"  # a command handler's "no answer yet" (see OpsPart.command)
 OUTCOME_POLL_S = 1.0
 SPACE_FACTOR = 4  # free space asked for on the install's file system: the bundle, extracted, installed
@@ -104,15 +105,10 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write(Path(path), json.dumps(data, indent=1, sort_keys=True).encode() + b"\n")
 
 
-def remove(path: Path) -> None:
-    try:
-        Path(path).unlink()
-    except FileNotFoundError:
-        pass
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+def now_iso(when: float | None = None) -> str:
+    """``when`` (a ``time.time()``; default: now) in ISO 8601 UTC to the second, ``…Z``."""
+    moment = datetime.now(timezone.utc) if when is None else datetime.fromtimestamp(when, timezone.utc)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def linked_version(root: Path, name: str) -> str | None:
@@ -184,7 +180,7 @@ class UpdateAgent:
                 job = Job(str(saved["request"]), str(saved["sha"]), int(saved["size"]), str(saved["version"]),
                           str(saved["parts"]), done=int(saved.get("done", 0)))
             except (KeyError, TypeError, ValueError):
-                remove(self.dir / DOWNLOAD)
+                unlink_quietly(self.dir / DOWNLOAD)
             else:
                 log.info("resuming the download of update %s", job.version)
                 self.begin(job)
@@ -230,9 +226,9 @@ class UpdateAgent:
             self.status = {"state": "failed", "version": new, "reason": reason}
         try:
             write_json(self.dir / LAST, {"status": self.status, "outcome": outcome})
-            remove(self.dir / OUTCOME)
+            unlink_quietly(self.dir / OUTCOME)
             if self.trial is not None and result == "applied":
-                remove(self.dir / HEALTH)
+                unlink_quietly(self.dir / HEALTH)
             shutil.rmtree(self.bundles, ignore_errors=True)
         except OSError as exc:
             log.error("cannot tidy the update files: %s", exc)
@@ -346,8 +342,8 @@ class UpdateAgent:
             self._clear_partial(job)
 
     def _clear_partial(self, job: Job) -> None:
-        remove(self.part_path(job.sha))
-        remove(self.index_path(job.sha))
+        unlink_quietly(self.part_path(job.sha))
+        unlink_quietly(self.index_path(job.sha))
         job.done, job.index = 0, None
 
     def wanted(self) -> set[str]:
@@ -409,7 +405,7 @@ class UpdateAgent:
             return f"parts refused: {exc}"
         make_dirs(self.bundles)
         atomic_write(self.index_path(job.sha), data, mode=0o640)
-        remove(self.part_path(job.sha))
+        unlink_quietly(self.part_path(job.sha))
         job.done, job.index = 0, index
         self._save(job)
         return CONTINUE
@@ -470,12 +466,12 @@ class UpdateAgent:
             self._save(job)
             return "the parts do not make the bundle: its size or sha256 differs from the command's"
         os.replace(path, self.bundle_path(job.sha))
-        remove(self.index_path(job.sha))
+        unlink_quietly(self.index_path(job.sha))
         return self._verify(job, self.bundle_path(job.sha))
 
     def _check_stored(self, job: Job, path: Path) -> str | None:
         if path.stat().st_size != job.size or sha256_file(path) != job.sha:
-            remove(path)
+            unlink_quietly(path)
             self._clear_partial(job)
             self._save(job)
             return RETRY  # a damaged copy: downloaded again
@@ -513,9 +509,9 @@ class UpdateAgent:
         from .net.protocol import event_command_done, event_command_failed
 
         self.job = None
-        remove(self.dir / DOWNLOAD)
+        unlink_quietly(self.dir / DOWNLOAD)
         if reason is not None:
-            remove(self.bundle_path(job.sha))
+            unlink_quietly(self.bundle_path(job.sha))
             self._clear_partial(job)
             self.fail(job, reason)
             self.p.event(event_command_failed(job.request, "update", reason))

@@ -44,13 +44,12 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .store import atomic_write, fsync_dir, make_dirs
+from .store import atomic_write, fsync_dir, make_dirs, unlink_quietly
 from .update import (HEALTH, LAST, OUTCOME, REQUEST, TRIAL, VERSION_RE, install_root, linked_version, now_iso,
-                     read_json, remove, updates_dir, write_json)
+                     read_json, updates_dir, write_json)
 
 log = logging.getLogger("panel-player.updater")
 
@@ -81,10 +80,10 @@ def switch(root: Path, name: str, version: str | None) -> None:
     """Point ``root/name`` at ``versions/<version>`` (relative) atomically; None removes it."""
     link = root / name
     if version is None:
-        remove(link)
+        unlink_quietly(link)
     else:
         tmp = root / f".{name}.{os.getpid()}.tmp"
-        remove(tmp)
+        unlink_quietly(tmp)
         os.symlink(f"versions/{version}", tmp)
         os.replace(tmp, link)
     fsync_dir(root)
@@ -110,7 +109,7 @@ class Updater:
             if trial is not None:
                 request = read_json(self.dir / REQUEST)
                 if request is not None and request.get("request") == trial.get("request"):
-                    remove(self.dir / REQUEST)  # taken into the trial before the cut
+                    unlink_quietly(self.dir / REQUEST)  # taken into the trial before the cut
                 return self.resume(trial)
             request = read_json(self.dir / REQUEST)
             if request is None:
@@ -154,7 +153,7 @@ class Updater:
         version = str(request.get("version") or "")
         if current is None:
             log.error("no complete current version: refusing to update")
-            remove(self.dir / REQUEST)
+            unlink_quietly(self.dir / REQUEST)
             return 1
         try:
             if version == current:
@@ -164,17 +163,17 @@ class Updater:
             log.error("update to %s failed: %s", version, exc)
             self.outcome("failed", old=current, new=version, report_by=current, reason=str(exc),
                          request=request.get("request"))
-            remove(self.dir / REQUEST)
+            unlink_quietly(self.dir / REQUEST)
             return 1
         token = uuid.uuid4().hex
         trial = {"kind": "update", "from": current, "to": version, "request": request.get("request"),
                  "previous_before": linked_version(self.root, "previous"), "token": token,
-                 "deadline": time.time() + self.health_s, "deadline_iso": _iso(time.time() + self.health_s),
+                 "deadline": time.time() + self.health_s, "deadline_iso": now_iso(time.time() + self.health_s),
                  "attempts": 1, "restarts": 0, "phase": "switching", "started": now_iso()}
         write_json(self.dir / TRIAL, trial)
-        remove(self.dir / HEALTH)
+        unlink_quietly(self.dir / HEALTH)
         step("trial")
-        remove(self.dir / REQUEST)
+        unlink_quietly(self.dir / REQUEST)
         return self.trial(trial)
 
     def install(self, request: dict[str, Any]) -> None:
@@ -224,7 +223,7 @@ class Updater:
         self.outcome("applied", old=trial["from"], new=trial["to"], report_by=trial["to"], reason=None,
                      request=trial.get("request"), token=trial.get("token"))
         step("outcome")
-        remove(self.dir / TRIAL)
+        unlink_quietly(self.dir / TRIAL)
         self.clean()
         return 0
 
@@ -242,7 +241,7 @@ class Updater:
                      request=trial.get("request"), token=trial.get("token"))
         step("outcome")
         self.restart()
-        remove(self.dir / TRIAL)
+        unlink_quietly(self.dir / TRIAL)
         self.clean()
         return 0
 
@@ -266,7 +265,7 @@ class Updater:
                 and all(health.get(k) for k in ("drawn", "connected", "heartbeat"))):
             return self.keep(trial)
         trial["deadline"] = time.time() + self.health_s  # the restart below starts the check again
-        trial["deadline_iso"] = _iso(trial["deadline"])
+        trial["deadline_iso"] = now_iso(trial["deadline"])
         write_json(self.dir / TRIAL, trial)
         return self.trial(trial)
 
@@ -279,12 +278,12 @@ class Updater:
             if current is not None:
                 self.outcome("failed", old=current, new=str(request.get("version") or ""), report_by=current,
                              reason="no previous version is installed", request=request.get("request"))
-            remove(self.dir / REQUEST)
+            unlink_quietly(self.dir / REQUEST)
             return 1
         trial = {"kind": "rollback", "from": current, "to": previous, "request": request.get("request"),
                  "started": now_iso(), "token": uuid.uuid4().hex}
         write_json(self.dir / TRIAL, trial)
-        remove(self.dir / REQUEST)
+        unlink_quietly(self.dir / REQUEST)
         return self.finish_manual_rollback(trial)
 
     def finish_manual_rollback(self, trial: dict[str, Any]) -> int:
@@ -300,7 +299,7 @@ class Updater:
                      token=trial.get("token"))
         step("outcome")
         self.restart()
-        remove(self.dir / TRIAL)
+        unlink_quietly(self.dir / TRIAL)
         return 0
 
     def clean(self) -> None:
@@ -389,10 +388,6 @@ def _reason(version: str, health: dict[str, Any], health_s: float) -> str:
     if not health.get("connected"):
         return f"never connected: {version} did not connect to the broker {within}"
     return f"never sent a heartbeat: {version} did not publish a heartbeat {within}"
-
-
-def _iso(when: float) -> str:
-    return datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _sync_tree(folder: Path) -> None:

@@ -585,7 +585,7 @@ def _crash_before_rename(monkeypatch: pytest.MonkeyPatch) -> None:
         raise KeyboardInterrupt("power cut")
 
     monkeypatch.setattr(os, "replace", replace)
-    monkeypatch.setattr(store_module, "_unlink_quietly", lambda path: None)
+    monkeypatch.setattr(store_module, "unlink_quietly", lambda path: None)
 
 
 def test_a_write_cut_before_its_rename_leaves_a_temp_the_next_start_removes(
@@ -626,7 +626,7 @@ def test_download_temp_files_and_a_cross_filesystem_copy_are_cleaned_after_a_cut
     import player.store as store_module
     with monkeypatch.context() as patch:
         patch.setattr(os, "replace", replace)
-        patch.setattr(store_module, "_unlink_quietly", lambda path: None)
+        patch.setattr(store_module, "unlink_quietly", lambda path: None)
         with pytest.raises(KeyboardInterrupt):
             assets.put_file(sha(data), tmp)
     assert calls[1].startswith(f".{sha(data)}.") and calls[1].endswith(".part")

@@ -36,7 +36,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import stat
@@ -52,6 +51,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from ..bundle import BundleError, Manifest, write_bundle
+from ..store import sha256_file
 from ..errors import ValidationError
 from .client import CtlError
 
@@ -344,14 +344,6 @@ def fetch_platform(lock: list[Locked], t: Target, dest: Path, wheelhouse: Path |
     return found, missing
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 16):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def build_release(*, source: Path, lock: Path, out: Path, platforms: Sequence[str], key: Ed25519PrivateKey,
                   kid: str, wheelhouse: Path | None, err: IO[str], strict: bool = False) -> Release:
     """Build, fetch, write and sign; returns the bundle's path, sha256, size and manifest."""
@@ -373,7 +365,7 @@ def build_release(*, source: Path, lock: Path, out: Path, platforms: Sequence[st
                 continue
             covered.append(t.tag)
             for f in found:
-                if f.name in wheels and _sha256(wheels[f.name]) != _sha256(f):
+                if f.name in wheels and sha256_file(wheels[f.name]) != sha256_file(f):
                     raise CtlError(f"two different files are named {f.name}")
                 wheels.setdefault(f.name, f)
         for tag, missing in incomplete.items():
@@ -395,7 +387,7 @@ def build_release(*, source: Path, lock: Path, out: Path, platforms: Sequence[st
                                     platforms=covered, incomplete=incomplete)
         except BundleError as exc:
             raise CtlError(f"writing the bundle failed: {exc}") from None
-    return Release(path, _sha256(path), path.stat().st_size, manifest)
+    return Release(path, sha256_file(path), path.stat().st_size, manifest)
 
 
 def summary(result: Release) -> str:

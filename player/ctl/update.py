@@ -49,6 +49,7 @@ from ..bundle import DEFAULT_PART_SIZE, BundleError, Manifest, PartsIndex, index
 from ..errors import ValidationError
 from ..net.protocol import parse_command
 from ..net.topics import Topics
+from ..store import sha256_file
 from ..trust import load_private_key
 from .client import PACKET_OVERHEAD, CtlClient, CtlError, Message
 from .settings import CtlSettings
@@ -101,13 +102,7 @@ def verify_local(path: Path, signer: Signer) -> Bundle:
         manifest = verify_bundle(path, {signer.kid: signer.key.public_key()})
     except BundleError as exc:
         raise ValidationError([f"{path}: {exc}"], "bundle") from None
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 16):
-            digest.update(chunk)
-            size += len(chunk)
-    return Bundle(path, manifest, digest.hexdigest(), size)
+    return Bundle(path, manifest, sha256_file(path), path.stat().st_size)
 
 
 def choose_targets(fleet: dict[str, PanelState], panels: list[str], groups: list[str],

@@ -112,7 +112,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "rollback": (),
 }
 BUNDLE_PATTERN = r"sha256:[0-9a-f]{64}"
-VERSION_PATTERN = r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}"
+VERSION_PATTERN = r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}"  # a release's version, also a folder name (versions/<V>)
 MAX_BUNDLE_BYTES = 1 << 30
 IDENTIFY_DEFAULT_SECONDS = 30
 
