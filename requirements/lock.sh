@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates requirements/panel.txt and requirements/test.txt from pyproject.toml
+# Regenerates requirements/panel.txt, console.txt and test.txt from pyproject.toml
 # and requirements/build.in with pip-tools, every file of every pinned version
 # hashed, from PyPI only (no local pip configuration, index or wheel folder).
 #
@@ -21,5 +21,8 @@ cd "$ROOT"
 common=(--quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url
         --index-url https://pypi.org/simple "$@")
 "$TOOLS/bin/pip-compile" "${common[@]}" -o requirements/panel.txt pyproject.toml requirements/build.in
-"$TOOLS/bin/pip-compile" "${common[@]}" --extra test -c requirements/panel.txt \
+# console.txt: a central server's or laptop's `panelctl console` (docs/console.md).
+"$TOOLS/bin/pip-compile" "${common[@]}" --extra console -c requirements/panel.txt \
+    -o requirements/console.txt pyproject.toml requirements/build.in
+"$TOOLS/bin/pip-compile" "${common[@]}" --extra test --extra console -c requirements/panel.txt \
     -o requirements/test.txt pyproject.toml requirements/build.in

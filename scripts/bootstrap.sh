@@ -35,9 +35,10 @@ if [ "$WITH_TESTS" = "--tests" ]; then
     # tesseract-ocr, tesseract-ocr-fra: OCR reads French slides back from LED-sized frames;
     # xvfb: an X server for the sdl output's tests (what its window shows, read back);
     # strace: the player's real system calls checked against the unit's SystemCallFilter;
-    # openssh-client: ssh-keygen, the host keys a cloned card gets (first-boot tests).
+    # openssh-client: ssh-keygen, the host keys a cloned card gets (first-boot tests);
+    # chromium: the web console's end-to-end tests drive it with playwright.
     debs+=(mosquitto mosquitto-clients systemd xfonts-base tesseract-ocr tesseract-ocr-fra xvfb strace
-           openssh-client)
+           openssh-client chromium)
 fi
 if command -v dpkg-query >/dev/null; then
     apt_install "${debs[@]}"
