@@ -121,19 +121,24 @@ def test_wheel_metadata(wheel: Path) -> None:
 
 def test_locks_pin_and_hash_what_pyproject_asks_for() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    panel, test = locked(REQ / "panel.txt"), locked(REQ / "test.txt")
+    panel, console, test = locked(REQ / "panel.txt"), locked(REQ / "console.txt"), locked(REQ / "test.txt")
     runtime = {requirement_name(d) for d in project["dependencies"]}
+    web = {requirement_name(d) for d in project["optional-dependencies"]["console"]}
     tools = {requirement_name(d) for d in project["optional-dependencies"]["test"]}
     assert runtime <= panel.keys(), runtime - panel.keys()
-    assert (runtime | tools) <= test.keys(), (runtime | tools) - test.keys()
+    assert not web & panel.keys(), "the panels carry none of the console's web stack"
+    assert (runtime | web) <= console.keys(), (runtime | web) - console.keys()
+    assert (runtime | web | tools) <= test.keys(), (runtime | web | tools) - test.keys()
     assert {"setuptools", "pip"} <= panel.keys()  # the build needs nothing unlocked
-    for lock in (panel, test):
+    for lock in (panel, console, test):
         for name, (version, hashes) in lock.items():
             assert hashes >= 1, f"{name}=={version} has no hash"
-    # One resolution: what both files hold is the same version.
-    assert {n: v for n, (v, _) in test.items() if n in panel} == {n: v for n, (v, _) in panel.items()}
+    # One resolution: what the files hold in common is the same version.
+    for bigger in (console, test):
+        assert {n: v for n, (v, _) in bigger.items() if n in panel} == {n: v for n, (v, _) in panel.items()}
+    assert {n: v for n, (v, _) in test.items() if n in console} == {n: v for n, (v, _) in console.items()}
     assert re.fullmatch(r"\d+(\.\d+)+", test["mypy"][0])
-    for path in (REQ / "panel.txt", REQ / "test.txt"):
+    for path in (REQ / "panel.txt", REQ / "console.txt", REQ / "test.txt"):
         assert "#    requirements/lock.sh\n" in path.read_text()
 
 
