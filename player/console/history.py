@@ -1,0 +1,331 @@
+"""The console's history of every panel: heartbeat metrics, states, restarts, events.
+
+Kept in SQLite (WAL mode, one file: ``console.db`` setting). Each heartbeat is a
+sample at its own ``ts``; for the last day every sample is kept, older ones are
+folded into 5-minute averages by :meth:`History.maintain`, and everything older
+than ``retention_days`` is dropped. Each metric is stored with the number of
+readings behind it (``n_<metric>``: 0 for a ``null``), so an average over any
+span is ``Σ value·n / Σ n`` whether the rows are raw or already folded: folding
+never changes an average, and a panel without a light sensor has no ambient
+curve rather than a curve of zeros.
+
+A restart is a drop of the heartbeat's ``uptime_s``; it is placed at the
+moment the player started (``ts - uptime_s``).
+
+Writes are queued and committed by one writer thread every second, in one
+transaction each time; :meth:`History.flush` waits for what was queued. Reads
+use a connection of their own (WAL: they never wait for the writer). The SQL is
+kept to what PostgreSQL understands too (``?`` placeholders aside), but only
+SQLite is built: see docs/console-history.md.
+
+Example::
+
+    history = History("/var/lib/panelctl/console.db", retention_days=30)
+    history.record_heartbeat("p1", {"ts": "2026-12-03T10:00:00Z", "cpu_temp_c": 48.5, "uptime_s": 60})
+    history.flush()
+    history.series("p1", "24h")["metrics"]["cpu_temp_c"]   # [[t, 48.5], [t, None], ...]
+    history.close()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from .fleet import parse_ts
+
+log = logging.getLogger(__name__)
+
+METRICS = ("cpu_temp_c", "brightness", "ambient", "rss_mb", "disk_free_mb", "mqtt_reconnects")
+SPANS = {"24h": (86400, 300), "7d": (7 * 86400, 1800), "30d": (30 * 86400, 7200)}  # span s, step s
+RAW_KEEP = 86400.0          # samples younger than this stay as they came
+FOLD = 300                  # older ones become one row per 5 minutes
+COMMIT_EVERY = 1.0          # the writer thread commits what is queued this often
+MAINTAIN_EVERY = 3600.0     # and folds/drops old rows this often
+SCHEMA_VERSION = 1
+DEFAULT_THRESHOLDS = {"cpu_temp_c": 75.0}
+
+_METRIC_COLUMNS = ", ".join(f"{m} DOUBLE PRECISION, n_{m} INTEGER NOT NULL" for m in METRICS)
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+    # res: 0 for a heartbeat as it came, FOLD for a 5-minute average (t = the bucket's start)
+    f"CREATE TABLE IF NOT EXISTS samples (panel VARCHAR(200) NOT NULL, t DOUBLE PRECISION NOT NULL, "
+    f"res INTEGER NOT NULL, {_METRIC_COLUMNS})",
+    "CREATE INDEX IF NOT EXISTS samples_panel_t ON samples (panel, t)",
+    "CREATE INDEX IF NOT EXISTS samples_res_t ON samples (res, t)",
+    "CREATE TABLE IF NOT EXISTS states (panel VARCHAR(200) NOT NULL, t DOUBLE PRECISION NOT NULL, "
+    "state VARCHAR(20) NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS states_panel_t ON states (panel, t)",
+    "CREATE TABLE IF NOT EXISTS events (panel VARCHAR(200) NOT NULL, t DOUBLE PRECISION NOT NULL, "
+    "kind VARCHAR(64) NOT NULL, detail TEXT)",
+    "CREATE INDEX IF NOT EXISTS events_panel_t ON events (panel, t)",
+    # the last heartbeat recorded per panel: duplicates (a retained heartbeat delivered again)
+    # are skipped and restarts found across a restart of the console too
+    "CREATE TABLE IF NOT EXISTS panel_meta (panel VARCHAR(200) PRIMARY KEY, last_t DOUBLE PRECISION, "
+    "uptime_s BIGINT)",
+]
+INSERT_SAMPLE = (f"INSERT INTO samples (panel, t, res, {', '.join(METRICS)}, {', '.join('n_' + m for m in METRICS)}) "
+                 f"VALUES ({', '.join('?' * (3 + 2 * len(METRICS)))})")
+UPSERT_META = ("INSERT INTO panel_meta (panel, last_t, uptime_s) VALUES (?, ?, ?) "
+               "ON CONFLICT (panel) DO UPDATE SET last_t = excluded.last_t, uptime_s = excluded.uptime_s")
+
+Op = tuple[str, tuple[Any, ...]]
+
+
+def _metric(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+class History:
+    """See the module documentation; every method may be called from any thread."""
+
+    def __init__(self, db: str, retention_days: int = 30, clock: Callable[[], float] = time.time,
+                 thresholds: dict[str, float] | None = None) -> None:
+        if db.startswith(("postgresql://", "postgres://")):
+            raise ValueError("console.db: PostgreSQL is not supported yet; give a file path (SQLite)")
+        self.db = db
+        self.retention_days = retention_days
+        self.clock = clock
+        self.thresholds = dict(DEFAULT_THRESHOLDS if thresholds is None else thresholds)
+        self.commits = 0  # transactions committed by the writer (batching: far fewer than the writes)
+        if db != ":memory:":
+            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self._path = str(Path(db).expanduser()) if db != ":memory:" else db
+        self._write = self._connect()
+        for statement in SCHEMA:
+            self._write.execute(statement)
+        if self._write.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 0:
+            self._write.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        self._write.commit()
+        self._read = self._connect()
+        self._read_lock = threading.Lock()
+        self._meta_lock = threading.Lock()
+        self._meta: dict[str, tuple[float, int | None]] = {
+            str(p): (float(t), None if u is None else int(u))
+            for p, t, u in self._write.execute("SELECT panel, last_t, uptime_s FROM panel_meta")}
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._writer, name="console-history", daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    # -- recording (queued) ------------------------------------------------------------
+    def record_heartbeat(self, panel: str, hb: dict[str, Any]) -> None:
+        """Queue one sample at the heartbeat's ``ts`` (the console's clock if unreadable)."""
+        t = parse_ts(hb.get("ts"))
+        if t is None:
+            t = self.clock()
+        uptime = hb.get("uptime_s")
+        uptime = uptime if isinstance(uptime, int) and not isinstance(uptime, bool) else None
+        with self._meta_lock:
+            last = self._meta.get(panel)
+            if last is not None and last[0] == t:
+                return  # the same heartbeat again (retained, after a reconnection)
+            restart = (last is not None and t > last[0] and uptime is not None and last[1] is not None
+                       and uptime < last[1])
+            if last is None or t > last[0]:
+                self._meta[panel] = (t, uptime)
+                self._put("sql", (UPSERT_META, (panel, t, uptime)))
+        values = [_metric(hb.get(m)) for m in METRICS]
+        self._put("sql", (INSERT_SAMPLE, (panel, t, 0, *values, *(0 if v is None else 1 for v in values))))
+        if restart:
+            assert uptime is not None
+            self._put("sql", ("INSERT INTO events (panel, t, kind, detail) VALUES (?, ?, ?, ?)",
+                              (panel, t - uptime, "restart", json.dumps({"uptime_s": uptime, "ts": hb.get("ts")}))))
+
+    def record_state(self, panel: str, ts: float, state: str) -> None:
+        """Queue a state change (the online strip of the panel page)."""
+        self._put("sql", ("INSERT INTO states (panel, t, state) VALUES (?, ?, ?)", (panel, ts, state)))
+
+    def record_event(self, panel: str, event: dict[str, Any]) -> None:
+        """Queue an event of the panel, at its ``ts`` (the console's clock if unreadable)."""
+        t = parse_ts(event.get("ts"))
+        kind = event.get("type")
+        self._put("sql", ("INSERT INTO events (panel, t, kind, detail) VALUES (?, ?, ?, ?)",
+                          (panel, self.clock() if t is None else t, str(kind)[:64] if kind else "unknown",
+                           json.dumps(event, sort_keys=True, default=str))))
+
+    def _put(self, kind: str, item: Any) -> None:
+        if self._closed:
+            raise RuntimeError("the history is closed")
+        self._queue.put((kind, item))
+
+    def flush(self) -> None:
+        """Wait until everything queued so far is committed."""
+        done = threading.Event()
+        self._put("flush", done)
+        done.wait()
+
+    def maintain(self, now: float | None = None) -> None:
+        """Fold samples older than a day into 5-minute averages; drop what is older than the retention."""
+        done = threading.Event()
+        self._put("maintain", (self.clock() if now is None else now, done))
+        done.wait()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+        self._queue.put(("stop", None))
+        self._thread.join()
+        self._write.close()
+        with self._read_lock:
+            self._read.close()
+
+    # -- the writer thread ---------------------------------------------------------------
+    def _writer(self) -> None:
+        next_maintain = time.monotonic() + MAINTAIN_EVERY
+        while True:
+            deadline = time.monotonic() + COMMIT_EVERY
+            batch: list[Op] = []
+            waiting: list[threading.Event] = []
+            stop = False
+            maintain: tuple[float, threading.Event] | None = None
+            while True:  # gather until the second is over, or someone waits
+                try:
+                    kind, item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if kind == "sql":
+                    batch.append(item)
+                    continue
+                if kind == "flush":
+                    waiting.append(item)
+                elif kind == "maintain":
+                    maintain = item
+                else:
+                    stop = True
+                break
+            self._commit(batch)
+            if maintain is None and time.monotonic() >= next_maintain:
+                maintain = (self.clock(), threading.Event())
+            if maintain is not None:
+                next_maintain = time.monotonic() + MAINTAIN_EVERY
+                try:
+                    self._maintain(maintain[0])
+                except Exception:  # noqa: BLE001 - the writer thread must live on
+                    log.exception("history maintenance failed")
+                maintain[1].set()
+            for event in waiting:
+                event.set()
+            if stop:
+                return
+
+    def _commit(self, batch: list[Op]) -> None:
+        if not batch:
+            return
+        try:
+            with self._write:  # one transaction for the whole batch
+                for sql, params in batch:
+                    self._write.execute(sql, params)
+            self.commits += 1
+        except Exception:  # noqa: BLE001 - the writer thread must live on
+            log.exception("history: %d writes lost", len(batch))
+
+    def _maintain(self, now: float) -> None:
+        cutoff = math.floor((now - RAW_KEEP) / FOLD) * FOLD  # whole 5-minute buckets only
+        drop = now - self.retention_days * 86400.0
+        with self._write:
+            rows = self._write.execute(
+                f"SELECT panel, t, {', '.join(METRICS)}, {', '.join('n_' + m for m in METRICS)} "
+                "FROM samples WHERE res = 0 AND t < ? ORDER BY panel, t", (cutoff,)).fetchall()
+            folded: dict[tuple[str, float], list[float]] = {}  # (panel, bucket) -> sums then counts
+            k = len(METRICS)
+            for row in rows:
+                acc = folded.setdefault((row[0], math.floor(row[1] / FOLD) * FOLD), [0.0] * (2 * k))
+                for i in range(k):
+                    n = row[2 + k + i]
+                    if n:
+                        acc[i] += row[2 + i] * n
+                        acc[k + i] += n
+            self._write.executemany(INSERT_SAMPLE, [
+                (panel, bucket, FOLD, *(acc[i] / acc[k + i] if acc[k + i] else None for i in range(k)),
+                 *(int(acc[k + i]) for i in range(k)))
+                for (panel, bucket), acc in folded.items()])
+            self._write.execute("DELETE FROM samples WHERE res = 0 AND t < ?", (cutoff,))
+            self._write.execute("DELETE FROM samples WHERE t < ?", (drop,))
+            self._write.execute("DELETE FROM events WHERE t < ?", (drop,))
+            # the state in force at the cut stays, so that the strip starts with it
+            self._write.execute("DELETE FROM states WHERE t < ? AND t < (SELECT MAX(s.t) FROM states s "
+                                "WHERE s.panel = states.panel AND s.t < ?)", (drop, drop))
+
+    # -- reading ---------------------------------------------------------------------------
+    def _query(self, sql: str, params: Iterable[Any]) -> list[Any]:
+        with self._read_lock:
+            return self._read.execute(sql, tuple(params)).fetchall()
+
+    def series(self, panel: str, span: str, now: float | None = None) -> dict[str, Any]:
+        """The panel's metrics over ``span`` ("24h", "7d", "30d") in buckets of 5 min, 30 min or 2 h.
+
+        ``metrics[m]`` is ``[[bucket start, average or None], ...]`` for every bucket from
+        ``from`` to the one holding ``to`` (now); ``restarts`` the start times found in the
+        span; ``states`` ``[[from, to, state], ...]`` covering it from the first state known.
+        """
+        if span not in SPANS:
+            raise ValueError(f"span: expected one of {', '.join(SPANS)}, got {span!r}")
+        length, step = SPANS[span]
+        to = self.clock() if now is None else now
+        start = math.floor((to - length) / step) * step + step
+        buckets = list(range(int(start), int(math.floor(to / step) * step) + 1, step))
+        index = {b: i for i, b in enumerate(buckets)}
+        k = len(METRICS)
+        sums = [[0.0] * len(buckets) for _ in METRICS]
+        counts = [[0] * len(buckets) for _ in METRICS]
+        rows = self._query(f"SELECT t, {', '.join(METRICS)}, {', '.join('n_' + m for m in METRICS)} "
+                           "FROM samples WHERE panel = ? AND t >= ? AND t <= ?", (panel, start, to))
+        for row in rows:
+            i = index.get(int(math.floor(row[0] / step) * step))
+            if i is None:
+                continue
+            for m in range(k):
+                n = row[1 + k + m]
+                if n:
+                    sums[m][i] += row[1 + m] * n
+                    counts[m][i] += n
+        metrics = {name: [[float(b), round(sums[m][i] / counts[m][i], 3) if counts[m][i] else None]
+                          for i, b in enumerate(buckets)] for m, name in enumerate(METRICS)}
+        restarts = [float(t) for (t,) in self._query(
+            "SELECT t FROM events WHERE panel = ? AND kind = 'restart' AND t >= ? AND t <= ? ORDER BY t",
+            (panel, start, to))]
+        return {"panel": panel, "span": span, "from": float(start), "to": float(to), "step": step,
+                "metrics": metrics, "restarts": restarts, "states": self._states(panel, start, to),
+                "thresholds": dict(self.thresholds)}
+
+    def _states(self, panel: str, start: float, to: float) -> list[list[Any]]:
+        before = self._query("SELECT t, state FROM states WHERE panel = ? AND t <= ? ORDER BY t DESC LIMIT 1",
+                             (panel, start))
+        inside = self._query("SELECT t, state FROM states WHERE panel = ? AND t > ? AND t <= ? ORDER BY t",
+                             (panel, start, to))
+        changes = [(start, before[0][1])] if before else []
+        changes += [(float(t), str(s)) for t, s in inside]
+        segments: list[list[Any]] = []
+        for i, (t, state) in enumerate(changes):
+            end = changes[i + 1][0] if i + 1 < len(changes) else to
+            if segments and segments[-1][2] == state:
+                segments[-1][1] = end
+            else:
+                segments.append([float(t), float(end), state])
+        return segments
+
+    def events(self, panel: str, since: float, limit: int = 200) -> list[dict[str, Any]]:
+        """The panel's recorded events since ``since``, newest first (restarts included)."""
+        rows = self._query("SELECT t, kind, detail FROM events WHERE panel = ? AND t >= ? ORDER BY t DESC LIMIT ?",
+                           (panel, since, limit))
+        return [{"t": float(t), "kind": str(kind), "detail": json.loads(detail) if detail else None}
+                for t, kind, detail in rows]
