@@ -373,7 +373,7 @@ def test_a_receiver_down_or_slow_never_blocks_evaluate() -> None:
         started = time.monotonic()
         assert len(engine.evaluate()) == 20
         assert time.monotonic() - started < 0.5
-        wait_until(lambda: engine.sent["webhook"]["failed"] == 40, 10, "the dead receiver given up")   # the dead one gave up
+        wait_until(lambda: engine.sent["webhook"]["failed"] == 40, 10, "the dead receiver given up")
         assert len(slow.bodies) < 40                         # the slow one is still at it
         engine.close(timeout=0.5)
     finally:

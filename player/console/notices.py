@@ -370,7 +370,8 @@ class NoticeEngine:
 
     @property
     def sent(self) -> dict[str, dict[str, int]]:
-        """Per sender (``webhook``, ``mail``): deliveries ``ok``, ``failed`` (after retries), ``dropped`` (queue full)."""
+        """Per sender (``webhook``, ``mail``): deliveries ``ok``, ``failed`` (after the retries) and
+        ``dropped`` (queue full, or left when closing)."""
         out: dict[str, dict[str, int]] = {}
         for d in self._dispatchers:
             with d._lock:
