@@ -20,7 +20,7 @@ from player.console.fleet import Fleet
 from player.console.metrics import Metrics, authorized, read_token
 from player.console.notices import NoticeEngine, WebhookSender
 from player.console.settings import NoticeSettings
-from test_console_notices import T0, Clock, WebhookReceiver, heartbeat
+from test_console_notices import T0, Clock, WebhookReceiver, doc_section, heartbeat
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy" / "grafana" / "panel-player-dashboard.json"
@@ -226,3 +226,14 @@ def test_dashboard_model(fleet_and_notices: tuple[Fleet, NoticeEngine, WebhookRe
     assert {"color": "red", "value": 75} in steps
     assert temperature["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "line"
     assert temperature["fieldConfig"]["defaults"]["unit"] == "celsius"
+
+
+def test_doc_lists_every_metric_with_its_labels(fleet_and_notices: tuple[Fleet, NoticeEngine, WebhookReceiver]
+                                                 ) -> None:
+    fleet, engine, _ = fleet_and_notices
+    m = scrape(fleet, engine)
+    served = {s.name: sorted(s.labels) for s in m.samples}
+    section = doc_section("### Metrics")
+    documented = {name: sorted(re.findall(r"`(\w+)`", labels))
+                  for name, labels in re.findall(r"^\| `(\w+)` \|([^|]*)\|", section, re.MULTILINE)}
+    assert documented == served

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import MISSING, fields
 from datetime import datetime, timezone
 from email import message_from_bytes
 from email.header import decode_header, make_header
@@ -19,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from fixtures_broker import wait_until
 from player.console.fleet import Fleet
 from player.console.notices import MailSender, NoticeEngine, WebhookSender, senders_from
-from player.console.settings import NoticeSettings
+from player.console.settings import NoticeSettings, load_console_settings
 
 T0 = 1_800_000_000.0   # 2027-01-15, a round epoch for the injected clocks
 
@@ -387,3 +390,56 @@ def test_senders_from_settings() -> None:
                                                mail_to=["a@b.example"]))
     assert isinstance(hook, WebhookSender) and hook.url == "http://127.0.0.1:9/x"
     assert isinstance(mail, MailSender) and mail.mail_from.startswith("panel-player@")
+
+
+# -- docs/console-monitoring.md stays true to the code --------------------------------------
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "console-monitoring.md"
+
+
+def doc_section(heading: str) -> str:
+    """The text under ``heading`` (a whole heading line) up to the next heading of any level."""
+    text = DOC.read_text(encoding="utf-8")
+    start = text.index(f"\n{heading}\n") + len(heading) + 2
+    following = re.search(r"\n#{1,6} ", text[start:])
+    return text[start:start + following.start()] if following else text[start:]
+
+
+def first_column(section: str) -> list[str]:
+    return re.findall(r"^\| `([^`]+)` \|", section, re.MULTILINE)
+
+
+def code_blocks(section: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)
+
+
+def test_doc_settings_table_and_example() -> None:
+    section = doc_section("### Settings")
+    assert first_column(section) == [f.name for f in fields(NoticeSettings)]
+    defaults = {f.name: f.default for f in fields(NoticeSettings) if f.default is not MISSING}
+    for key, default in re.findall(r"^\| `([^`]+)` \| `([^`]+)` \|", section, re.MULTILINE):
+        if defaults.get(key) is not None:      # mail_from's documented default is worked out at start
+            assert yaml.safe_load(default) == defaults[key], key
+    [example] = code_blocks(section, "yaml")
+    loaded = load_console_settings(yaml.safe_load(example)["console"], Path("/home/crew")).notices
+    assert (loaded.offline_minutes, loaded.smtp_port, loaded.smtp_starttls, loaded.language) == (15, 587, True, "fr")
+    assert loaded.mail_to == ["astreinte@ville.example", "services-techniques@ville.example"]
+    assert [type(s).__name__ for s in senders_from(loaded)] == ["WebhookSender", "MailSender"]
+
+
+def test_doc_webhook_body_matches_what_is_sent(receiver: WebhookReceiver) -> None:
+    section = doc_section("### Webhook")
+    [example] = code_blocks(section, "json")
+    documented = json.loads(example)
+    clock = Clock()
+    fleet = online_fleet(clock)
+    engine = NoticeEngine(fleet, settings(), [WebhookSender(receiver.url, 5)], clock=clock)
+    fleet.on_online("p1", False)
+    clock.now += 11 * 60
+    engine.evaluate()
+    wait_until(lambda: receiver.bodies, 10, "the webhook post")
+    engine.close()
+    sent = receiver.bodies[0]
+    assert set(sent) == set(documented) and set(sent["notice"]) == set(documented["notice"])
+    table = first_column(section)
+    assert table == ["text", "event"] + [f"notice.{k}" for k in documented["notice"]]
