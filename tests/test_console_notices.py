@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from fixtures_broker import wait_until
+from fixtures_broker import make_certs, wait_until
 from player.console.fleet import Fleet
 from player.console.notices import MailSender, NoticeEngine, WebhookSender, senders_from
 from player.console.settings import NoticeSettings, load_console_settings
@@ -336,6 +337,43 @@ def test_mail_reaches_a_real_smtp_server(smtp: tuple[Controller, MailBox], tmp_p
     assert str(make_header(decode_header(mail["Subject"]))) == "[panneaux] résolu : p1 : porte ouverte"
     engine.close()
     assert engine.sent == {"mail": {"ok": 2, "failed": 0, "dropped": 0}}
+
+
+def test_mail_over_starttls_checks_the_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    certs = make_certs(tmp_path / "certs")
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(certs.server_cert, certs.server_key)
+    box = MailBox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port(), tls_context=tls, require_starttls=True,
+                            authenticator=Authenticator("crew", "s3cret"), auth_require_tls=True)
+    controller.start()
+    try:
+        password = tmp_path / "smtp-password"
+        password.write_text("s3cret")
+        ns = NoticeSettings(language="en", smtp_host="127.0.0.1", smtp_port=controller.port, smtp_starttls=True,
+                            smtp_user="crew", smtp_password_file=password, mail_from="console@mairie.example",
+                            mail_to=["equipe@mairie.example"])
+        clock = Clock()
+        fleet = online_fleet(clock, door_open=True)
+        # The test CA is not among the system's: the server is not trusted, nothing is sent.
+        untrusted = NoticeEngine(fleet, ns, senders_from(ns), clock=clock, retries=0)
+        with caplog.at_level(logging.WARNING, logger="player.console.notices"):
+            untrusted.evaluate()
+            wait_until(lambda: untrusted.sent["mail"]["failed"] == 1, 10, "the untrusted server refused")
+        assert box.envelopes == [] and "CERTIFICATE_VERIFY_FAILED" in caplog.text
+        # Trusted (OpenSSL reads SSL_CERT_FILE when the context is made): the mail goes out over TLS.
+        monkeypatch.setenv("SSL_CERT_FILE", str(certs.ca))
+        trusted = NoticeEngine(fleet, ns, senders_from(ns), clock=clock, retries=0)
+        trusted.evaluate()
+        wait_until(lambda: len(box.envelopes) == 1, 10, "the mail over STARTTLS")
+        mail = message_from_bytes(box.envelopes[0].original_content)
+        assert mail["Subject"] == "[panels] p1: door open"
+        assert trusted.sent["mail"] == {"ok": 1, "failed": 0, "dropped": 0}
+        untrusted.close()
+        trusted.close()
+    finally:
+        controller.stop()
 
 
 def test_mail_with_a_wrong_password_fails_and_is_counted(smtp: tuple[Controller, MailBox], tmp_path: Path,
