@@ -241,7 +241,7 @@ def senders_from(settings: NoticeSettings, webhook_timeout: float = 10.0) -> lis
         if not settings.mail_to:
             log.warning("console.notices.smtp_host is set but mail_to is empty: no notice will be e-mailed")
         else:
-            mail_from = settings.mail_from or f"panel-player@{socket.getfqdn()}"
+            mail_from = settings.mail_from or f"panel-player@{socket.gethostname()}"
             senders.append(MailSender(settings.smtp_host, settings.smtp_port, settings.smtp_starttls,
                                       settings.smtp_user, settings.smtp_password_file, mail_from,
                                       settings.mail_to, settings.language))
