@@ -181,8 +181,10 @@ def dashboard_queries(board: dict[str, Any]) -> list[str]:
             queries.append(target["expr"])
     for variable in board["templating"]["list"]:
         if variable["type"] == "query":
-            found = re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", variable["query"]["query"])
-            assert found, variable["query"]
+            query = variable["query"]
+            query = query["query"] if isinstance(query, dict) else query    # either form Grafana accepts
+            found = re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", query)
+            assert found, query
             queries.append(found.group(1))
     return queries
 
