@@ -204,3 +204,16 @@ def test_the_database_survives_a_restart(db: Path) -> None:
 def test_postgresql_is_refused_clearly(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="PostgreSQL is not supported yet"):
         History("postgresql://console@localhost/panels")
+
+
+def test_a_heartbeat_again_is_skipped_another_in_the_same_second_kept(history: History, db: Path) -> None:
+    beat = {"ts": iso(T0), "cpu_temp_c": 50.0, "uptime_s": 600}
+    history.record_heartbeat("a", beat)
+    history.record_heartbeat("a", dict(beat))                       # delivered again (retained)
+    history.record_heartbeat("a", dict(beat, cpu_temp_c=80.0))      # a notable change, same second
+    history.flush()
+    assert rows(db) == 2
+    assert history.series("a", "24h", now=T0 + 60)["metrics"]["cpu_temp_c"][-1][1] == 65.0
+    history.record_heartbeat("a", dict(beat, uptime_s=2))            # restarted within that second
+    history.flush()
+    assert history.series("a", "24h", now=T0 + 60)["restarts"] == [T0 - 2]

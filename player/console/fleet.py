@@ -337,6 +337,11 @@ class Fleet:
         self._dispatch([{"kind": "alert", "alert": copy.deepcopy(snapshot)}])
         return snapshot
 
+    def forget_alert(self, alert_id: str) -> None:
+        """Stop following an alert (its sending failed after :meth:`track_alert`)."""
+        with self._lock:
+            self._alerts.pop(alert_id, None)
+
     def alert_reports(self) -> list[dict[str, Any]]:
         """Every alert followed, newest first."""
         with self._lock:
@@ -387,6 +392,11 @@ class Fleet:
             snapshot = copy.deepcopy(report)
         self._dispatch([{"kind": "push", "push": copy.deepcopy(snapshot)}])
         return snapshot
+
+    def forget_push(self, key: str) -> None:
+        """Stop following a push (its publishing failed after :meth:`track_push`)."""
+        with self._lock:
+            self._pushes.pop(key, None)
 
     def push_reports(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -29,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -110,8 +111,9 @@ class History:
         self._read = self._connect()
         self._read_lock = threading.Lock()
         self._meta_lock = threading.Lock()
-        self._meta: dict[str, tuple[float, int | None]] = {
-            str(p): (float(t), None if u is None else int(u))
+        # panel -> (ts, uptime_s, digest of the heartbeat or None when read back from the file)
+        self._meta: dict[str, tuple[float, int | None, str | None]] = {
+            str(p): (float(t), None if u is None else int(u), None)
             for p, t, u in self._write.execute("SELECT panel, last_t, uptime_s FROM panel_meta")}
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._closed = False
@@ -132,14 +134,17 @@ class History:
             t = self.clock()
         uptime = hb.get("uptime_s")
         uptime = uptime if isinstance(uptime, int) and not isinstance(uptime, bool) else None
+        digest = hashlib.sha256(json.dumps(hb, sort_keys=True, default=str).encode()).hexdigest()
         with self._meta_lock:
             last = self._meta.get(panel)
-            if last is not None and last[0] == t:
-                return  # the same heartbeat again (retained, after a reconnection)
-            restart = (last is not None and t > last[0] and uptime is not None and last[1] is not None
+            if last is not None and last[0] == t and last[2] in (None, digest):
+                # the same heartbeat again (retained, after a reconnection or a restart of ours);
+                # another one within the same second (a notable change) is kept
+                return
+            restart = (last is not None and t >= last[0] and uptime is not None and last[1] is not None
                        and uptime < last[1])
-            if last is None or t > last[0]:
-                self._meta[panel] = (t, uptime)
+            if last is None or t >= last[0]:
+                self._meta[panel] = (t, uptime, digest)
                 self._put("sql", (UPSERT_META, (panel, t, uptime)))
         values = [_metric(hb.get(m)) for m in METRICS]
         self._put("sql", (INSERT_SAMPLE, (panel, t, 0, *values, *(0 if v is None else 1 for v in values))))
