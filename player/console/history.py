@@ -51,6 +51,7 @@ RAW_KEEP = 86400.0          # samples younger than this stay as they came
 FOLD = 300                  # older ones become one row per 5 minutes
 COMMIT_EVERY = 1.0          # the writer thread commits what is queued this often
 MAINTAIN_EVERY = 3600.0     # and folds/drops old rows this often
+MAINTAIN_FIRST = 60.0       # the first time a minute after the start
 SCHEMA_VERSION = 1
 DEFAULT_THRESHOLDS = {"cpu_temp_c": 75.0}
 
@@ -195,7 +196,7 @@ class History:
 
     # -- the writer thread ---------------------------------------------------------------
     def _writer(self) -> None:
-        next_maintain = time.monotonic() + MAINTAIN_EVERY
+        next_maintain = time.monotonic() + MAINTAIN_FIRST  # a console restarted often still folds
         while True:
             deadline = time.monotonic() + COMMIT_EVERY
             batch: list[Op] = []

@@ -7,7 +7,7 @@ Every key is optional::
       listen_port: 8470
       users_file: ~/.config/panelctl/console-users
       secret_file: ~/.config/panelctl/console-secret   # created (0600, 32 random bytes) if missing
-      db: ~/.local/share/panelctl/console.db           # a path: SQLite
+      db: ~/.local/share/panelctl/console.db           # a file path: SQLite (PostgreSQL: not yet)
       retention_days: 30
       heartbeat_interval: 30           # the panels' heartbeat.interval
       stale_factor: 3.0                # stale once a heartbeat is older than factor x interval
@@ -174,7 +174,9 @@ def load_console_settings(raw: dict[str, Any] | None, base: Path | None = None) 
     if db is None:
         db_value = d.db
     elif db.startswith(("postgresql://", "postgres://")):
-        db_value = db
+        problems.append("console.db: PostgreSQL is not supported yet (only SQLite is built: "
+                        "give a file path, see docs/console-history.md)")
+        db_value = d.db
     elif "://" in db:
         problems.append(f"console.db: expected a file path (SQLite) or a postgresql:// URL, got {db!r}")
         db_value = d.db
