@@ -279,6 +279,21 @@ def test_reconnects_after_the_broker_restarts(console: Console, broker: Broker) 
     wait_until(lambda: console.fleet.row("p1")["state"] == "offline", 5, "p1 offline after the restart")
 
 
+def test_without_a_broker_it_keeps_trying_and_stops_at_once(tmp_path: Path) -> None:
+    from fixtures_broker import free_port
+
+    fleet = Fleet()
+    bridge = Bridge(CtlSettings(port=free_port(), prefix=PREFIX), fleet, None, tmp_path / "screens")
+    bridge.start()
+    time.sleep(1.5)   # refused, then 1 s later refused again
+    assert not bridge.connected and bridge.connects == 0
+    with pytest.raises(CtlError, match="not connected to the broker at 127.0.0.1:"):
+        bridge.request_screenshot("p1")
+    started = time.monotonic()
+    bridge.stop()
+    assert time.monotonic() - started < 2
+
+
 def test_a_real_player_shows_an_alert_sent_by_the_console(console: Console, broker: Broker,
                                                          tmp_path: Path) -> None:
     folder = tmp_path / "p1"

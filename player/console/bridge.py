@@ -159,7 +159,8 @@ class Bridge:
                 self._client = client
             self.connects += 1
             log.info("console: connected to the broker at %s", self.settings.address)
-            lost.wait()
+            while not lost.wait(0.5) and not self._stop.is_set():
+                pass
             with self._lock:
                 self._client = None
             client.close()
