@@ -248,5 +248,5 @@ def field_meaning(lang: str, field: str) -> str:
 def client_strings(lang: str) -> dict[str, str]:
     """What the page's JavaScript needs (states, statuses, ages...)."""
     keys = [k for k in STRINGS if k.split(".")[0] in ("state", "status", "door", "power", "showing", "fleet", "panel")]
-    keys += ["ago", "never", "yes", "no", "none", "alerts.reached_text", "playlists.applied_text"]
+    keys += ["chart.ambient_label", "ago", "never", "yes", "no", "none", "alerts.reached_text", "playlists.applied_text"]
     return {k: translate(lang, k) for k in keys}

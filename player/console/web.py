@@ -374,7 +374,8 @@ def create_app(settings: Any, fleet: Any, history: Any, bridge: Any, notices: An
     @guarded()
     async def fleet_page(request: Request, user: User) -> Response:
         rows = fleet.rows()
-        return page(request, "fleet.html", rows=rows,
+        titles = {a["id"]: a["title"] for a in fleet.alert_reports()}
+        return page(request, "fleet.html", rows=rows, alert_titles=titles,
                     groups=fleet.groups(), count=len(rows), notices=active_notices(), now=time.time())
 
     @guarded(api=True)
@@ -431,6 +432,7 @@ def create_app(settings: Any, fleet: Any, history: Any, bridge: Any, notices: An
         lang = lang_of(request)
         fields = [(k, _value(hb.get(k)), i18n.field_meaning(lang, k)) for k in keys]
         return page(request, "panel.html", row=row,
+                    alert_titles={a["id"]: a["title"] for a in fleet.alert_reports()},
                     fields=fields, spans=SPANS, now=time.time())
 
     @guarded()
@@ -520,7 +522,9 @@ def create_app(settings: Any, fleet: Any, history: Any, bridge: Any, notices: An
             return alerts_page(request, user, v, problems, status=400)
         panels, groups, everyone = targets(v)
         reach = fleet.reach(panels, groups, everyone)
-        v["alert_id"] = f"console-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        from .bridge import new_alert_id
+
+        v["alert_id"] = new_alert_id(v["title"])  # fixed here: a second click on "send" updates, never duplicates
         return page(request, "alert_confirm.html", v=v, reach=reach)
 
     @guarded(operator=True)
@@ -645,7 +649,7 @@ def create_app(settings: Any, fleet: Any, history: Any, bridge: Any, notices: An
         except (ValueError, RuntimeError, OSError) as exc:
             return playlists_page(request, [i18n.translate(lang, "playlists.error"), str(exc)], status=502)
         staged.pop(str(form.get("token")), None)
-        return RedirectResponse(f"/playlists/{quote(report['key'])}", status_code=303)
+        return RedirectResponse(f"/playlists/{quote(report['key'], safe='@')}", status_code=303)
 
     @guarded()
     async def push_page(request: Request, user: User) -> Response:
@@ -738,6 +742,8 @@ def _prepare_preview(filename: str, raw: bytes, files: dict[str, bytes], size: s
         raise ValidationError([f"{filename} is not valid JSON or YAML: {exc}"], "playlist file") from None
     if not isinstance(data, dict):
         raise ValidationError([f"{filename}: expected a playlist (a mapping with id, slides...)"], "playlist file")
+    if data.get("version") is None:  # as panelctl push: now in seconds, fixed here so that the push matches the preview
+        data["version"] = int(time.time())
     for name, content in files.items():
         if len(content) > max_asset:
             raise ValidationError([f"{name}: larger than {max_asset // 1024} KiB (max_asset_kb)"], "playlist file")

@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_alert_list)
 
     add_release_parsers(add, common)
+    add_console_parser(add, common)
     return parser
 
 
@@ -496,6 +497,117 @@ def cmd_alert_list(args: argparse.Namespace, s: CtlSettings, io: Io) -> int:
         io.out.write("no alert is retained on the broker, and no panel shows one\n")
     else:
         io.out.write(format_table(ctl_alerts.ALERT_COLUMNS, [ctl_alerts.alert_cells(r) for r in rows]) + "\n")
+    return 0
+
+
+# -- the web console (optional extra) -----------------------------------------------------------
+
+CONSOLE_MISSING = "the console is an optional extra: pip install panel-player[console] (or requirements/console.txt)"
+
+
+def add_console_parser(add: Any, common: argparse.ArgumentParser) -> None:
+    p = add("console", "Serve the web console (fleet, history, screenshots, alerts, playlists) and manage "
+                       "its users.",
+            epilog="Settings: the console: section of the config file (docs/console.md). Listens on "
+                   "127.0.0.1:8470 by default; put a TLS reverse proxy in front to reach it from elsewhere.")
+    p.add_argument("--listen", metavar="HOST:PORT", help="address to listen on (default: console.listen_host "
+                                                         "and listen_port, 127.0.0.1:8470)")
+    p.set_defaults(func=cmd_console)
+    csub = p.add_subparsers(dest="console_command", metavar="ACTION")
+    u = csub.add_parser("user", parents=[common], help="add, remove or list the console's users",
+                        description="The users file (console.users_file): name, role and Argon2 hash a line.")
+    usub = u.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    a = usub.add_parser("add", parents=[common], help="add a user or change its role and password",
+                        description="Add a user, or replace its role and password. The password is asked "
+                                    "twice, or read from the first line of stdin with --password-stdin.")
+    a.add_argument("name", metavar="NAME")
+    a.add_argument("--role", choices=("viewer", "operator"), required=True,
+                   help="viewer: sees everything; operator: may also send alerts and push playlists")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    a.set_defaults(func=cmd_console_user)
+    r = usub.add_parser("remove", parents=[common], help="remove a user (its sessions end at once)")
+    r.add_argument("name", metavar="NAME")
+    r.set_defaults(func=cmd_console_user)
+    ls = usub.add_parser("list", parents=[common], help="the users and their roles")
+    ls.set_defaults(func=cmd_console_user)
+
+
+def console_settings_of(s: CtlSettings, listen: str | None = None) -> Any:
+    """The console: section of the config file panelctl read (defaults without one)."""
+    from ..console.settings import load_console_settings
+    from .settings import _read_file, parse_broker
+
+    raw: dict[str, Any] = {}
+    if s.source is not None:
+        section = _read_file(s.source).get("console")
+        if section is not None and not isinstance(section, dict):
+            raise ConfigError([f"{s.source}: console: expected a mapping"])
+        raw = dict(section or {})
+    if listen:
+        try:
+            host, port = parse_broker(listen)
+        except ValueError as exc:
+            raise ValidationError([f"--listen: {str(exc).replace('broker ', '')}"], "arguments") from None
+        raw["listen_host"] = host
+        if port is not None:
+            raw["listen_port"] = port
+    return load_console_settings(raw, s.source.parent if s.source is not None else None)
+
+
+def cmd_console(args: argparse.Namespace, s: CtlSettings, io: Io) -> int:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+        from ..console import server
+    except ImportError as exc:
+        io.err.write(f"panelctl console: {CONSOLE_MISSING} ({exc.name} is missing)\n")
+        return 2
+    try:
+        settings = console_settings_of(s, args.listen)
+    except ConfigError as exc:
+        raise ValidationError(exc.errors, "console settings") from None
+    return server.run(settings, s, io.err)
+
+
+def _ask_password(io: Io, from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise ValidationError(["the two passwords differ"], "password")
+    return first
+
+
+def cmd_console_user(args: argparse.Namespace, s: CtlSettings, io: Io) -> int:
+    try:
+        from ..console.auth import UsersFile
+    except ImportError as exc:
+        io.err.write(f"panelctl console: {CONSOLE_MISSING} ({exc.name} is missing)\n")
+        return 2
+    try:
+        users = UsersFile(console_settings_of(s).users_file)
+        if args.user_command == "list":
+            listed = users.list()
+            for user in listed:
+                io.out.write(f"{user.name}\t{user.role}\n")
+            if not listed:
+                io.err.write(f"no user in {users.path}\n")
+            return 0
+        if args.user_command == "remove":
+            if not users.remove(args.name):
+                io.err.write(f"panelctl console: no user {args.name} in {users.path}\n")
+                return 1
+            io.out.write(f"{args.name} removed from {users.path}\n")
+            return 0
+        password = _ask_password(io, args.password_stdin)
+        new = users.add(args.name, args.role, password)
+    except ConfigError as exc:
+        raise ValidationError(exc.errors, "console settings") from None
+    except ValueError as exc:
+        raise ValidationError([str(exc)], "user") from None
+    io.out.write(f"{args.name} ({args.role}) {'added to' if new else 'updated in'} {users.path}\n")
     return 0
 
 

@@ -37,7 +37,8 @@ from ..validate import Node, Problems, describe
 
 DEFAULT_PATH = Path("~/.config/panelctl.yaml")
 ENV_VAR = "PANELCTL_CONFIG"
-KEYS = ("broker", "prefix", "username", "password_file", "tls", "max_message_kb", "max_asset_kb", "key_file")
+KEYS = ("broker", "prefix", "username", "password_file", "tls", "max_message_kb", "max_asset_kb", "key_file",
+        "console")  # console: read by `panelctl console` (player/console/settings.py)
 KEY_ENV_VAR = "PANELCTL_KEY"
 TLS_KEYS = ("ca_file", "cert_file", "key_file")
 

@@ -76,11 +76,27 @@
     return fetch(url, {method: "POST", headers: {"X-CSRF-Token": CSRF}, credentials: "same-origin"});
   }
 
+  const alertTitles = {};
+  function learnTitles() {
+    const block = $("#alert-titles");
+    if (block) Object.assign(alertTitles, JSON.parse(block.textContent));
+  }
+  function localTime(t) {
+    const d = new Date(t * 1000);
+    const p = (n) => String(n).padStart(2, "0");
+    return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + p(d.getHours()) + ":" +
+      p(d.getMinutes()) + ":" + p(d.getSeconds());
+  }
+
   // -- the fleet page ----------------------------------------------------------------------
   function showing(row) {
     const s = row.showing || {kind: "unknown", text: null};
     if (s.kind === "unknown") return tr("none");
     const label = tr("showing." + s.kind);
+    if (s.kind === "alert" && row.alerts && row.alerts.length) {
+      const names = row.alerts.map((id) => alertTitles[id] ? "« " + alertTitles[id] + " »" : id).join(", ");
+      return label + (document.documentElement.lang === "fr" ? " : " : ": ") + names;
+    }
     return s.text ? label + (document.documentElement.lang === "fr" ? " : " : ": ") + s.text : label;
   }
 
@@ -205,6 +221,12 @@
       snapshot: (d) => { rows.clear(); for (const r of d.panels) rows.set(r.panel, r); rebuild(); },
       panel: (d) => upsert(d.row),
       notice: () => refreshNotices(),
+      alert: (d) => {
+        if (alertTitles[d.alert.id] === undefined) {
+          alertTitles[d.alert.id] = d.alert.title;
+          rebuild();
+        }
+      },
     });
   }
 
@@ -224,7 +246,7 @@
   }
 
   // -- charts ------------------------------------------------------------------------------
-  const W_PAD = 46, H = 150, TOP = 8, BOTTOM = 22;
+  const W_PAD = 46, H = 160, TOP = 22, BOTTOM = 22;
   const STATE_COLOURS = {online: "#2e8b57", stale: "#d49a00", offline: "#c0392b", asleep: "#5b6b8c",
                          unknown: "#999999"};
 
@@ -285,7 +307,7 @@
       }
       f.root.appendChild(svg("path", {d: d, "class": "series s" + k}));
       if (s.label) {
-        f.root.appendChild(svg("text", {x: W_PAD + 6 + k * 110, y: TOP + 12, "class": "legend s" + k}, "— " + s.label));
+        f.root.appendChild(svg("text", {x: W_PAD + k * 120, y: 12, "class": "legend s" + k}, "— " + s.label));
       }
     });
   }
@@ -299,15 +321,15 @@
     for (const [a, b, state] of data.states || []) {
       const x1 = f.x(Math.max(a, data.from)), x2 = f.x(Math.min(b === null ? data.to : b, data.to));
       if (x2 <= x1) continue;
-      const r = svg("rect", {x: x1, y: TOP + 20, width: Math.max(1, x2 - x1), height: H - TOP - BOTTOM - 40,
+      const r = svg("rect", {x: x1, y: TOP + 10, width: Math.max(1, x2 - x1), height: H - TOP - BOTTOM - 20,
                              fill: STATE_COLOURS[state] || STATE_COLOURS.unknown, "data-state": state});
       r.appendChild(svg("title", {}, tr("state." + state)));
       f.root.appendChild(r);
     }
     let k = 0;
     for (const state of ["online", "stale", "offline", "asleep"]) {
-      f.root.appendChild(svg("rect", {x: W_PAD + k * 100, y: TOP, width: 10, height: 10, fill: STATE_COLOURS[state]}));
-      f.root.appendChild(svg("text", {x: W_PAD + 14 + k * 100, y: TOP + 9, "class": "axis"}, tr("state." + state)));
+      f.root.appendChild(svg("rect", {x: W_PAD + k * 90, y: 2, width: 10, height: 10, fill: STATE_COLOURS[state]}));
+      f.root.appendChild(svg("text", {x: W_PAD + 14 + k * 90, y: 11, "class": "axis"}, tr("state." + state)));
       k++;
     }
   }
@@ -316,7 +338,7 @@
     for (const t of data.restarts || []) {
       f.root.appendChild(svg("line", {x1: f.x(t), x2: f.x(t), y1: TOP + 10, y2: H - BOTTOM, "class": "restart"}));
     }
-    f.root.appendChild(svg("text", {x: W_PAD, y: TOP + 6, "class": "axis"}, String((data.restarts || []).length)));
+    f.root.appendChild(svg("text", {x: W_PAD, y: 12, "class": "axis"}, "× " + String((data.restarts || []).length)));
   }
 
   function panelPage() {
@@ -370,6 +392,10 @@
       badge.dataset.state = r.state;
       badge.textContent = tr("state." + r.state);
       $("#hb-showing").textContent = showing(r);
+      $("#hb-brightness").textContent = r.brightness === null ? tr("none") : r.brightness + " %" +
+        (r.ambient === null ? "" : " (" + tr("chart.ambient_label") + " " + Math.round(r.ambient * 100) + " %)");
+      $("#hb-temperature").textContent = r.cpu_temp_c === null ? tr("none") : num(r.cpu_temp_c, 1) + " °C";
+      $("#hb-errors").textContent = dash(r.errors);
       const hb = r.heartbeat || {};
       for (const tr_ of $$("#heartbeat tbody tr")) {
         const v = hb[tr_.dataset.field];
@@ -380,8 +406,7 @@
         const img = $("#screenshot");
         img.src = "/panels/" + encodeURIComponent(r.panel) + "/screenshot.png?ts=" + r.screenshot_ts;
         img.hidden = false;
-        $("#screenshot-when").textContent = info.labels.taken.replace("{when}",
-          new Date(r.screenshot_ts * 1000).toLocaleString());
+        $("#screenshot-when").textContent = info.labels.taken.replace("{when}", localTime(r.screenshot_ts));
         $("#refresh-note").hidden = true;
         $("#refresh-screenshot").disabled = false;
       }
@@ -468,6 +493,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
+    learnTitles();
     forms();
     const page = document.body.dataset.page;
     if (page === "fleet") fleetPage();
