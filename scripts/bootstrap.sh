@@ -36,9 +36,11 @@ if [ "$WITH_TESTS" = "--tests" ]; then
     # xvfb: an X server for the sdl output's tests (what its window shows, read back);
     # strace: the player's real system calls checked against the unit's SystemCallFilter;
     # openssh-client: ssh-keygen, the host keys a cloned card gets (first-boot tests);
-    # chromium: the web console's end-to-end tests drive it with playwright.
+    # chromium: the web console's end-to-end tests drive it with playwright;
+    # postgresql: the console's history tests run a throw-away server of their own
+    # (tests/fixtures_postgres.py: /usr/lib/postgresql/*/bin, a temporary folder, a free port).
     debs+=(mosquitto mosquitto-clients systemd xfonts-base tesseract-ocr tesseract-ocr-fra xvfb strace
-           openssh-client chromium)
+           openssh-client chromium postgresql)
 fi
 if command -v dpkg-query >/dev/null; then
     apt_install "${debs[@]}"

@@ -20,7 +20,7 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 # Fixture modules owned by each part of the suite.
-pytest_plugins = ["fixtures_broker", "fixtures_player"]
+pytest_plugins = ["fixtures_broker", "fixtures_player", "fixtures_postgres"]
 
 # In CI (``CI`` set) a skip is a failure: a missing ../shared, a missing tool or a test
 # that needs other privileges would otherwise pass unseen. A skip whose reason starts

@@ -1,17 +1,25 @@
 """The console's history (player.console.history): a simulated day of heartbeats of two panels
 with injected timestamps, read back as 24 h / 7 d / 30 d series, folded into 5-minute averages,
-dropped after the retention, kept across a restart."""
+dropped after the retention, kept across a restart. Every test runs on SQLite and on a real
+PostgreSQL server (tests/fixtures_postgres.py), which must give the same numbers."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import sys
+import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures_postgres import PostgresServer
 
-from player.console.history import History
+from player.console.history import History, redact
+from player.console.settings import load_console_settings
+from player.errors import ConfigError
 
 T0 = datetime(2026, 12, 2, 0, 0, 0, tzinfo=timezone.utc).timestamp()  # a midnight: every bucket aligned
 DAY = 86400
@@ -55,24 +63,43 @@ def values(series: dict[str, Any], metric: str) -> list[Any]:
     return [v for _, v in series["metrics"][metric]]
 
 
-def rows(path: Path, where: str = "1 = 1") -> int:
-    with sqlite3.connect(path) as conn:
-        return int(conn.execute(f"SELECT COUNT(*) FROM samples WHERE {where}").fetchone()[0])
+@dataclass
+class Store:
+    """Where a test's history lives: ``url`` for History, ``count`` reads the database itself."""
+
+    kind: str
+    url: str
+    server: PostgresServer | None = None
+    name: str = ""
+
+    def count(self, sql: str) -> int:
+        if self.server is not None:
+            return int(self.server.sql(sql, self.name)[0][0])
+        with sqlite3.connect(self.url) as conn:
+            return int(conn.execute(sql).fetchone()[0])
+
+
+def rows(db: Store, where: str = "1 = 1") -> int:
+    return db.count(f"SELECT COUNT(*) FROM samples WHERE {where}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    if request.param == "sqlite":
+        return Store("sqlite", str(tmp_path / "console.db"))
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = server.new_db()
+    return Store("postgresql", server.url(name), server, name)
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "console.db"
-
-
-@pytest.fixture
-def history(db: Path) -> Any:
-    h = History(str(db), retention_days=30, clock=lambda: T0 + DAY)
+def history(db: Store) -> Any:
+    h = History(db.url, retention_days=30, clock=lambda: T0 + DAY)
     yield h
     h.close()
 
 
-def test_a_day_in_24h_buckets(history: History, db: Path) -> None:
+def test_a_day_in_24h_buckets(history: History, db: Store) -> None:
     record_day(history)
     assert history.commits <= 5  # 11 520 writes in a few transactions: batched by the writer thread
     now = T0 + DAY - 1
@@ -119,7 +146,7 @@ def test_7d_and_30d_spans(history: History) -> None:
     assert month["restarts"] == [T0 + 30 * RESTART_AT - RESTART_UPTIME]
 
 
-def test_folding_into_5_minute_buckets_keeps_the_averages(history: History, db: Path) -> None:
+def test_folding_into_5_minute_buckets_keeps_the_averages(history: History, db: Store) -> None:
     record_day(history)
     now = T0 + DAY - 1
     before = {(p, span): history.series(p, span, now=now) for p in "ab" for span in ("24h", "7d", "30d")}
@@ -138,8 +165,8 @@ def test_folding_into_5_minute_buckets_keeps_the_averages(history: History, db: 
     assert history.series("a", "24h", now=now)["metrics"]["cpu_temp_c"][0][1] == first
 
 
-def test_recent_samples_stay_raw_and_the_retention_drops_old_ones(db: Path) -> None:
-    h = History(str(db), retention_days=2, clock=lambda: T0)
+def test_recent_samples_stay_raw_and_the_retention_drops_old_ones(db: Store) -> None:
+    h = History(db.url, retention_days=2, clock=lambda: T0)
     try:
         record_day(h)
         h.record_event("a", {"type": "playlist.applied", "ts": iso(T0 + 60), "playlist": "hiver", "version": 3})
@@ -176,15 +203,19 @@ def test_states_strip(history: History) -> None:
     assert history.series("b", "24h", now=now)["states"] == []
 
 
-def test_the_database_survives_a_restart(db: Path) -> None:
-    first = History(str(db), clock=lambda: T0)
+def test_the_database_survives_a_restart(db: Store) -> None:
+    first = History(db.url, clock=lambda: T0)
     record_day(first, range(0, 1500))
     now = T0 + DAY - 1
     series = {p: first.series(p, "24h", now=now) for p in "ab"}
     first.close()
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    again = History(str(db), clock=lambda: T0)
+    if db.server is None:
+        with sqlite3.connect(db.url) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        again = History(db.url, clock=lambda: T0)
+    else:  # the same database reached through the unix socket this time
+        again = History(db.server.url(db.name, tcp=False), clock=lambda: T0)
+    assert (first.backend, again.backend) == (("SQLite",) * 2 if db.server is None else ("PostgreSQL",) * 2)
     try:
         assert {p: again.series(p, "24h", now=now) for p in "ab"} == series
         count = rows(db)
@@ -201,12 +232,83 @@ def test_the_database_survives_a_restart(db: Path) -> None:
         again.record_state("a", T0, "online")
 
 
-def test_postgresql_is_refused_clearly(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="PostgreSQL is not supported yet"):
-        History("postgresql://console@localhost/panels")
+def test_postgresql_survives_a_restart_of_the_server(postgres: PostgresServer, caplog: Any) -> None:
+    """The server restarts under the console: the next batch and the next read use new connections."""
+    name = postgres.new_db()
+    h = History(postgres.url(name), clock=lambda: T0)
+    try:
+        record_day(h, range(0, 10))
+        postgres.restart()
+        with caplog.at_level(logging.WARNING, logger="player.console.history"):
+            record_day(h, range(10, 20))
+        assert "connected again" in caplog.text and "writes lost" not in caplog.text
+        assert values(h.series("a", "24h", now=T0 + 600), "cpu_temp_c")[-3:-1] == [44.5, 44.5]
+        assert int(postgres.sql("SELECT COUNT(*) FROM samples", name)[0][0]) == 40
+    finally:
+        h.close()
 
 
-def test_a_heartbeat_again_is_skipped_another_in_the_same_second_kept(history: History, db: Path) -> None:
+def test_postgresql_schema_and_types(postgres: PostgresServer) -> None:
+    name = postgres.new_db()
+    History(postgres.url(name)).close()
+    History(postgres.url(name)).close()       # a second start finds the schema: nothing added twice
+    columns = dict(postgres.sql("SELECT column_name, data_type FROM information_schema.columns "
+                                "WHERE table_name = 'samples'", name))
+    assert columns["t"] == "double precision" and columns["cpu_temp_c"] == "double precision"
+    assert columns["n_cpu_temp_c"] == "integer" and columns["panel"] == "character varying"
+    assert postgres.sql("SELECT version FROM schema_version", name) == [(1,)]
+    # a role that may connect but not create tables (PostgreSQL 15: public is the owner's) is told so
+    other = postgres.new_db()
+    postgres.sql("CREATE ROLE visitor LOGIN")
+    try:
+        with pytest.raises(ConfigError, match=r"console.db: cannot create or read the history's tables in "
+                           r"postgresql://visitor@.*permission denied.*the role needs to own the database"):
+            History(f"postgresql://visitor@127.0.0.1:{postgres.port}/{other}")
+    finally:
+        postgres.sql("DROP ROLE visitor")
+
+
+def test_postgresql_errors_are_sentences(postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    closed = f"postgresql://panel:s3cret@127.0.0.1:{postgres.port}/no_such_db"
+    with pytest.raises(ConnectionError, match=r"console.db: cannot connect to PostgreSQL at "
+                       r"postgresql://panel:\*\*\*@127.0.0.1:\d+/no_such_db: .*") as info:
+        History(closed)
+    assert "s3cret" not in str(info.value)
+    monkeypatch.setitem(sys.modules, "psycopg", None)   # as on a console installed without the extra
+    with pytest.raises(ConfigError, match=r"psycopg, is not installed: pip install 'panel-player\[console\]'"):
+        History(postgres.url("postgres"))
+    assert redact("postgresql://u:p@h/db") == "postgresql://u:***@h/db"
+    assert redact("postgresql://u@h/db?sslmode=require&password=p") == "postgresql://u@h/db?sslmode=require&password=***"
+    assert redact("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+def test_settings_accept_postgresql_urls_and_refuse_other_schemes() -> None:
+    for url in ("postgresql://panelctl@db.example/panels", "postgres://panelctl:pw@10.0.0.5:5433/panels",
+                "postgresql:///panels?host=/run/postgresql"):
+        settings = load_console_settings({"db": url})
+        assert settings.db == url and not settings.db_is_sqlite
+    with pytest.raises(ConfigError, match=r"console.db: expected a file path \(SQLite\) or a postgresql:// URL"):
+        load_console_settings({"db": "mysql://panelctl@db.example/panels"})
+    with pytest.raises(ConfigError, match="console.db: the PostgreSQL URL names no database"):
+        load_console_settings({"db": "postgresql://panelctl@db.example"})
+    with pytest.raises(ConfigError, match="console.db: not a valid PostgreSQL URL"):
+        load_console_settings({"db": "postgresql://panelctl@db.example:port/panels"})
+
+
+def test_batching_on_postgresql_is_measured(postgres: PostgresServer) -> None:
+    """A day of two panels (5 760 heartbeats) is written in a few transactions, and quickly."""
+    h = History(postgres.url(postgres.new_db()), clock=lambda: T0 + DAY)
+    try:
+        started = time.monotonic()
+        record_day(h)
+        elapsed = time.monotonic() - started
+        assert h.commits <= 8 and elapsed < 30, (h.commits, elapsed)
+        print(f"postgresql: {2 * SAMPLES} heartbeats recorded in {elapsed:.2f} s, {h.commits} commits")
+    finally:
+        h.close()
+
+
+def test_a_heartbeat_again_is_skipped_another_in_the_same_second_kept(history: History, db: Store) -> None:
     beat = {"ts": iso(T0), "cpu_temp_c": 50.0, "uptime_s": 600}
     history.record_heartbeat("a", beat)
     history.record_heartbeat("a", dict(beat))                       # delivered again (retained)
@@ -217,3 +319,41 @@ def test_a_heartbeat_again_is_skipped_another_in_the_same_second_kept(history: H
     history.record_heartbeat("a", dict(beat, uptime_s=2))            # restarted within that second
     history.flush()
     assert history.series("a", "24h", now=T0 + 60)["restarts"] == [T0 - 2]
+
+
+def test_the_documented_settings_load() -> None:
+    """The YAML examples of docs/console-history.md are accepted by the settings as they are written."""
+    import re
+
+    import yaml
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "console-history.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    dbs = [load_console_settings(yaml.safe_load(block)["console"]).db for block in blocks]
+    assert len(dbs) == 3 and dbs[0].endswith("/.local/share/panelctl/console.db")
+    assert dbs[1:] == ["postgresql://panelctl@db.ville.example/panels", "postgresql:///panels?host=/run/postgresql"]
+
+
+def test_two_consoles_on_one_postgresql_fold_once(postgres: PostgresServer) -> None:
+    """Two consoles maintaining the same database at once: the advisory lock lets one fold, the other finds
+    nothing left to fold (without it both would read the same raw rows and store each 5 minutes twice)."""
+    import threading
+
+    name = postgres.new_db()
+    first, second = (History(postgres.url(name), clock=lambda: T0 + DAY) for _ in range(2))
+    try:
+        record_day(first)
+        for _ in range(3):
+            go = threading.Barrier(2)
+            threads = [threading.Thread(target=lambda h=h: (go.wait(), h.maintain(now=T0 + 2 * DAY)))
+                       for h in (first, second)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            store = Store("postgresql", postgres.url(name), postgres, name)
+            assert (rows(store, "res = 0"), rows(store, "res = 300")) == (0, 2 * 288)
+        assert values(second.series("b", "24h", now=T0 + DAY - 1), "cpu_temp_c") == [30.0 + i // 12 for i in range(288)]
+    finally:
+        first.close()
+        second.close()

@@ -1,6 +1,7 @@
 """The console's history of every panel: heartbeat metrics, states, restarts, events.
 
-Kept in SQLite (WAL mode, one file: ``console.db`` setting). Each heartbeat is a
+Kept in SQLite (WAL mode, one file: ``console.db`` setting), or in PostgreSQL when
+``console.db`` is a ``postgresql://`` URL (driver: psycopg 3, the console extra). Each heartbeat is a
 sample at its own ``ts``; for the last day every sample is kept, older ones are
 folded into 5-minute averages by :meth:`History.maintain`, and everything older
 than ``retention_days`` is dropped. Each metric is stored with the number of
@@ -14,13 +15,15 @@ moment the player started (``ts - uptime_s``).
 
 Writes are queued and committed by one writer thread every second, in one
 transaction each time; :meth:`History.flush` waits for what was queued. Reads
-use a connection of their own (WAL: they never wait for the writer). The SQL is
-kept to what PostgreSQL understands too (``?`` placeholders aside), but only
-SQLite is built: see docs/console-history.md.
+use a connection of their own (WAL: they never wait for the writer). Both
+databases run the same SQL; the little that differs (placeholders ``?`` or
+``%s``, how to connect, SQLite's pragmas, PostgreSQL's advisory locks) is in
+:class:`_Sqlite` and :class:`_Postgres`. See docs/console-history.md.
 
 Example::
 
     history = History("/var/lib/panelctl/console.db", retention_days=30)
+    # or History("postgresql://panelctl@db.example/panels")
     history.record_heartbeat("p1", {"ts": "2026-12-03T10:00:00Z", "cpu_temp_c": 48.5, "uptime_s": 60})
     history.flush()
     history.series("p1", "24h")["metrics"]["cpu_temp_c"]   # [[t, 48.5], [t, None], ...]
@@ -34,13 +37,16 @@ import json
 import logging
 import math
 import queue
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from .fleet import parse_ts
 
 log = logging.getLogger(__name__)
@@ -82,6 +88,97 @@ UPSERT_META = ("INSERT INTO panel_meta (panel, last_t, uptime_s) VALUES (?, ?, ?
 Op = tuple[str, tuple[Any, ...]]
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# PostgreSQL: two consoles on one database create the schema and fold old rows one at a time
+_LOCK_SCHEMA, _LOCK_MAINTAIN = 0x70616E656C01, 0x70616E656C02
+
+
+def is_postgres(db: str) -> bool:
+    """Whether a ``console.db`` value names a PostgreSQL database rather than a SQLite file."""
+    return db.startswith(POSTGRES_SCHEMES)
+
+
+def redact(url: str) -> str:
+    """The URL without its password (for messages and logs)."""
+    url = re.sub(r"^(\w+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
+
+
+class _Sqlite:
+    """SQLite: one file in WAL mode; ``?`` placeholders."""
+
+    name = "SQLite"
+
+    def __init__(self, db: str) -> None:
+        if db != ":memory:":
+            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.path = str(Path(db).expanduser()) if db != ":memory:" else db
+
+    def connect(self, reader: bool) -> Any:
+        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    def sql(self, text: str) -> str:
+        return text
+
+    def lock(self, cur: Any, key: int) -> None:
+        """SQLite has one writer at a time anyway."""
+
+    def broken(self, conn: Any) -> bool:
+        return False
+
+
+class _Postgres:
+    """PostgreSQL through psycopg 3: ``%s`` placeholders; readers in autocommit (no idle transaction)."""
+
+    name = "PostgreSQL"
+
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise ConfigError([f"console.db is a PostgreSQL URL ({redact(url)}) but its driver, psycopg, is not "
+                               "installed: pip install 'panel-player[console]' (or psycopg[binary])"]) from None
+        self.psycopg = psycopg
+        self.url = url
+
+    def connect(self, reader: bool) -> Any:
+        try:
+            return self.psycopg.connect(self.url, autocommit=reader, connect_timeout=10,
+                                        application_name="panelctl-console")
+        except self.psycopg.Error as exc:
+            raise ConnectionError(f"console.db: cannot connect to PostgreSQL at {redact(self.url)}: "
+                                  f"{' '.join(str(exc).split())}") from exc
+
+    def sql(self, text: str) -> str:
+        return text.replace("?", "%s")
+
+    def lock(self, cur: Any, key: int) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+
+    def broken(self, conn: Any) -> bool:
+        return bool(conn.closed or conn.broken)
+
+
+@contextmanager
+def _transaction(conn: Any) -> Iterator[Any]:
+    """A cursor in one transaction, committed at the end or rolled back on an error (both drivers)."""
+    cur = conn.cursor()
+    try:
+        yield cur
+        conn.commit()
+    except BaseException:
+        try:
+            conn.rollback()
+        except Exception:  # noqa: BLE001 - a dead connection: nothing to roll back
+            pass
+        raise
+    finally:
+        cur.close()
+
+
 def _metric(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
@@ -93,39 +190,44 @@ class History:
 
     def __init__(self, db: str, retention_days: int = 30, clock: Callable[[], float] = time.time,
                  thresholds: dict[str, float] | None = None) -> None:
-        if db.startswith(("postgresql://", "postgres://")):
-            raise ValueError("console.db: PostgreSQL is not supported yet; give a file path (SQLite)")
         self.db = db
+        self._backend: _Sqlite | _Postgres = _Postgres(db) if is_postgres(db) else _Sqlite(db)
         self.retention_days = retention_days
         self.clock = clock
         self.thresholds = dict(DEFAULT_THRESHOLDS if thresholds is None else thresholds)
         self.commits = 0  # transactions committed by the writer (batching: far fewer than the writes)
-        if db != ":memory:":
-            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self._path = str(Path(db).expanduser()) if db != ":memory:" else db
-        self._write = self._connect()
-        for statement in SCHEMA:
-            self._write.execute(statement)
-        if self._write.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 0:
-            self._write.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-        self._write.commit()
-        self._read = self._connect()
+        self._write = self._backend.connect(reader=False)
+        try:
+            with _transaction(self._write) as cur:
+                self._backend.lock(cur, _LOCK_SCHEMA)
+                for statement in SCHEMA:
+                    cur.execute(statement)
+                if cur.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 0:
+                    cur.execute(self._backend.sql("INSERT INTO schema_version (version) VALUES (?)"),
+                                (SCHEMA_VERSION,))
+                # panel -> (ts, uptime_s, digest of the heartbeat or None when read back from the database)
+                self._meta: dict[str, tuple[float, int | None, str | None]] = {
+                    str(p): (float(t), None if u is None else int(u), None)
+                    for p, t, u in cur.execute("SELECT panel, last_t, uptime_s FROM panel_meta").fetchall()}
+        except Exception as exc:
+            self._write.close()
+            if isinstance(self._backend, _Postgres) and isinstance(exc, self._backend.psycopg.Error):
+                raise ConfigError([f"console.db: cannot create or read the history's tables in "
+                                   f"{redact(db)}: {(str(exc).strip().splitlines() or ['?'])[0]} (the role needs to own the database, "
+                                   "see docs/console-history.md)"]) from exc
+            raise
+        self._read = self._backend.connect(reader=True)
         self._read_lock = threading.Lock()
         self._meta_lock = threading.Lock()
-        # panel -> (ts, uptime_s, digest of the heartbeat or None when read back from the file)
-        self._meta: dict[str, tuple[float, int | None, str | None]] = {
-            str(p): (float(t), None if u is None else int(u), None)
-            for p, t, u in self._write.execute("SELECT panel, last_t, uptime_s FROM panel_meta")}
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._closed = False
         self._thread = threading.Thread(target=self._writer, name="console-history", daemon=True)
         self._thread.start()
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        return conn
+    @property
+    def backend(self) -> str:
+        """"SQLite" or "PostgreSQL"."""
+        return self._backend.name
 
     # -- recording (queued) ------------------------------------------------------------
     def record_heartbeat(self, panel: str, hb: dict[str, Any]) -> None:
@@ -236,21 +338,42 @@ class History:
     def _commit(self, batch: list[Op]) -> None:
         if not batch:
             return
+        for attempt in (1, 2):
+            try:
+                with _transaction(self._write) as cur:  # one transaction for the whole batch
+                    for sql, params in batch:
+                        cur.execute(self._backend.sql(sql), params)
+                self.commits += 1
+                return
+            except Exception:  # noqa: BLE001 - the writer thread must live on
+                if attempt == 1 and self._reconnect_writer():
+                    continue  # the server restarted or the link dropped: once more on a new connection
+                log.exception("history: %d writes lost", len(batch))
+                return
+
+    def _reconnect_writer(self) -> bool:
+        """A new write connection if the old one is dead (PostgreSQL); whether there is one."""
+        if not self._backend.broken(self._write):
+            return False
         try:
-            with self._write:  # one transaction for the whole batch
-                for sql, params in batch:
-                    self._write.execute(sql, params)
-            self.commits += 1
-        except Exception:  # noqa: BLE001 - the writer thread must live on
-            log.exception("history: %d writes lost", len(batch))
+            self._write = self._backend.connect(reader=False)
+        except OSError as exc:
+            log.warning("history: %s", exc)
+            return False
+        log.warning("history: connected again to %s", redact(self.db))
+        return True
 
     def _maintain(self, now: float) -> None:
         cutoff = math.floor((now - RAW_KEEP) / FOLD) * FOLD  # whole 5-minute buckets only
         drop = now - self.retention_days * 86400.0
-        with self._write:
-            rows = self._write.execute(
+        if self._backend.broken(self._write):
+            self._reconnect_writer()
+        sql = self._backend.sql
+        with _transaction(self._write) as cur:
+            self._backend.lock(cur, _LOCK_MAINTAIN)  # another console folding the same rows waits, then sees none
+            rows = cur.execute(sql(
                 f"SELECT panel, t, {', '.join(METRICS)}, {', '.join('n_' + m for m in METRICS)} "
-                "FROM samples WHERE res = 0 AND t < ? ORDER BY panel, t", (cutoff,)).fetchall()
+                "FROM samples WHERE res = 0 AND t < ? ORDER BY panel, t"), (cutoff,)).fetchall()
             folded: dict[tuple[str, float], list[float]] = {}  # (panel, bucket) -> sums then counts
             k = len(METRICS)
             for row in rows:
@@ -260,21 +383,33 @@ class History:
                     if n:
                         acc[i] += row[2 + i] * n
                         acc[k + i] += n
-            self._write.executemany(INSERT_SAMPLE, [
-                (panel, bucket, FOLD, *(acc[i] / acc[k + i] if acc[k + i] else None for i in range(k)),
-                 *(int(acc[k + i]) for i in range(k)))
-                for (panel, bucket), acc in folded.items()])
-            self._write.execute("DELETE FROM samples WHERE res = 0 AND t < ?", (cutoff,))
-            self._write.execute("DELETE FROM samples WHERE t < ?", (drop,))
-            self._write.execute("DELETE FROM events WHERE t < ?", (drop,))
+            if folded:
+                cur.executemany(sql(INSERT_SAMPLE), [
+                    (panel, bucket, FOLD, *(acc[i] / acc[k + i] if acc[k + i] else None for i in range(k)),
+                     *(int(acc[k + i]) for i in range(k)))
+                    for (panel, bucket), acc in folded.items()])
+            cur.execute(sql("DELETE FROM samples WHERE res = 0 AND t < ?"), (cutoff,))
+            cur.execute(sql("DELETE FROM samples WHERE t < ?"), (drop,))
+            cur.execute(sql("DELETE FROM events WHERE t < ?"), (drop,))
             # the state in force at the cut stays, so that the strip starts with it
-            self._write.execute("DELETE FROM states WHERE t < ? AND t < (SELECT MAX(s.t) FROM states s "
-                                "WHERE s.panel = states.panel AND s.t < ?)", (drop, drop))
+            cur.execute(sql("DELETE FROM states WHERE t < ? AND t < (SELECT MAX(s.t) FROM states s "
+                            "WHERE s.panel = states.panel AND s.t < ?)"), (drop, drop))
 
     # -- reading ---------------------------------------------------------------------------
     def _query(self, sql: str, params: Iterable[Any]) -> list[Any]:
         with self._read_lock:
-            return self._read.execute(sql, tuple(params)).fetchall()
+            for attempt in (1, 2):
+                try:
+                    cur = self._read.cursor()
+                    try:
+                        return list(cur.execute(self._backend.sql(sql), tuple(params)).fetchall())
+                    finally:
+                        cur.close()
+                except Exception:
+                    if attempt == 2 or not self._backend.broken(self._read):
+                        raise
+                    self._read = self._backend.connect(reader=True)  # PostgreSQL restarted: once more
+            raise AssertionError("unreachable")
 
     def series(self, panel: str, span: str, now: float | None = None) -> dict[str, Any]:
         """The panel's metrics over ``span`` ("24h", "7d", "30d") in buckets of 5 min, 30 min or 2 h.

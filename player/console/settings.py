@@ -7,7 +7,7 @@ Every key is optional::
       listen_port: 8470
       users_file: ~/.config/panelctl/console-users
       secret_file: ~/.config/panelctl/console-secret   # created (0600, 32 random bytes) if missing
-      db: ~/.local/share/panelctl/console.db           # a file path: SQLite (PostgreSQL: not yet)
+      db: ~/.local/share/panelctl/console.db           # a file path: SQLite; or postgresql://user@host/db
       retention_days: 30
       heartbeat_interval: 30           # the panels' heartbeat.interval
       stale_factor: 3.0                # stale once a heartbeat is older than factor x interval
@@ -44,6 +44,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 
@@ -156,6 +157,24 @@ def resolve(text: str, base: Path | None) -> Path:
     return path
 
 
+def _postgres_problem(url: str) -> str | None:
+    """What is wrong with a ``postgresql://`` URL for ``console.db``, or None.
+
+    ``postgresql://user@host[:port]/database`` or, over a unix socket,
+    ``postgresql:///database?host=/run/postgresql``; libpq reads the rest (``.pgpass``...).
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError when the port is not a number
+    except ValueError as exc:
+        return f"console.db: not a valid PostgreSQL URL ({exc})"
+    name = parts.path.lstrip("/")
+    if not name and "dbname=" not in parts.query:
+        return ("console.db: the PostgreSQL URL names no database: expected postgresql://user@host/database "
+                "or postgresql:///database?host=/run/postgresql")
+    return None
+
+
 def load_console_settings(raw: dict[str, Any] | None, base: Path | None = None) -> ConsoleSettings:
     """Read the ``console:`` section (``None`` or ``{}``: every default).
 
@@ -174,11 +193,13 @@ def load_console_settings(raw: dict[str, Any] | None, base: Path | None = None) 
     if db is None:
         db_value = d.db
     elif db.startswith(("postgresql://", "postgres://")):
-        problems.append("console.db: PostgreSQL is not supported yet (only SQLite is built: "
-                        "give a file path, see docs/console-history.md)")
-        db_value = d.db
+        problem = _postgres_problem(db)
+        if problem:
+            problems.append(problem)
+        db_value = db if problem is None else d.db
     elif "://" in db:
-        problems.append(f"console.db: expected a file path (SQLite) or a postgresql:// URL, got {db!r}")
+        problems.append(f"console.db: expected a file path (SQLite) or a postgresql:// URL (PostgreSQL), "
+                        f"got {db!r}")
         db_value = d.db
     else:
         db_value = str(resolve(db, base))
