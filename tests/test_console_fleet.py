@@ -295,8 +295,8 @@ def test_settings_defaults_and_values(tmp_path: Path) -> None:
     assert s.listen_port == 9000 and s.db == str(tmp_path / "data/console.db") and s.retention_days == 7
     assert s.stale_factor == 2.0 and s.secure_cookies and s.screenshot_dir == tmp_path / "shots"
     assert s.notices.temp_c == 70.0 and s.notices.mail_to == ["a@ville.example"] and s.notices.language == "en"
-    with pytest.raises(ConfigError, match="console.db: PostgreSQL is not supported yet"):
-        load_console_settings({"db": "postgresql://console@db.example/panels"})
+    pg = load_console_settings({"db": "postgresql://console@db.example/panels"})
+    assert pg.db == "postgresql://console@db.example/panels" and not pg.db_is_sqlite
 
 
 def test_settings_refuse_bad_values_with_every_reason() -> None:
