@@ -85,6 +85,17 @@ def test_wheel_carries_layouts_demo_fonts_and_licences(wheel: Path) -> None:
     assert not [n for n in names if "__pycache__" in n]
 
 
+def test_wheel_carries_the_console_pages(wheel: Path) -> None:
+    """`panelctl console` renders its pages from the package: every template, style and script."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    console = ROOT / "player" / "console"
+    expected = [f"player/console/templates/{t.name}" for t in (console / "templates").glob("*.html")]
+    expected += [f"player/console/static/{f.name}" for f in (console / "static").iterdir()]
+    assert "player/console/templates/fleet.html" in expected and "player/console/static/console.js" in expected
+    assert [n for n in expected if n not in names] == []
+    assert "player/console/web.py" in names
+
+
 def test_a_wheel_built_from_the_sdist_has_them_too(source: Path, wheel: Path, tmp_path: Path) -> None:
     """`python -m build` makes the wheel from the sdist: the sdist must carry layouts/ and content/demo."""
     src = source
