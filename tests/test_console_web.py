@@ -358,3 +358,23 @@ def test_console_without_its_extra(tmp_path: Path) -> None:
                        cwd=Path(__file__).resolve().parents[1], env={**os.environ, "HOME": str(tmp_path)})
     assert r.returncode == 2
     assert "pip install panel-player[console]" in r.stderr
+
+
+def test_notices_on_the_fleet_page(broker: Broker, running: Running) -> None:
+    from player.console.server import is_loopback
+
+    broker.publish(f"{PREFIX}/panels/p3/online", b"true", retain=True)
+    broker.publish(f"{PREFIX}/panels/p3/heartbeat", heartbeat("p3", ["centre"], door_open=True), retain=True)
+    wait_until(lambda: (running.console.fleet.row("p3") or {}).get("door_open") is True, 5, "p3's door")
+    c = running.login(VIEWER)
+    page = c.get("/?lang=en").text
+    assert re.search(r'<section id="notices" class="notices" hidden', page)
+    raised = running.console.notices.evaluate()
+    assert [n["kind"] for n in raised] == ["door"]
+    notices = c.get("/api/notices").json()["notices"]
+    assert [(n["panel"], n["kind"]) for n in notices] == [("p3", "door")]
+    page = c.get("/").text
+    assert '<li class="notice" data-kind="door"><a href="/panels/p3">p3</a>' in page
+    assert not re.search(r'<section id="notices" class="notices" hidden', page)
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10") and not is_loopback("console.ville")
