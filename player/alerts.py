@@ -27,7 +27,8 @@ from .validate import Node, Problems, describe
 LEVELS = ("info", "warning", "critical")  # rank by index
 SCOPES = ("panel", "group", "all")
 INFO_MODES = ("banner", "fullscreen")
-ALERT_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+ALERT_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+"""Alert ids: letters, digits, ``_`` and ``-`` (no ``.``: see :func:`dot_reason`)."""
 SCOPE_NAME_PATTERN = r"[a-z0-9][a-z0-9-]{0,62}"
 LANGUAGE_PATTERN = r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*"
 MAX_TITLE = 200
@@ -160,6 +161,16 @@ class Cancel:
 AlertMessage = Union[Alert, Cancel, None]
 
 
+def dot_reason(text: str, what: str = "alert id", lost: str = "the alert would never reach the panels") -> str:
+    """The one sentence that refuses a ``.`` in an alert id (or, with ``what="prefix"``, a topic prefix).
+
+    Shared by the panel (``alert.rejected``), panelctl and the console, so that
+    every refusal says the same thing.
+    """
+    return (f'{what} {describe(text)}: "." is not allowed: brokers that map MQTT topics to AMQP '
+            f'routing keys (RabbitMQ) turn it into a topic level, and {lost}; use "-" or "_"')
+
+
 def check_alert_id(alert_id: str) -> None:
     """Raise :class:`ContentError` unless ``alert_id`` is a valid last topic level."""
     if not isinstance(alert_id, str):
@@ -168,6 +179,8 @@ def check_alert_id(alert_id: str) -> None:
         raise ContentError([f"alert id {describe(alert_id)} contains an MQTT wildcard (+ or #)"], "alert")
     if "/" in alert_id:
         raise ContentError([f"alert id {describe(alert_id)} contains '/'"], "alert")
+    if "." in alert_id:
+        raise ContentError([dot_reason(alert_id)], "alert")
     if not re.fullmatch(ALERT_ID_PATTERN, alert_id):
         raise ContentError([f"alert id {describe(alert_id)} does not match {ALERT_ID_PATTERN}"], "alert")
 

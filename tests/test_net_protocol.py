@@ -41,9 +41,14 @@ def test_every_contract_topic_builds_and_parses_back() -> None:
         T.group_playlist("centre-ville"): Route("playlist", "group", "centre-ville",
                                                 "signage/groups/centre-ville/playlist"),
         T.panel_alert("crue-1"): Route("alert", "panel", "mairie-entree", T.panel_alert("crue-1"), alert="crue-1"),
-        T.group_alert("quartier-sud", "a.b"): Route("alert", "group", "quartier-sud",
-                                                    "signage/groups/quartier-sud/alerts/a.b", alert="a.b"),
-        T.all_alert("X-1.y_z"): Route("alert", "all", None, "signage/all/alerts/X-1.y_z", alert="X-1.y_z"),
+        T.group_alert("quartier-sud", "a_b"): Route("alert", "group", "quartier-sud",
+                                                    "signage/groups/quartier-sud/alerts/a_b", alert="a_b"),
+        T.all_alert("X-1_y-z"): Route("alert", "all", None, "signage/all/alerts/X-1_y-z", alert="X-1_y-z"),
+        T.alert_index("all"): Route("alert-index", "all", None, "signage/all/alert-index"),
+        T.alert_index("group", "centre-ville"): Route("alert-index", "group", "centre-ville",
+                                                      "signage/groups/centre-ville/alert-index"),
+        T.alert_index("panel", "mairie-entree"): Route("alert-index", "panel", "mairie-entree",
+                                                       "signage/panels/mairie-entree/alert-index"),
         T.asset("sha256:" + SHA): Route("asset", "all", None, f"signage/assets/{SHA}", sha=SHA),
         T.cmd(): Route("cmd", "panel", "mairie-entree", "signage/panels/mairie-entree/cmd"),
     }
@@ -57,6 +62,42 @@ def test_every_contract_topic_builds_and_parses_back() -> None:
         assert T.parse(topic).kind == leaf
         with pytest.raises(TopicError, match="panel → server"):
             T.parse_inbound(topic)
+
+
+def test_alert_index_and_fleet_topics() -> None:
+    assert T.alert_index("all") == "signage/all/alert-index"
+    assert T.alert_index("group", "quartier-sud") == "signage/groups/quartier-sud/alert-index"
+    assert T.alert_index("panel", "autre") == "signage/panels/autre/alert-index"
+    assert T.fleet_index() == "signage/fleet"
+    assert T.parse("signage/fleet").kind == "fleet"
+    for scope, name in (("all", "x"), ("group", None), ("group", "Bad"), ("panel", ""), ("area", "x")):
+        with pytest.raises(TopicError):
+            T.alert_index(scope, name)
+    with pytest.raises(TopicError, match='for panel "autre"'):
+        T.parse_inbound("signage/panels/autre/alert-index")
+    with pytest.raises(TopicError, match="which this panel is not in"):
+        T.parse_inbound("signage/groups/ailleurs/alert-index")
+
+
+DOT_SENTENCE = ('alert id "crue.1": "." is not allowed: brokers that map MQTT topics to AMQP routing keys '
+                '(RabbitMQ) turn it into a topic level, and the alert would never reach the panels; use "-" or "_"')
+
+
+def test_a_dot_in_an_alert_id_is_refused_with_the_shared_sentence() -> None:
+    from player.alerts import check_alert_id, dot_reason
+    from player.errors import ContentError
+    assert dot_reason("crue.1") == DOT_SENTENCE
+    with pytest.raises(TopicError) as caught:
+        T.parse_inbound("signage/all/alerts/crue.1")
+    assert caught.value.reason == DOT_SENTENCE
+    with pytest.raises(TopicError) as caught:
+        T.all_alert("crue.1")
+    assert caught.value.reason == DOT_SENTENCE
+    with pytest.raises(ContentError) as content:
+        check_alert_id("crue.1")
+    assert content.value.errors == [DOT_SENTENCE]
+    with pytest.raises(TopicError, match=r'prefix "ville\.a": "\." is not allowed'):
+        Topics("ville.a")
 
 
 def test_subscriptions_cover_exactly_the_inbound_topics() -> None:
@@ -106,7 +147,7 @@ def test_hostile_topics_are_refused_with_their_reason(topic: str, reason: str) -
     assert caught.value.errors == [caught.value.reason]
 
 
-@pytest.mark.parametrize("prefix", ["", "a//b", "a/+", "#", "$SYS", "a\x00", "/lead", "x" * 65])
+@pytest.mark.parametrize("prefix", ["", "a//b", "a/+", "#", "$SYS", "a\x00", "/lead", "x" * 65, "a.b"])
 def test_bad_prefixes(prefix: str) -> None:
     with pytest.raises(TopicError):
         Topics(prefix)

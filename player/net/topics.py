@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..alerts import ALERT_ID_PATTERN
+from ..alerts import ALERT_ID_PATTERN, dot_reason
 from ..errors import ContentError
 from ..validate import describe
 
@@ -28,7 +28,11 @@ SHA_HEX_PATTERN = r"[0-9a-f]{64}"
 MAX_TOPIC_BYTES = 1024
 MAX_PREFIX_LEVEL = 64
 
-SERVER_TO_PANEL = ("playlist", "alert", "asset", "cmd")
+SERVER_TO_PANEL = ("playlist", "alert", "asset", "cmd", "alert-index")
+ALERT_INDEX_LEAF = "alert-index"
+"""``P/all/alert-index``, ``P/groups/G/alert-index``, ``P/panels/ID/alert-index``:
+the retained list of a scope's active alert ids (a hint, see docs/protocol.md)."""
+FLEET_LEAF = "fleet"
 PANEL_TO_SERVER = ("online", "heartbeat", "events", "screenshot")
 _PANEL_LEAVES = ("playlist", "cmd") + PANEL_TO_SERVER
 
@@ -45,8 +49,9 @@ class TopicError(ContentError):
 class Route:
     """What a topic addresses.
 
-    ``kind``: playlist | alert | asset | cmd (server → panel) or
-    online | heartbeat | events | screenshot (panel → server).
+    ``kind``: playlist | alert | asset | cmd | alert-index (server → panel) or
+    online | heartbeat | events | screenshot (panel → server), or fleet
+    (``P/fleet``, read by panelctl and the console).
     ``scope``: panel | group | all. ``name``: the panel id or group name
     (``None`` for scope ``all``). ``alert``: the alert id; ``sha``: the asset's
     lowercase hex sha256.
@@ -92,8 +97,11 @@ def check_panel_id(text: str, what: str = "panel id") -> None:
 
 
 def check_alert_id(text: str) -> None:
+    check_level(text, "alert id")
+    if "." in text:
+        raise TopicError(dot_reason(text))
     _check_pattern(text, ALERT_ID_PATTERN, "alert id",
-                   "letters, digits and . _ -, starting with a letter or digit, at most 64")
+                   "letters, digits, _ and -, starting with a letter or digit, at most 64")
 
 
 def check_sha(text: str) -> None:
@@ -106,6 +114,8 @@ def check_prefix(prefix: str) -> None:
         raise TopicError("prefix is empty")
     if prefix.startswith("$"):
         raise TopicError(f"prefix {_show(prefix)} must not start with '$' (reserved by brokers)")
+    if "." in prefix:
+        raise TopicError(dot_reason(prefix, "prefix", "no message would reach the panels"))
     for level in prefix.split("/"):
         check_level(level, "prefix level")
         if len(level) > MAX_PREFIX_LEVEL:
@@ -143,6 +153,28 @@ class Topics:
     def all_alert(self, alert: str) -> str:
         check_alert_id(alert)
         return f"{self.prefix}/all/alerts/{alert}"
+
+    def alert_index(self, scope: str, name: str | None = None) -> str:
+        """The exact, retained topic of the active alert ids of one scope.
+
+        ``alert_index("all", None)`` → ``P/all/alert-index``;
+        ``alert_index("group", "g")`` → ``P/groups/g/alert-index``;
+        ``alert_index("panel", "id")`` → ``P/panels/id/alert-index``.
+        """
+        if scope == "all":
+            if name:
+                raise TopicError(f"the all scope takes no name, got {_show(name)}")
+            return f"{self.prefix}/all/{ALERT_INDEX_LEAF}"
+        if scope == "group":
+            check_panel_id(name or "", "group")
+            return f"{self.prefix}/groups/{name}/{ALERT_INDEX_LEAF}"
+        if scope == "panel":
+            return self._panel(name or "", ALERT_INDEX_LEAF)
+        raise TopicError(f"alert scope must be one of panel, group, all, got {_show(scope)}")
+
+    def fleet_index(self) -> str:
+        """``P/fleet``: the retained list of known panel ids (kept by panelctl and the console)."""
+        return f"{self.prefix}/{FLEET_LEAF}"
 
     def asset(self, sha: str) -> str:
         """``P/assets/SHA``; accepts ``sha256:<hex>`` or the bare hex digest."""
@@ -206,21 +238,25 @@ class Topics:
         first = levels[0]
         if first == "panels" and n >= 3:
             check_panel_id(levels[1])
-            if n == 3 and levels[2] in _PANEL_LEAVES:
+            if n == 3 and levels[2] in _PANEL_LEAVES + (ALERT_INDEX_LEAF,):
                 return Route(levels[2], "panel", levels[1], topic)
             if n == 4 and levels[2] == "alerts":
                 check_alert_id(levels[3])
                 return Route("alert", "panel", levels[1], topic, alert=levels[3])
         elif first == "groups" and n >= 3:
             check_panel_id(levels[1], "group")
-            if n == 3 and levels[2] == "playlist":
-                return Route("playlist", "group", levels[1], topic)
+            if n == 3 and levels[2] in ("playlist", ALERT_INDEX_LEAF):
+                return Route(levels[2], "group", levels[1], topic)
             if n == 4 and levels[2] == "alerts":
                 check_alert_id(levels[3])
                 return Route("alert", "group", levels[1], topic, alert=levels[3])
         elif first == "all" and n == 3 and levels[1] == "alerts":
             check_alert_id(levels[2])
             return Route("alert", "all", None, topic, alert=levels[2])
+        elif first == "all" and n == 2 and levels[1] == ALERT_INDEX_LEAF:
+            return Route(ALERT_INDEX_LEAF, "all", None, topic)
+        elif first == FLEET_LEAF and n == 1:
+            return Route(FLEET_LEAF, "all", None, topic)
         elif first == "assets" and n == 2:
             check_sha(levels[1])
             return Route("asset", "all", None, topic, sha=levels[1])
