@@ -34,7 +34,7 @@ STRINGS: dict[str, tuple[str, str]] = {
                        "Aucun utilisateur : créez-en un sur le serveur avec "
                        "`panelctl console user add NOM --role operator`."),
     "state.online": ("online", "en ligne"),
-    "state.stale": ("stale", "silencieux"),
+    "state.stale": ("stale", "muet"),
     "state.offline": ("offline", "hors ligne"),
     "state.asleep": ("asleep", "en veille"),
     "state.unknown": ("unknown", "inconnu"),

@@ -219,6 +219,7 @@ def create_app(settings: Any, fleet: Any, history: Any, bridge: Any, notices: An
     secret = read_or_create_secret(Path(settings.secret_file).expanduser()).hex()
     screens = Path(settings.screenshot_dir).expanduser()
     default_lang = getattr(getattr(settings, "notices", None), "language", "fr") or "fr"
+    temp_limit = float(getattr(getattr(settings, "notices", None), "temp_c", 75.0))
     max_asset = int(getattr(ctl, "max_asset_kb", 2048)) * 1024
     max_message = int(getattr(ctl, "max_message_kb", 1024)) * 1024
     hub = Hub(fleet)
@@ -375,7 +376,7 @@ def create_app(settings: Any, fleet: Any, history: Any, bridge: Any, notices: An
     async def fleet_page(request: Request, user: User) -> Response:
         rows = fleet.rows()
         titles = {a["id"]: a["title"] for a in fleet.alert_reports()}
-        return page(request, "fleet.html", rows=rows, alert_titles=titles,
+        return page(request, "fleet.html", rows=rows, alert_titles=titles, temp_limit=temp_limit,
                     groups=fleet.groups(), count=len(rows), notices=active_notices(), now=time.time())
 
     @guarded(api=True)
@@ -431,7 +432,7 @@ def create_app(settings: Any, fleet: Any, history: Any, bridge: Any, notices: An
                                                                  and k not in ("panel", "mqtt_connected"))
         lang = lang_of(request)
         fields = [(k, _value(hb.get(k)), i18n.field_meaning(lang, k)) for k in keys]
-        return page(request, "panel.html", row=row,
+        return page(request, "panel.html", row=row, temp_limit=f"{temp_limit:g}",
                     alert_titles={a["id"]: a["title"] for a in fleet.alert_reports()},
                     fields=fields, spans=SPANS, now=time.time())
 

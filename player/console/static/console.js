@@ -130,7 +130,7 @@
       tr_.appendChild(cell("num", labels.brightness, row.brightness === null ? tr("none") : row.brightness + " %"));
       tr_.appendChild(cell("num", labels.ambient,
                            row.ambient === null ? tr("none") : Math.round(row.ambient * 100) + " %"));
-      const hot = row.cpu_temp_c !== null && row.cpu_temp_c >= 75;
+      const hot = row.cpu_temp_c !== null && row.cpu_temp_c > labels.temp_limit;
       tr_.appendChild(cell("num" + (hot ? " bad" : ""), labels.temperature,
                            row.cpu_temp_c === null ? tr("none") : num(row.cpu_temp_c, 1) + " °C"));
       tr_.appendChild(cell("num" + (row.errors ? " bad" : ""), labels.errors, dash(row.errors)));
