@@ -38,9 +38,11 @@ if [ "$WITH_TESTS" = "--tests" ]; then
     # openssh-client: ssh-keygen, the host keys a cloned card gets (first-boot tests);
     # chromium: the web console's end-to-end tests drive it with playwright;
     # postgresql: the console's history tests run a throw-away server of their own
-    # (tests/fixtures_postgres.py: /usr/lib/postgresql/*/bin, a temporary folder, a free port).
+    # (tests/fixtures_postgres.py: /usr/lib/postgresql/*/bin, a temporary folder, a free port);
+    # rabbitmq-server: the end-to-end tests also run on RabbitMQ's MQTT plugin (MQTT 3.1.1), one
+    # node per test session started by tests/fixtures_rabbit.py (its own folder, node name, ports).
     debs+=(mosquitto mosquitto-clients systemd xfonts-base tesseract-ocr tesseract-ocr-fra xvfb strace
-           openssh-client chromium postgresql)
+           openssh-client chromium postgresql rabbitmq-server)
 fi
 if command -v dpkg-query >/dev/null; then
     apt_install "${debs[@]}"

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from fixtures_broker import Broker, Sub
+from fixtures_rabbit import RabbitBroker
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "signage"
@@ -43,8 +44,8 @@ def rgb(hexcolour: str) -> tuple[int, int, int]:
 class PanelProcess:
     """One player process and a subscriber on everything it publishes."""
 
-    def __init__(self, broker: Broker, folder: Path, panel_id: str = "p1", groups: list[str] | None = None,
-                 size: tuple[int, int] = (160, 90), keepalive: int = 30, extra: dict[str, Any] | None = None,
+    def __init__(self, broker: Broker | RabbitBroker, folder: Path, panel_id: str = "p1",
+                 groups: list[str] | None = None, size: tuple[int, int] = (160, 90), keepalive: int = 30, extra: dict[str, Any] | None = None,
                  start: bool = True) -> None:
         self.broker = broker
         self.folder = folder
@@ -62,6 +63,13 @@ class PanelProcess:
             # depend on the hour the suite runs at (the default dims to 20 % at night).
             "brightness": {"fallback": {"day": 100, "night": 100}},
         }
+        # The broker's protocol and login (RabbitMQ: MQTT 3.1.1, "<vhost>:guest"); mosquitto's
+        # anonymous MQTT 5 adds nothing.
+        protocol = getattr(broker, "protocol", "5")
+        if protocol != "5":
+            cfg["mqtt"]["protocol"] = protocol
+        if broker.username is not None and broker.password_file is not None:
+            cfg["mqtt"].update(username=broker.username, password_file=str(broker.password_file))
         for key, value in (extra or {}).items():
             if isinstance(value, dict):
                 cfg.setdefault(key, {}).update(value)
@@ -169,8 +177,14 @@ class PanelProcess:
 
 
 @pytest.fixture
-def panel(broker: Broker, tmp_path: Path) -> Iterator[Callable[..., PanelProcess]]:
-    """A factory of player processes on the test broker; each is killed at teardown."""
+def panel(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., PanelProcess]]:
+    """A factory of player processes on the test broker; each is killed at teardown.
+
+    The test broker is ``any_broker`` when the test uses it (mosquitto, then RabbitMQ),
+    otherwise ``broker``.
+    """
+    name = "any_broker" if "any_broker" in request.fixturenames else "broker"
+    broker: Broker | RabbitBroker = request.getfixturevalue(name)
     made: list[PanelProcess] = []
 
     def make(panel_id: str = "p1", **kwargs: Any) -> PanelProcess:
