@@ -91,11 +91,12 @@ _preview_lock = threading.Lock()  # the preview draws with pygame's one display
 
 
 class Forbidden(Exception):
-    """403: a missing CSRF token or a role too low."""
+    """403: a missing CSRF token or a role too low (or another status: 400 unreadable form, 404)."""
 
-    def __init__(self, key: str = "forbidden") -> None:
+    def __init__(self, key: str = "forbidden", status: int = 403) -> None:
         super().__init__(key)
         self.key = key
+        self.status = status
 
 
 class LoginNeeded(Exception):
@@ -283,7 +284,7 @@ def create_app(settings: Any, fleet: Any, history: Any, bridge: Any, notices: An
         try:
             return await request.form(max_files=200, max_fields=2000)
         except MultiPartException as exc:
-            raise Forbidden(str(exc)) from None
+            raise Forbidden(str(exc), 400) from None
 
     Handler = Callable[[Request, User], Awaitable[Response]]
 
@@ -315,12 +316,12 @@ def create_app(settings: Any, fleet: Any, history: Any, bridge: Any, notices: An
 
     # -- errors
     async def on_forbidden(request: Request, exc: Exception) -> Response:
-        key = exc.key if isinstance(exc, Forbidden) else "forbidden"
+        key, status = (exc.key, exc.status) if isinstance(exc, Forbidden) else ("forbidden", 403)
         lang = lang_of(request)
         text = i18n.translate(lang, key) if key in i18n.STRINGS else key
         if request.headers.get("x-csrf-token") is not None or request.url.path.startswith("/api/"):
-            return JSONResponse({"error": text}, status_code=403)
-        return page(request, "error.html", status=403, message=text)
+            return JSONResponse({"error": text}, status_code=status)
+        return page(request, "error.html", status=status, message=text)
 
     async def on_login_needed(request: Request, exc: Exception) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -417,7 +418,7 @@ def create_app(settings: Any, fleet: Any, history: Any, bridge: Any, notices: An
     def panel_id(request: Request) -> str:
         pid = str(request.path_params["panel"])
         if not PANEL_RE.match(pid):
-            raise Forbidden("not_found")
+            raise Forbidden("not_found", 404)
         return pid
 
     @guarded()
@@ -555,7 +556,7 @@ def create_app(settings: Any, fleet: Any, history: Any, bridge: Any, notices: An
     def alert_id_of(request: Request) -> str:
         aid = str(request.path_params["alert"])
         if not ALERT_RE.match(aid):
-            raise Forbidden("not_found")
+            raise Forbidden("not_found", 404)
         return aid
 
     @guarded()
