@@ -209,7 +209,7 @@ def test_console_in_a_browser(broker: Broker, tmp_path: Path, browser: Browser) 
         op.wait_for_selector("#reach-count")
         assert op.inner_text("#reach-count") == "2"
         marks = {p.id: p.sub.mark() for p in players}
-        op.click("form#alert-confirm button[type=submit]")
+        op.click("form#alert-confirm button#alert-send")
         op.wait_for_url(re.compile(r".*/alerts/crue-de-la-loire-[\w.-]+$"))
         alert_id = op.url.rsplit("/", 1)[1]
         for p in players:

@@ -175,6 +175,9 @@ def test_csrf_and_roles(broker: Broker, running: Running) -> None:
     confirm = op.post("/alerts/confirm", data={**form, "csrf": token})
     assert re.search(r'id="reach-count"[^>]*>2<', confirm.text) and 'id="alert-confirm"' in confirm.text
     fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', confirm.text))
+    again = op.post("/alerts", data=fields)  # "Change": the form again, filled in, nothing sent
+    assert again.status_code == 200 and 'value="Crue de la Loire"' in again.text
+    assert viewer.post("/alerts", data={**fields, "csrf": vtoken}).status_code == 403
     assert alerts.messages == []  # nothing sent before the confirmation
     sent = op.post("/alerts/send", data=fields)
     assert sent.status_code == 303

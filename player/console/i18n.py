@@ -48,6 +48,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "fleet.thumbnails": ("Screens", "Écrans"),
     "fleet.no_screenshot": ("no screenshot yet", "pas encore de capture"),
     "fleet.live": ("live", "en direct"),
+    "fleet.noscript": ("This page needs JavaScript to show the fleet (or read /api/fleet).",
+                       "Cette page a besoin de JavaScript pour montrer le parc (ou lisez /api/fleet)."),
     "fleet.disconnected": ("connection lost, retrying…", "connexion perdue, nouvel essai…"),
     "fleet.broker_down": ("The console has no connection to the broker: the states below may be old.",
                           "La console n'est pas connectée au broker : les états ci-dessous peuvent être anciens."),

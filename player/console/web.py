@@ -517,6 +517,11 @@ def create_app(settings: Any, fleet: Any, history: Any, bridge: Any, notices: An
         return alerts_page(request, user)
 
     @guarded(operator=True)
+    async def alert_edit(request: Request, user: User) -> Response:
+        """"Change" on the confirmation: the form again, filled in."""
+        return alerts_page(request, user, alert_form_values(await form_of(request)))
+
+    @guarded(operator=True)
     async def alert_confirm(request: Request, user: User) -> Response:
         v = alert_form_values(await form_of(request))
         problems = alert_problems(v, lang_of(request))
@@ -694,7 +699,8 @@ def create_app(settings: Any, fleet: Any, history: Any, bridge: Any, notices: An
         Route("/panels/{panel}", panel_page),
         Route("/panels/{panel}/screenshot.png", screenshot_png),
         Route("/panels/{panel}/screenshot", screenshot_request, methods=["POST"]),
-        Route("/alerts", alerts),
+        Route("/alerts", alerts, methods=["GET"]),
+        Route("/alerts", alert_edit, methods=["POST"]),
         Route("/alerts/confirm", alert_confirm, methods=["POST"]),
         Route("/alerts/send", alert_send, methods=["POST"]),
         Route("/alerts/{alert}", alert_page),
