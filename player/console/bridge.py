@@ -10,6 +10,16 @@ connection is lost (broker restart, network), a supervisor thread connects a new
 client and subscribes again, waiting 1 s, then 2, 4… up to 30 s between attempts; the
 broker's retained ``online``/``heartbeat`` messages then bring the fleet up to date.
 
+It connects as panelctl does (``protocol``: MQTT 5, 3.1.1 or auto). On a broker that
+delivers retained messages only to exact-topic subscriptions (RabbitMQ), the initial
+fleet comes from the fleet index ``P/fleet``: at each connection a short second client
+reads it and the exact ``online``/``heartbeat`` topics of every panel it lists
+(:func:`player.ctl.status.read_retained_fleet`) before the wildcards are subscribed.
+The console keeps the indexes as panelctl does, through the same functions: a panel
+heard that the index does not list is added (:func:`~player.ctl.status.note_panels`,
+at most every few seconds), and every alert sent or cancelled updates the alert index of
+its scopes (:func:`~player.ctl.alerts.update_alert_indexes`).
+
 What goes out is built and checked by panelctl's own code (:mod:`player.ctl.alerts`,
 :mod:`player.ctl.push`, :mod:`player.ctl.signing`), so an alert or a playlist the
 console sends is exactly what ``panelctl alert send`` / ``panelctl push`` would send,
@@ -42,12 +52,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ContentError
-from ..net.topics import Topics, TopicError
-from ..ctl.alerts import Target, build_alert, check_json_alert, expiry_seconds
+from ..net.topics import PANEL_ID_PATTERN, Topics, TopicError
+from ..ctl.alerts import Target, build_alert, check_json_alert, prepare_alert, update_alert_indexes
 from ..ctl.client import CtlClient, CtlError, Message
 from ..ctl.push import prepare_playlist, upload_assets
 from ..ctl.settings import CtlSettings
 from ..ctl.signing import Signer, seal
+from ..ctl.status import note_panels, read_retained_fleet
 from .fleet import Change, Fleet
 from .history import History
 
@@ -56,6 +67,7 @@ log = logging.getLogger(__name__)
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 TICK_EVERY = 5.0            # the fleet re-evaluates stale panels this often
+INDEX_EVERY = 5.0           # new panels are added to the fleet index at most this often
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MAX_MINUTES = 7 * 24 * 60   # an alert's lifetime from the console: at most a week
 ID_SAFE = re.compile(r"[^a-z0-9]+")
@@ -78,7 +90,8 @@ class _Client(CtlClient):
 
     def _on_disconnect(self, *args: Any) -> None:
         super()._on_disconnect(*args)
-        self._lost.set()
+        if self._logged_in:  # not the MQTT 5 attempt that auto-detection retries with 3.1.1
+            self._lost.set()
 
 
 class Bridge:
@@ -102,6 +115,9 @@ class Bridge:
         self._inbox: queue.Queue[Message | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._states: dict[str, str] = {}  # the last state recorded in the history, per panel
+        self._indexed: set[str] = set()  # panels the fleet index lists (as far as this console knows)
+        self._heard: set[str] = set()    # panels heard that it may not list yet (under _lock)
+        self.index_every = INDEX_EVERY
         self._remove_listener = fleet.add_listener(self._on_change) if history is not None else None
 
     # -- running -------------------------------------------------------------------------
@@ -147,6 +163,7 @@ class Bridge:
             client = _Client(self.settings, lost)
             try:
                 client.connect()
+                self._initial_fleet()
                 client.listen(self._inbox.put)  # before subscribing: the retained messages go there too
                 client.subscribe(self._filters())
             except (CtlError, OSError) as exc:
@@ -159,14 +176,46 @@ class Bridge:
                 self._client = client
             self.connects += 1
             log.info("console: connected to the broker at %s", self.settings.address)
+            written = time.monotonic()
             while not lost.wait(0.5) and not self._stop.is_set():
-                pass
+                if time.monotonic() - written >= self.index_every:
+                    written = time.monotonic()
+                    self._keep_fleet_index()
             with self._lock:
                 self._client = None
             client.close()
             if not self._stop.is_set():
                 log.warning("console: lost the broker at %s; reconnecting", self.settings.address)
             delay = 0.0
+
+    def _initial_fleet(self) -> None:
+        """The retained online/heartbeat of every panel the fleet index lists, into the inbox first
+        (a broker without retained messages on wildcards gives them only on exact topics)."""
+        with CtlClient(self.settings) as reader:
+            found, listed = read_retained_fleet(reader, self.settings.prefix)
+        with self._lock:
+            self._indexed = set(listed)
+        now = time.monotonic()
+        for topic, payload in sorted(found.items(), key=lambda item: (item[0].rsplit("/", 1)[0],
+                                                                     not item[0].endswith("/online"))):
+            self._inbox.put(Message(topic, payload, True, now))  # each panel's online before its heartbeat
+
+    def _keep_fleet_index(self) -> None:
+        """Add the panels heard since the last time to ``P/fleet`` (a short client of its own)."""
+        with self._lock:
+            new, self._heard = self._heard - self._indexed, set()
+        if not new:
+            return
+        try:
+            with CtlClient(self.settings) as writer:
+                note_panels(writer, self.settings.prefix, new)
+        except (CtlError, OSError) as exc:
+            log.warning("console: the fleet index was not updated: %s", exc)
+            with self._lock:
+                self._heard |= new
+            return
+        with self._lock:
+            self._indexed |= new
 
     def _dispatch(self) -> None:
         next_tick = time.monotonic() + TICK_EVERY
@@ -198,6 +247,9 @@ class Bridge:
         panel = route.name
         if route.scope != "panel" or panel is None:
             return
+        if panel not in self._indexed and route.kind in ("online", "heartbeat", "events"):
+            with self._lock:
+                self._heard.add(panel)
         if route.kind == "online":
             text = msg.payload.strip()
             self.fleet.on_online(panel, True if text == b"true" else False if text == b"false" else None)
@@ -284,13 +336,14 @@ class Bridge:
         alert_id = alert_id if alert_id is not None else new_alert_id(title, now.timestamp())
         data = build_alert(level=level, title=title, body=body or None, ttl=None if minutes is None else minutes * 60,
                            expires=None, asset=None)
-        topic_list = [t.topic(self.topics, alert_id) for t in targets]  # checks the id and the names
+        for t in targets:
+            t.topic(self.topics, alert_id)  # checks the id (no ".") and the names
         parsed = check_json_alert(alert_id, targets, data, now=now)
         payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        sealed = {topic: seal(self.signer, topic, payload) for topic in topic_list}
-        self._check_size(sealed)
-        expiry = expiry_seconds(parsed, now)
         client = self._connected_client()
+        outgoing = prepare_alert(client.protocol, self.settings.prefix, alert_id, targets, payload, parsed,
+                                 self.signer, self.settings.max_message_kb * 1024, now)
+        topic_list = list(outgoing.sealed)
         report = self.fleet.track_alert(
             alert_id, level=level, title=title, body=body or None,
             targets=[{"scope": t.scope, "name": t.name or None} for t in targets],
@@ -298,16 +351,27 @@ class Bridge:
             expires_at=None if minutes is None else now.timestamp() + minutes * 60)
         try:
             for topic in topic_list:
-                client.publish(topic, sealed[topic], retain=True, expiry=expiry)
+                client.publish(topic, outgoing.sealed[topic], retain=True, expiry=outgoing.expiry)
         except CtlError:
             self.fleet.forget_alert(alert_id)
             raise
         log.info("console: alert %s sent by %s to %s", alert_id, user, ", ".join(topic_list))
+        self._update_indexes(targets, add=alert_id)
         return report
+
+    def _update_indexes(self, targets: list[Target], *, add: str | None = None, remove: str | None = None) -> None:
+        """The alert indexes of ``targets``' scopes, as panelctl keeps them; a failure is logged (the
+        alert itself went out)."""
+        try:
+            with CtlClient(self.settings) as client:  # retained() needs a client of its own
+                update_alert_indexes(client, self.settings.prefix, targets, add=add, remove=remove)
+        except (CtlError, OSError) as exc:
+            log.warning("console: the alert index was not updated for %s: %s", add or remove, exc)
 
     def cancel_alert(self, alert_id: str, user: str) -> dict[str, Any] | None:
         """Publish the retained cancel (empty, or signed empty) on every topic the alert was sent to:
         those the console tracked and those the broker still holds. The report, if tracked."""
+        self.topics.all_alert(alert_id)  # checks the id (no ".")
         report = self.fleet.alert_report(alert_id)
         topic_list: set[str] = set()
         if report is not None:
@@ -315,15 +379,25 @@ class Bridge:
                               for t in report["targets"])
         filters = [f"{self.settings.prefix}/panels/+/alerts/{alert_id}",
                    f"{self.settings.prefix}/groups/+/alerts/{alert_id}", self.topics.all_alert(alert_id)]
+        # A broker without retained messages on wildcards: the exact topic of every scope known.
+        exact = [self.topics.panel_alert_of(p, alert_id) for p in self.fleet.panels()]
+        exact += [self.topics.group_alert(g, alert_id) for g in self.fleet.groups() if _is_name(g)]
         client = self._connected_client()
         with CtlClient(self.settings) as reader:  # the listening client hands every message to the fleet
             held = reader.retained(filters, keep=False)
+            for start in range(0, len(exact), 500):
+                held.update(reader.retained(exact[start:start + 500], keep=False))
         topic_list.update(topic for topic, payload in held.items() if payload)
         if not topic_list:
             return None
         for topic in sorted(topic_list):
             client.publish(topic, seal(self.signer, topic, b""), retain=True)
         log.info("console: alert %s cancelled by %s on %s", alert_id, user, ", ".join(sorted(topic_list)))
+        scopes = []
+        for topic in sorted(topic_list):
+            route = self.topics.parse(topic)
+            scopes.append(Target(route.scope, route.name or ""))
+        self._update_indexes(scopes, remove=alert_id)
         return self.fleet.alert_cancelled(alert_id, user)
 
     def push_playlist(self, data: dict[str, Any], files: dict[str, bytes], *, panels: list[str],
@@ -367,6 +441,10 @@ class Bridge:
         client = self._connected_client()
         client.publish(topic, seal(self.signer, topic, json.dumps(command).encode("utf-8")))
         return command["id"]
+
+
+def _is_name(text: str) -> bool:
+    return re.fullmatch(PANEL_ID_PATTERN, text) is not None
 
 
 def _json_object(payload: bytes) -> dict[str, Any] | None:

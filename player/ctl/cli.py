@@ -33,13 +33,14 @@ from ..net.topics import Topics
 from . import alerts as ctl_alerts
 from ..errors import ConfigError
 from ..trust import b64url
+from . import client as ctl_client
 from .client import CtlClient, CtlError
 from .signing import Signer, seal
 from .preview import add_preview_parser
 from .push import load_document, prepare_playlist, push
 from .update import _positive, add_release_parsers
 from .settings import CtlSettings, load_settings
-from .status import FLEET_COLUMNS, fleet_rows, format_table, read_fleet, row_cells
+from .status import FLEET_COLUMNS, fleet_rows, format_table, note_panels, read_fleet, row_cells
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EVENT_TYPES = ("playlist.applied", "playlist.rejected", "alert.displayed", "alert.ended", "alert.rejected",
@@ -57,6 +58,8 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--config", metavar="FILE", default=s,
                    help="YAML settings (default: $PANELCTL_CONFIG, else ~/.config/panelctl.yaml)")
     g.add_argument("--broker", metavar="HOST[:PORT]", default=s, help="default 127.0.0.1:1883 (8883 with TLS)")
+    g.add_argument("--protocol", choices=("5", "3.1.1", "auto"), default=s,
+                   help="MQTT version (default auto: 5, else 3.1.1 when the broker refuses 5)")
     g.add_argument("--prefix", default=s, help="topic root, the panels' mqtt.prefix (default signage)")
     g.add_argument("--username", default=s)
     g.add_argument("--password-file", metavar="FILE", default=s, help="its first line is the password")
@@ -105,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the panels' heartbeat.interval in seconds (default 30)")
     p.add_argument("--stale-factor", type=_positive, default=3.0,
                    help="a heartbeat older than this many intervals is stale (default 3)")
+    p.add_argument("--listen", type=_positive, metavar="S", default=0.0,
+                   help="also listen S seconds for live heartbeats (finds panels the fleet index "
+                        "does not list yet, on a broker that keeps retained messages from wildcards)")
     p.set_defaults(func=cmd_status)
 
     p = add("watch", "Print the panels' events and online changes as they come, until Ctrl-C.")
@@ -203,7 +209,7 @@ class Io:
 
 def settings_from(args: argparse.Namespace) -> CtlSettings:
     overrides = {key: getattr(args, key, None) for key in
-                 ("broker", "prefix", "username", "password_file", "tls", "tls_ca", "tls_cert", "tls_key", "key")}
+                 ("broker", "protocol", "prefix", "username", "password_file", "tls", "tls_ca", "tls_cert", "tls_key", "key")}
     return load_settings(getattr(args, "config", None), overrides)
 
 
@@ -247,7 +253,7 @@ def cmd_push(args: argparse.Namespace, s: CtlSettings, io: Io) -> int:
 
 def cmd_status(args: argparse.Namespace, s: CtlSettings, io: Io) -> int:
     with CtlClient(s) as client:
-        fleet = read_fleet(client, s.prefix)
+        fleet = read_fleet(client, s.prefix, io.err, listen=args.listen)
     rows = fleet_rows(fleet, now=datetime.now(timezone.utc), interval=args.interval,
                       stale_factor=args.stale_factor)
     if args.json:
@@ -364,7 +370,10 @@ def send_command(s: CtlSettings, panel: str, command: dict[str, Any], timeout: f
         client.subscribe([events] + ([extra] if extra else []))
         deadline = time.monotonic() + timeout
         client.publish(cmd_topic, payload, retain=False)
-        return _answer(client, events, command["id"], deadline, extra)
+        answer, got = _answer(client, events, command["id"], deadline, extra)
+        if answer is not None:  # it answered: the fleet index lists it from now on
+            note_panels(client, s.prefix, {panel}, io.err)
+        return answer, got
 
 
 SCREEN_COMMANDS = {
@@ -618,6 +627,8 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None, err: IO[str]
     """Run panelctl; returns the exit status (argparse usage errors raise ``SystemExit(2)``)."""
     io = Io(out, err)
     args = build_parser().parse_args(argv)
+    ctl_client.reset_detection()  # "does not accept MQTT 5" is said once per command
+    previous, ctl_client.notice_stream = ctl_client.notice_stream, io.err
     try:
         settings = settings_from(args)
         return int(args.func(args, settings, io))
@@ -636,6 +647,8 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None, err: IO[str]
     except OSError as exc:
         io.err.write(f"panelctl: {exc}\n")
         return 1
+    finally:
+        ctl_client.notice_stream = previous
 
 
 if __name__ == "__main__":

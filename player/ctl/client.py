@@ -1,4 +1,15 @@
-"""A small blocking MQTT client for panelctl (paho-mqtt 2.x, MQTT 5, clean session).
+"""A small blocking MQTT client for panelctl (paho-mqtt 2.x, MQTT 5 or 3.1.1, clean session).
+
+The protocol is ``settings.protocol``: ``"5"``, ``"3.1.1"`` or ``"auto"`` (the
+default): auto connects with MQTT 5 and, when the broker refuses that version
+(a CONNACK "unsupported protocol version", or the connection closed before any
+CONNACK, as RabbitMQ before 3.13 does), connects again with MQTT 3.1.1 and says
+once on stderr ``the broker at H:P does not accept MQTT 5; using MQTT 3.1.1``.
+The answer is remembered for that broker by this process (:func:`reset_detection`
+forgets it), so later connections go straight to 3.1.1. :attr:`CtlClient.protocol`
+is the version in use once connected. On 3.1.1 there is no message expiry (the
+``expiry`` of :meth:`CtlClient.publish` is not sent: callers put an absolute
+``expires`` in the alert instead) and no maximum packet size from the broker.
 
 :meth:`CtlClient.connect` ends within its time-out whatever the network does; a
 refused login, a closed port or a TLS failure raises :class:`CtlError` with a
@@ -28,12 +39,13 @@ import logging
 import queue
 import socket
 import ssl
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import IO, Any, Self
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -53,6 +65,26 @@ RETAINED_TIMEOUT = 5.0
 # PUBLISH fixed header (≤ 5 bytes), topic length (2), packet id (2), properties (a few):
 # a payload must leave this much room below the broker's maximum packet size.
 PACKET_OVERHEAD = 64
+
+
+MQTT5, MQTT311 = "5", "3.1.1"
+PROTOCOLS = (MQTT5, MQTT311, "auto")
+UNSUPPORTED_PROTOCOL = 0x84  # CONNACK: unsupported protocol version (3.1.1's return code 1 maps to it)
+
+# What auto-detection found, per broker address, for this process; and where its one line goes.
+_detected: dict[tuple[str, int], str] = {}
+_detected_lock = threading.Lock()
+notice_stream: IO[str] | None = None  # None: sys.stderr at the time of writing
+
+
+def reset_detection() -> None:
+    """Forget which brokers refused MQTT 5 (each panelctl command starts afresh)."""
+    with _detected_lock:
+        _detected.clear()
+
+
+def fallback_notice(settings: CtlSettings) -> str:
+    return f"the broker at {settings.address} does not accept MQTT 5; using MQTT 3.1.1"
 
 
 class CtlError(PanelError, RuntimeError):
@@ -83,27 +115,45 @@ class CtlClient:
         self._acks: dict[int, Any] = {}
         self._inbox: queue.Queue[Message] = queue.Queue()
         self._handler: Callable[[Message], None] | None = None
+        self._password = read_password(settings.password_file) \
+            if settings.username is not None and settings.password_file else None
+        wanted = getattr(settings, "protocol", "auto")
+        if wanted not in PROTOCOLS:
+            raise CtlError(f"protocol {wanted!r}: expected one of {', '.join(PROTOCOLS)}")
+        self.wanted = wanted
+        with _detected_lock:
+            known = _detected.get((settings.host, settings.port))
+        # The version in use (the one tried first until connect() has returned).
+        self.protocol = MQTT311 if wanted == MQTT311 or (wanted == "auto" and known == MQTT311) else MQTT5
+        self._client = self._make_client(self.protocol)
+        self._marker = 0
+
+    def _make_client(self, protocol: str) -> mqtt.Client:
+        settings = self.settings
         # No reconnection: with a clean session the subscriptions would be gone, and a lost
         # connection already fails the command (a refused login would only be retried).
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                                   protocol=mqtt.MQTTv5, reconnect_on_failure=False)
+        if protocol == MQTT5:
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                                 protocol=mqtt.MQTTv5, reconnect_on_failure=False)
+        else:
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                                 protocol=mqtt.MQTTv311, clean_session=True, reconnect_on_failure=False)
         if settings.username is not None:
-            password = read_password(settings.password_file) if settings.password_file else None
-            self._client.username_pw_set(settings.username, password)
+            client.username_pw_set(settings.username, self._password)
         if settings.tls is not None:
             tls = settings.tls
             try:
-                self._client.tls_set(ca_certs=str(tls.ca_file) if tls.ca_file else None,
-                                     certfile=str(tls.cert_file) if tls.cert_file else None,
-                                     keyfile=str(tls.key_file) if tls.key_file else None)
+                client.tls_set(ca_certs=str(tls.ca_file) if tls.ca_file else None,
+                               certfile=str(tls.cert_file) if tls.cert_file else None,
+                               keyfile=str(tls.key_file) if tls.key_file else None)
             except (OSError, ValueError) as exc:
                 raise CtlError(f"TLS set-up failed: {exc}") from None
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_publish = self._on_ack
-        self._client.on_subscribe = self._on_suback
-        self._client.on_message = self._on_message
-        self._marker = 0
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_ack
+        client.on_subscribe = self._on_suback
+        client.on_message = self._on_message
+        return client
 
     # -- connection ------------------------------------------------------------
     def connect(self, timeout: float = CONNECT_TIMEOUT) -> Self:
@@ -116,13 +166,52 @@ class CtlClient:
         deadline = time.monotonic() + timeout
         try:
             failure = self._open(deadline, timeout) or self._wait_connack(deadline, timeout)
+            if failure and self.wanted == "auto" and self.protocol == MQTT5 and self._refused_version():
+                first = failure
+                self.close()  # never with self._cond held: the network thread's callbacks take it
+                with self._cond:
+                    self._connected, self._reason, self._logged_in = None, None, False
+                    self._acks.clear()
+                self.protocol = MQTT311
+                self._client = self._make_client(MQTT311)
+                failure = self._open(deadline, timeout) or self._wait_connack(deadline, timeout)
+                if not failure:
+                    self._remember_fallback()
+                elif not self._refused_login():
+                    failure = first  # 3.1.1 fails too: the first sentence (TLS hints) is the better one
         except BaseException:  # Ctrl-C while waiting: leave no network thread behind
             self.close()
             raise
         if failure:
-            self.close()  # never with self._cond held: the network thread's callbacks take it
+            self.close()
             raise CtlError(failure)
         return self
+
+    def _refused_version(self) -> bool:
+        """The MQTT 5 CONNECT was refused as a version, or hung up on before any CONNACK."""
+        with self._cond:
+            connected, reason, logged_in = self._connected, self._reason, self._logged_in
+        if connected is not False or logged_in:
+            return False
+        if reason is not None and reason.packetType == PacketTypes.CONNACK:
+            return bool(reason.value == UNSUPPORTED_PROTOCOL)
+        return True
+
+    def _refused_login(self) -> bool:
+        with self._cond:
+            reason = self._reason
+        return reason is not None and reason.packetType == PacketTypes.CONNACK and \
+            reason.value in (BAD_LOGIN, NOT_AUTHORISED)
+
+    def _remember_fallback(self) -> None:
+        key = (self.settings.host, self.settings.port)
+        with _detected_lock:
+            said = key in _detected
+            _detected[key] = MQTT311
+        if not said:
+            stream = notice_stream if notice_stream is not None else sys.stderr
+            stream.write(fallback_notice(self.settings) + "\n")
+            stream.flush()
 
     def _open(self, deadline: float, timeout: float) -> str:
         """Open the socket, shake hands and send CONNECT; the failure sentence, or "".
@@ -138,7 +227,10 @@ class CtlClient:
         def attempt() -> None:
             error: BaseException | None = None
             try:
-                self._client.connect(self.settings.host, self.settings.port, keepalive=30, clean_start=True)
+                if self.protocol == MQTT5:
+                    self._client.connect(self.settings.host, self.settings.port, keepalive=30, clean_start=True)
+                else:
+                    self._client.connect(self.settings.host, self.settings.port, keepalive=30)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
                 error = exc
             with guard:
@@ -174,11 +266,11 @@ class CtlClient:
         if connected is None:
             return f"no answer from the broker at {where} within {timeout:g} s (connected, but no CONNACK)"
         if reason is not None and reason.packetType == PacketTypes.CONNACK:
-            return connack_failure(reason, self.settings)
+            return connack_failure(reason, self.settings, self.protocol)
         if logged_in:
             why = reason_sentence(reason) if reason is not None else "no reason given"
             return f"the broker at {where} accepted the login, then closed the connection: {why}"
-        return closed_before_connack(self.settings)
+        return closed_before_connack(self.settings, self.protocol if self.wanted == MQTT5 else None)
 
     def close(self) -> None:
         """Disconnect and stop the network thread; safe twice, never raises for a dead connection."""
@@ -204,9 +296,10 @@ class CtlClient:
     # -- publishing and subscribing -----------------------------------------------
     def publish(self, topic: str, payload: bytes | str, *, retain: bool = False,
                 expiry: int | None = None, timeout: float = ACK_TIMEOUT) -> None:
-        """Publish QoS 1 and wait for the PUBACK; ``expiry``: MQTT 5 message expiry in seconds."""
+        """Publish QoS 1 and wait for the PUBACK; ``expiry``: MQTT 5 message expiry in seconds
+        (not sent on MQTT 3.1.1, which has none)."""
         properties = None
-        if expiry is not None:
+        if expiry is not None and self.protocol == MQTT5:
             properties = Properties(PacketTypes.PUBLISH)
             properties.MessageExpiryInterval = max(1, int(expiry))
         info = self._client.publish(topic, payload, qos=1, retain=retain, properties=properties)
@@ -384,18 +477,24 @@ def refusal(code: ReasonCode, settings: CtlSettings, action: str) -> str:
     return reason_sentence(code)
 
 
-def connack_failure(code: ReasonCode, settings: CtlSettings) -> str:
+def connack_failure(code: ReasonCode, settings: CtlSettings, protocol: str = MQTT5) -> str:
     """Why the broker refused the CONNECT, with what to check."""
     where = settings.address
     if code.value in (BAD_LOGIN, NOT_AUTHORISED):
         hint = ("check the user name and password file" if settings.username is not None
                 else "it wants a user name: --username and --password-file")
         return f"the broker at {where} refused the login: {_LOGIN_REFUSED} ({hint})"
+    if code.value == UNSUPPORTED_PROTOCOL:
+        if protocol == MQTT311:
+            return f"the broker at {where} refused the connection: it does not accept MQTT 3.1.1 either"
+        return (f"the broker at {where} refused the connection: it does not accept MQTT 5 "
+                "(--protocol 3.1.1, or auto to fall back by itself)")
     return f"the broker at {where} refused the connection: {reason_sentence(code)}"
 
 
-def closed_before_connack(settings: CtlSettings) -> str:
-    """The broker hung up between CONNECT and CONNACK: mostly a TLS mismatch."""
+def closed_before_connack(settings: CtlSettings, protocol: str | None = None) -> str:
+    """The broker hung up between CONNECT and CONNACK: mostly a TLS mismatch, or (``protocol``
+    "5" asked for explicitly) a broker that does not accept MQTT 5."""
     where = settings.address
     if settings.tls is None:
         hint = "is it a TLS port? Then give --tls-ca (or --tls)"
@@ -403,6 +502,8 @@ def closed_before_connack(settings: CtlSettings) -> str:
         hint = "TLS: does it require a client certificate? --tls-cert and --tls-key"
     else:
         hint = "TLS: is the client certificate signed by a CA the broker trusts? See the broker's log"
+    if protocol == MQTT5:
+        hint += "; or it does not accept MQTT 5: --protocol 3.1.1 (or auto)"
     return f"the broker at {where} closed the connection without answering the login ({hint})"
 
 

@@ -34,7 +34,7 @@ from ..errors import ContentError
 from ..net.topics import Topics
 from .client import CtlClient, CtlError
 from .signing import Signer, seal
-from .status import format_table, read_fleet
+from .status import format_table, note_panels, read_fleet
 from .track import Answer, Progress, Tracker, awaited
 
 PLACEHOLDER_SHA = "sha256:" + "0" * 64
@@ -180,7 +180,7 @@ def push(client: CtlClient, prefix: str, prepared: Prepared, *, panels: list[str
             raise ContentError([f"{topic}: {len(data)} bytes once signed, above the panels' mqtt.max_message_kb "
                                 f"({max_message_bytes // 1024} KiB)"], "playlist")
     upload_assets(client, topics, prepared.uploads, max_asset_bytes, err)
-    fleet = read_fleet(client, prefix) if wait else {}
+    fleet = read_fleet(client, prefix, err) if wait else {}
     expected, possible = awaited(fleet, panels, groups)
     ready: dict[str, Answer] = {}
     for pid in sorted(expected | possible):
@@ -217,6 +217,7 @@ def push(client: CtlClient, prefix: str, prepared: Prepared, *, panels: list[str
                   "and applies when they connect\n")
         return 0
     answers = tracker.wait(timeout)
+    note_panels(client, prefix, set(answers) - set(fleet), err)
     return report(answers, expected, possible, out)
 
 

@@ -4,6 +4,7 @@ The file is ``--config FILE``, else ``$PANELCTL_CONFIG``, else
 ``~/.config/panelctl.yaml`` when it exists. Every key is optional::
 
     broker: mqtt.ville.example:8883     # HOST or HOST:PORT (default 127.0.0.1:1883, 8883 with TLS)
+    protocol: auto                      # "5", "3.1.1" or auto (5, else 3.1.1 when the broker refuses 5)
     prefix: signage                     # the panels' mqtt.prefix
     username: panelctl
     password_file: ~/.config/panelctl.password
@@ -37,10 +38,11 @@ from ..validate import Node, Problems, describe
 
 DEFAULT_PATH = Path("~/.config/panelctl.yaml")
 ENV_VAR = "PANELCTL_CONFIG"
-KEYS = ("broker", "prefix", "username", "password_file", "tls", "max_message_kb", "max_asset_kb", "key_file",
+KEYS = ("broker", "protocol", "prefix", "username", "password_file", "tls", "max_message_kb", "max_asset_kb", "key_file",
         "console")  # console: read by `panelctl console` (player/console/settings.py)
 KEY_ENV_VAR = "PANELCTL_KEY"
 TLS_KEYS = ("ca_file", "cert_file", "key_file")
+PROTOCOLS = ("5", "3.1.1", "auto")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class CtlSettings(BrokerAccess):
 
     max_message_kb: int = 1024
     max_asset_kb: int = 2048
+    protocol: str = "auto"  # "5", "3.1.1" or "auto" (see player.ctl.client)
     key_file: Path | None = None  # the private key that signs what panelctl publishes
     source: Path | None = None  # the config file read, if any
 
@@ -114,7 +117,7 @@ def load_settings(config: str | None, overrides: dict[str, Any],
                   env: dict[str, str] | None = None) -> CtlSettings:
     """Merge defaults, the config file and ``overrides`` (flag values; ``None`` = not given).
 
-    ``overrides`` keys: broker, prefix, username, password_file, tls (bool: force TLS),
+    ``overrides`` keys: broker, protocol, prefix, username, password_file, tls (bool: force TLS),
     tls_ca, tls_cert, tls_key, max_asset_kb, key (the signing key file; else ``$PANELCTL_KEY``).
     Raises :class:`ConfigError` listing every problem.
     """
@@ -132,6 +135,11 @@ def load_settings(config: str | None, overrides: dict[str, Any],
     root.is_mapping(KEYS)
     broker = overrides.get("broker") or root.string("broker", None)
     prefix = overrides.get("prefix") or root.string("prefix", "signage")
+    protocol = overrides.get("protocol") or data.get("protocol", "auto")
+    if isinstance(protocol, float) and protocol == 5.0 or protocol == 5:
+        protocol = "5"  # YAML reads a bare 5 as a number
+    if protocol not in PROTOCOLS:
+        problems.add("protocol", f"expected one of 5, 3.1.1, auto, got {describe(protocol)}")
     username = overrides.get("username") or root.string("username", None)
     password_file = overrides.get("password_file") or root.string("password_file", None)
     max_message_kb = root.integer("max_message_kb", 1024, minimum=16, maximum=16384)
@@ -171,4 +179,5 @@ def load_settings(config: str | None, overrides: dict[str, Any],
     return CtlSettings(host=host, port=port or (8883 if tls else 1883), prefix=str(prefix),
                        username=username, password_file=Path(password_file).expanduser() if password_file else None,
                        tls=tls, max_message_kb=int(max_message_kb or 1024), max_asset_kb=int(max_asset_kb or 2048),
+                       protocol=str(protocol),
                        key_file=Path(key_file).expanduser() if key_file else None, source=path if data else None)

@@ -1,4 +1,6 @@
-"""The fleet as the broker holds it: retained ``online`` and ``heartbeat`` of every panel.
+"""The fleet as the broker holds it: retained ``online`` and ``heartbeat`` of every panel
+(found through the ``+`` wildcards and, on brokers that deliver retained messages only
+to exact subscriptions, through the fleet index ``P/fleet``: see :func:`read_fleet`).
 
 A panel is ``online`` (retained ``true`` and a fresh heartbeat), ``stale``
 (``true`` but its last heartbeat is older than ``stale_factor`` × the heartbeat
@@ -16,12 +18,18 @@ Example::
 from __future__ import annotations
 
 import json
+import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
+
+import paho.mqtt.client as mqtt
 
 from ..content import parse_datetime
-from .client import CtlClient
+from ..net.topics import PANEL_ID_PATTERN, Topics
+from .client import CtlClient, CtlError
+from .index import chunks, decode_index, encode_index
 
 NONE = "—"
 FLEET_COLUMNS = ("PANEL", "STATE", "SCREEN", "HEARTBEAT", "PLAYLIST", "SLIDE", "ALERTS", "BRIGHT", "TEMP",
@@ -38,14 +46,81 @@ class PanelState:
     problems: list[str] = field(default_factory=list)
 
 
-def read_fleet(client: CtlClient, prefix: str) -> dict[str, PanelState]:
+def read_fleet(client: CtlClient, prefix: str, err: IO[str] | None = None,
+               listen: float = 0.0) -> dict[str, PanelState]:
     """Every panel with a retained ``online`` or ``heartbeat`` message, by id.
+
+    Reads the ``+`` wildcards and the fleet index ``P/fleet`` at once; the panels the
+    index lists that the wildcards did not bring (a broker that delivers retained
+    messages only to exact subscriptions) are then read on their exact topics. With
+    ``listen`` seconds, live ``online``/``heartbeat`` messages are also taken for that
+    long, so that panels the index does not know yet are found on such a broker. Panels
+    seen but not in the index are added to it (a failure to write it is said on ``err``).
 
     A snapshot: the subscriptions are dropped again, so that a push that waits for
     answers afterwards does not also receive every heartbeat that follows an apply.
     """
-    found = client.retained([f"{prefix}/panels/+/online", f"{prefix}/panels/+/heartbeat"], keep=False)
-    return fleet_from_retained(found, prefix)
+    topics = Topics(prefix)
+    wildcards = [topics.all_panels("online"), topics.all_panels("heartbeat")]
+    index_topic = topics.fleet_index()
+    found, listed = read_retained_fleet(client, prefix, keep=listen > 0)
+    if listen > 0:
+        end = time.monotonic() + listen
+        while (msg := client.next_message(end)) is not None:
+            if not msg.retained and any(mqtt.topic_matches_sub(f, msg.topic) for f in wildcards):
+                found[msg.topic] = msg.payload
+        client.unsubscribe(wildcards + [index_topic])
+    fleet = fleet_from_retained(found, prefix)
+    new = set(fleet) - set(listed)
+    if new:
+        write_fleet_index(client, prefix, set(listed) | new, err)
+    return fleet
+
+
+def read_retained_fleet(client: CtlClient, prefix: str, keep: bool = False) -> tuple[dict[str, bytes], list[str]]:
+    """``({topic: payload} of the retained online/heartbeat messages, the fleet index's ids)``.
+
+    One read of the ``+`` wildcards and ``P/fleet``; then the exact topics of the listed
+    panels the wildcards did not bring (none on mosquitto; all of them on RabbitMQ),
+    500 filters per SUBSCRIBE. With ``keep`` the wildcard subscriptions stay.
+    """
+    topics = Topics(prefix)
+    index_topic = topics.fleet_index()
+    found = client.retained([topics.all_panels("online"), topics.all_panels("heartbeat"), index_topic], keep=keep)
+    listed = decode_index(found.pop(index_topic, None), "panels", PANEL_ID_PATTERN) or []
+    seen = set(fleet_from_retained(found, prefix))
+    exact = [t for pid in listed if pid not in seen for t in (topics.online_of(pid), topics.heartbeat_of(pid))]
+    for chunk in chunks(exact):
+        found.update(client.retained(chunk, keep=False))
+    return found, listed
+
+
+def write_fleet_index(client: CtlClient, prefix: str, panels: set[str], err: IO[str] | None = None) -> bool:
+    """Publish ``P/fleet`` (retained) listing ``panels``; a refusal is said on ``err``, not raised."""
+    topic = Topics(prefix).fleet_index()
+    try:
+        client.publish(topic, encode_index("panels", panels), retain=True)
+    except CtlError as exc:
+        if err is not None:
+            err.write(f"note: the fleet index {topic} was not updated: {exc}\n")
+        return False
+    return True
+
+
+def note_panels(client: CtlClient, prefix: str, panels: set[str], err: IO[str] | None = None) -> None:
+    """Add ``panels`` (seen live: they answered) to the fleet index unless it lists them already."""
+    if not panels:
+        return
+    topic = Topics(prefix).fleet_index()
+    try:
+        listed = decode_index(client.retained([topic], keep=False).get(topic), "panels", PANEL_ID_PATTERN) or []
+    except CtlError as exc:
+        if err is not None:
+            err.write(f"note: the fleet index {topic} was not read: {exc}\n")
+        return
+    valid = {p for p in panels if re.fullmatch(PANEL_ID_PATTERN, p)}
+    if not valid <= set(listed):
+        write_fleet_index(client, prefix, set(listed) | valid, err)
 
 
 def fleet_from_retained(found: dict[str, bytes], prefix: str) -> dict[str, PanelState]:
