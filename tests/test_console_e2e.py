@@ -156,6 +156,15 @@ def state_of(page: Page, panel: str) -> str | None:
     return None if cell is None else cell.get_attribute("data-state")
 
 
+def small_targets(page: Page) -> list[str]:
+    """The visible links, buttons and fields less than 44 px high (a finger's touch target)."""
+    found: list[str] = page.evaluate("""() => Array.from(document.querySelectorAll(
+            'header a, header button, main a, main button, main input, main select'))
+          .filter((e) => e.offsetParent !== null && e.getBoundingClientRect().height < 44)
+          .map((e) => e.outerHTML.slice(0, 80))""")
+    return found
+
+
 def red_share(p: PanelProcess) -> float:
     data = p.picture().tobytes()
     pixels = [data[i:i + 3] for i in range(0, len(data), 3)]
@@ -236,10 +245,12 @@ def test_console_in_a_browser(broker: Broker, tmp_path: Path, browser: Browser) 
         phone = login(browser, console.base, OPERATOR, viewport=PHONE, locale="fr-FR")
         phone.wait_for_selector('table#fleet tr[data-panel="gare-nord"] td.state[data-state="online"]')
         phone.screenshot(path=str(IMG / "console-fleet-phone.png"))
+        assert small_targets(phone) == []
         phone.goto("/panels/mairie-entree")
         phone.wait_for_selector('.chart[data-chart="temperature"] svg path.series', timeout=5000)
         phone.wait_for_function("document.querySelector('#screenshot').naturalWidth > 0", timeout=5000)
         phone.screenshot(path=str(IMG / "console-panel-phone.png"))
+        assert small_targets(phone) == []
 
         # -- a player killed: offline within 10 s, without a reload
         op.goto("/")
