@@ -34,6 +34,7 @@ FULL = {
     "image_memory": lambda m: m.run(),
     "stall": lambda m: m.run(),
     "ticker_process": lambda m: m.run(seconds=20.0),
+    "console_fleet": lambda m: m.run(panels=2000, seconds=60.0, delay_s=30.0, loads=3),
 }
 SMOKE = {
     "frame_cost": lambda m: m.run(seconds=5.0, frames=60),
@@ -48,6 +49,7 @@ SMOKE = {
     "image_memory": lambda m: m.run(size=(640, 360), picture=(2400, 1500)),
     "stall": lambda m: m.run(size=(640, 360), picture=(2400, 1600), count=2, seconds=4.0, warmup=0.5),
     "ticker_process": lambda m: m.run(seconds=2.0, warmup=3.0),
+    "console_fleet": lambda m: m.run(panels=100, seconds=8.0, delay_s=6.0, loads=1, settle_s=1.0),
 }
 
 
