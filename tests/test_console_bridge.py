@@ -54,12 +54,14 @@ def png_bytes(colour: str = "#ff0000") -> bytes:
 class Console:
     """A fleet, a history and a bridge on the test broker."""
 
-    def __init__(self, broker: Broker, folder: Path, signer: Signer | None = None) -> None:
-        self.settings = CtlSettings(port=broker.port, prefix=PREFIX)
+    def __init__(self, broker: Any, folder: Path, signer: Signer | None = None, index_every: float = 5.0) -> None:
+        self.settings = CtlSettings(port=broker.port, prefix=PREFIX, username=broker.username,
+                                    password_file=broker.password_file if broker.username else None)
         self.fleet = Fleet(interval=30, stale_factor=3)
         self.history = History(str(folder / "console.db"))
         self.shots = folder / "screens"
         self.bridge = Bridge(self.settings, self.fleet, self.history, self.shots, signer=signer)
+        self.bridge.index_every = index_every
         self.bridge.start()
         wait_until(lambda: self.bridge.connected, 10, "the bridge to connect")
 
@@ -316,3 +318,40 @@ def test_a_real_player_shows_an_alert_sent_by_the_console(console: Console, brok
                    "alert.ended after the cancel")
     finally:
         player.close()
+
+
+def test_on_rabbitmq_the_fleet_comes_from_the_index_and_the_indexes_are_kept(rabbit: Any, tmp_path: Path) -> None:
+    """RabbitMQ 3.10: MQTT 3.1.1 only, and no retained message for a wildcard subscription."""
+    rabbit.publish(f"{PREFIX}/panels/p1/online", b"true", retain=True)
+    rabbit.publish(f"{PREFIX}/panels/p1/heartbeat", heartbeat("p1", groups=["centre"]), retain=True)
+    rabbit.publish(f"{PREFIX}/fleet", b'{"panels": ["p1"], "ts": "2026-12-03T10:00:00+00:00"}', retain=True)
+    c = Console(rabbit, tmp_path, index_every=0.3)
+    try:
+        row = c.row("p1")
+        wait_until(lambda: c.fleet.row("p1")["groups"] == ["centre"], 5, "p1's retained heartbeat")
+        assert c.fleet.row("p1")["state"] == "online" and row["panel"] == "p1"
+        # a panel heard live that the index does not list is added to it
+        rabbit.publish(f"{PREFIX}/panels/p2/heartbeat", heartbeat("p2"), retain=True)
+        c.row("p2")
+
+        def listed() -> list[str]:
+            with rabbit.sub(f"{PREFIX}/fleet") as sub:
+                return list(json.loads(sub.wait_for(f"{PREFIX}/fleet").payload)["panels"])
+        wait_until(lambda: listed() == ["p1", "p2"], 10, "p2 in the fleet index", step=0.3)
+
+        with pytest.raises(ValueError, match=r'"\." is not allowed: brokers that map MQTT topics to AMQP'):
+            c.bridge.send_alert(alert_id="crue.1", level="info", title="T", body=None, minutes=None, panels=[],
+                                groups=[], everyone=True, user="m")
+        before = time.time()
+        c.bridge.send_alert(alert_id="crue-1", level="critical", title="Crue", body=None, minutes=10,
+                            panels=[], groups=["centre"], everyone=False, user="marie")
+        with rabbit.sub(f"{PREFIX}/groups/centre/alerts/crue-1", f"{PREFIX}/groups/centre/alert-index") as sub:
+            sent = json.loads(sub.wait_for(f"{PREFIX}/groups/centre/alerts/crue-1").payload)
+            index = json.loads(sub.wait_for(f"{PREFIX}/groups/centre/alert-index").payload)
+        assert "ttl" not in sent and 599 <= datetime.fromisoformat(sent["expires"]).timestamp() - before <= 603
+        assert index["alerts"] == ["crue-1"]
+        assert c.bridge.cancel_alert("crue-1", "paul") is not None
+        with rabbit.sub(f"{PREFIX}/groups/centre/alert-index") as sub:
+            assert json.loads(sub.wait_for(f"{PREFIX}/groups/centre/alert-index").payload)["alerts"] == []
+    finally:
+        c.close()

@@ -276,3 +276,66 @@ def test_reason_codes_read_as_sentences() -> None:
     assert reason_sentence(ReasonCode(PacketTypes.PUBACK, "Not authorized")) == "not authorised"
     assert reason_sentence(ReasonCode(PacketTypes.PUBACK, "Quota exceeded")) == "quota exceeded"
     assert reason_sentence(ReasonCode(PacketTypes.PUBACK, "Topic name invalid")) == "topic name invalid"
+
+
+# -- the MQTT version (issue 16) ------------------------------------------------------------
+
+
+def test_protocol_setting_from_file_and_flag_and_bad_values_named(tmp_path: Path) -> None:
+    cfg = tmp_path / "panelctl.yaml"
+    cfg.write_text('protocol: "3.1.1"\n')
+    assert load_settings(str(cfg), {}).protocol == "3.1.1"
+    assert load_settings(str(cfg), {"protocol": "5"}).protocol == "5"
+    cfg.write_text("protocol: 5\n")  # YAML's number 5
+    assert load_settings(str(cfg), {}).protocol == "5"
+    assert load_settings(None, {}, env={}).protocol == "auto"
+    cfg.write_text("protocol: 3.1\n")
+    with pytest.raises(Exception, match=r"protocol: expected one of 5, 3.1.1, auto, got 3.1"):
+        load_settings(str(cfg), {})
+
+
+def test_mosquitto_speaks_both_and_auto_stays_on_5(broker: Broker) -> None:
+    from player.ctl import client as ctl_client
+
+    said = io.StringIO()
+    ctl_client.reset_detection()
+    previous, ctl_client.notice_stream = ctl_client.notice_stream, said
+    try:
+        seen = []
+        for wanted in ("auto", "5", "3.1.1"):
+            s = load_settings(None, {"broker": f"127.0.0.1:{broker.port}", "protocol": wanted}, env={})
+            with broker.sub("v/#") as sub, CtlClient(s) as c:
+                seen.append(c.protocol)
+                c.publish(f"v/{wanted}", b"x", expiry=60)
+                m = sub.wait_for(f"v/{wanted}")
+                expiry = getattr(m.properties, "MessageExpiryInterval", None) if m.properties else None
+                assert (expiry is not None) == (wanted != "3.1.1"), wanted  # 3.1.1 has no message expiry
+        assert seen == ["5", "5", "3.1.1"]
+        assert said.getvalue() == ""
+    finally:
+        ctl_client.notice_stream = previous
+
+
+def test_rabbitmq_auto_falls_back_once_per_process_and_a_wrong_password_is_still_named(rabbit: object,
+                                                                                      tmp_path: Path) -> None:
+    from player.ctl import client as ctl_client
+
+    said = io.StringIO()
+    ctl_client.reset_detection()
+    previous, ctl_client.notice_stream = ctl_client.notice_stream, said
+    port, user, pw = rabbit.port, rabbit.username, rabbit.password_file  # type: ignore[attr-defined]
+    try:
+        s = load_settings(None, {"broker": f"127.0.0.1:{port}", "username": user, "password_file": str(pw)}, env={})
+        for _ in range(2):
+            (c, elapsed) = within(LIMIT, "connect", lambda: CtlClient(s).connect())
+            assert c.protocol == "3.1.1" and elapsed < 3
+            c.close()
+        assert said.getvalue() == f"the broker at 127.0.0.1:{port} does not accept MQTT 5; using MQTT 3.1.1\n"
+        bad = tmp_path / "bad.password"
+        bad.write_text("wrong\n")
+        ctl_client.reset_detection()
+        s = load_settings(None, {"broker": f"127.0.0.1:{port}", "username": user, "password_file": str(bad)}, env={})
+        with pytest.raises(CtlError, match="refused the login"):
+            CtlClient(s).connect()
+    finally:
+        ctl_client.notice_stream = previous

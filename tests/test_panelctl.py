@@ -354,3 +354,25 @@ def test_bad_alerts_are_refused_before_anything_is_published(broker: Any, tmp_pa
             assert code == 2, (argv, err)
             assert message in err, (argv, err)
         assert_nothing_published(broker, sub)
+
+
+def test_indexes_are_kept_on_mosquitto_too(broker: Any) -> None:
+    """The fleet index lists the panels status sees; an alert send/cancel keeps the scope's alert
+    index and drops the ids whose retained alert is gone (issue 16)."""
+    def retained(topic: str) -> Any:
+        with broker.sub(topic) as sub:
+            return json.loads(sub.wait_for(topic, timeout=3).payload)
+
+    broker.publish("signage/panels/p7/online", b"true", retain=True)
+    broker.publish("signage/panels/p8/online", b"false", retain=True)
+    assert ctl(broker, "status")[0] == 0
+    assert retained("signage/fleet")["panels"] == ["p7", "p8"]
+    # an index naming an alert the broker no longer holds (cancelled by hand, say)
+    broker.publish("signage/all/alert-index", b'{"alerts": ["old-1"], "ts": "2026-12-01T00:00:00+00:00"}', retain=True)
+    code, _, err = ctl(broker, "alert", "send", "--id", "new-1", "--all", "--level", "info", "--title", "x",
+                       "--no-wait")
+    assert code == 0 and "alert index signage/all/alert-index: new-1" in err, err
+    index = retained("signage/all/alert-index")
+    assert index["alerts"] == ["new-1"] and datetime.fromisoformat(index["ts"]).tzinfo is not None
+    assert ctl(broker, "alert", "cancel", "--id", "new-1", "--all")[0] == 0
+    assert retained("signage/all/alert-index")["alerts"] == []
