@@ -474,7 +474,7 @@ def cmd_update(args: argparse.Namespace, s: CtlSettings, io: Streams) -> int:
     signer = _signer(s, "update")
     bundle = verify_local(args.bundle, signer)
     with CtlClient(s) as client:
-        fleet = read_fleet(client, s.prefix)
+        fleet = read_fleet(client, s.prefix, io.err)  # the wildcards, and P/fleet on other brokers
         runs = choose_targets(fleet, args.panel or [], args.group or [], args.everyone)
         if not runs:
             raise ValidationError([f"no target: no panel under {s.prefix}/panels/ matches (a heartbeat is needed "
