@@ -47,6 +47,7 @@ class AlertPart:
         self.sync_deadline: float | None = None
         self.unconfirmed: set[tuple[str, str, str]] = set()  # kept, though the broker may have lost them
         self.image_wait: tuple[object, object] | None = None  # (alert key, cache key) of a picture being decoded
+        self.told_link: set[str] | None = None  # the alert topics last given to link.want_alerts
 
     # -- start ----------------------------------------------------------------
     def start(self) -> None:
@@ -204,7 +205,19 @@ class AlertPart:
                 self.p.event(event_alert_ended(alert.id, reason))
         self.changed()
 
+    def tell_link(self) -> None:
+        """Give the link the exact topics of the active alerts: its next connection subscribes to
+        them, so that their retained messages come back before the sync marker on any broker."""
+        link = self.p.link
+        if link is None or not hasattr(link, "want_alerts"):
+            return
+        topics = {self.topic_of(a) for a in self.board.active()}
+        if topics != self.told_link:
+            self.told_link = topics
+            link.want_alerts(topics)
+
     def changed(self) -> None:
+        self.tell_link()
         self.dirty = True
         # Stored once the frame showing the change is out (fsync takes milliseconds, tens
         # on an SD card: people in the street come first): by the loop right after it

@@ -78,6 +78,7 @@ class OpsPart:
                                 max_message_bytes=m.max_message_kb * 1024, max_asset_bytes=m.max_asset_kb * 1024)
         try:
             self.p.link = MqttLink(settings, self.p.cfg.panel.id, self.p.cfg.panel.groups, self.p.inbox)
+            self.p.alerts.tell_link()  # the first SUBSCRIBE names the alerts restored from disk
             self.p.link.start()
             for event in self.p.early_events:
                 self.p.link.publish_event(event)  # queued by the link until it is connected

@@ -390,10 +390,18 @@ def _mqtt(root: Node) -> MqttConfig:
     host = node.string("host", d.host, max_length=253)
     if host and not re.fullmatch(r"[A-Za-z0-9.:\[\]_-]+", host):
         node.problems.add("mqtt.host", f"not a host name or address: {describe(host)}")
+    raw_prefix = node.value.get("prefix") if isinstance(node.value, dict) else None
+    if isinstance(raw_prefix, str) and "." in raw_prefix:
+        from .alerts import dot_reason
+
+        node.problems.add("mqtt.prefix", dot_reason(raw_prefix, "prefix", "no message would reach the panels"))
+        prefix = d.prefix
+    else:
+        prefix = node.string("prefix", d.prefix, pattern=MQTT_PREFIX, max_length=100)
     return MqttConfig(
         host=host or d.host,
         port=node.integer("port", d.port, minimum=1, maximum=65535),
-        prefix=node.string("prefix", d.prefix, pattern=MQTT_PREFIX, max_length=100),
+        prefix=prefix,
         username=username,
         password_file=Path(password_file) if password_file else None,
         tls=tls,

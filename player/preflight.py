@@ -19,6 +19,8 @@ gives up after ``timeout`` seconds, so the whole check takes seconds.
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import socket
 import ssl
@@ -76,6 +78,8 @@ class BrokerProbe:
     detail: str
     host: str = ""
     port: int = 0
+    fix: str = ""  # what to do, when the probe knows better than its state
+    protocol_refused: bool = False  # closed before CONNACK, or CONNACK "unsupported protocol version"
 
     @property
     def connected(self) -> bool:
@@ -97,13 +101,39 @@ def _socket_reason(exc: BaseException, timeout: float) -> str:
     return str(exc) or type(exc).__name__
 
 
+PROTOCOL_FIX = 'set mqtt.protocol: "3.1.1" in the panel config'
+
+
 def probe_broker(m: MqttConfig, client_id: str, timeout: float = 3.0) -> BrokerProbe:
     """Connect to the configured broker once, with a clean session and no will, then leave.
 
     First a TCP connection, then an MQTT CONNECT (TLS and credentials as configured)
     waiting at most ``timeout`` seconds for each. ``client_id`` must differ from the
     panel's own id, or the broker would take the running panel's session away.
+
+    With ``mqtt.protocol: "5"``, a CONNECT closed before any CONNACK or refused as an
+    unsupported protocol version is tried again with MQTT 3.1.1, and the answer says in
+    words whether the broker accepts that instead (RabbitMQ before 3.13 closes an MQTT 5
+    CONNECT without a word).
     """
+    probe = _probe_once(m, client_id, timeout)
+    if m.protocol != "5" or not probe.protocol_refused:
+        return probe
+    older = _probe_once(dataclasses.replace(m, protocol="3.1.1"), client_id, timeout)
+    where = f"{m.host}:{m.port}"
+    if older.connected:
+        return BrokerProbe("refused", f"{where}: the broker does not accept MQTT 5 but accepts MQTT 3.1.1: "
+                                      'set mqtt.protocol: "3.1.1" (RabbitMQ before 3.13 and other MQTT 3.1.1 '
+                                      f"brokers; MQTT 5 answer: {probe.detail.removeprefix(where + ': ')})",
+                           m.host, m.port, fix=PROTOCOL_FIX)
+    if older.state == "refused" and not older.protocol_refused:
+        return BrokerProbe("refused", f"{where}: the broker does not accept MQTT 5; with MQTT 3.1.1 it answered: "
+                                      f"{older.detail.removeprefix(where + ': ')}",
+                           m.host, m.port, fix=PROTOCOL_FIX + ", and check mqtt.username and its password")
+    return probe
+
+
+def _probe_once(m: MqttConfig, client_id: str, timeout: float) -> BrokerProbe:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -140,7 +170,8 @@ def probe_broker(m: MqttConfig, client_id: str, timeout: float = 3.0) -> BrokerP
 
     def on_connect(_c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if rc.is_failure:
-            answer.append(BrokerProbe("refused", f"{where}: {rc}", m.host, m.port))
+            unsupported = "protocol" in str(rc).lower()  # "Unsupported protocol version"
+            answer.append(BrokerProbe("refused", f"{where}: {rc}", m.host, m.port, protocol_refused=unsupported))
         else:
             answer.append(BrokerProbe("connected", f"{where}{' (TLS)' if m.tls else ''}", m.host, m.port))
         done.set()
@@ -148,7 +179,7 @@ def probe_broker(m: MqttConfig, client_id: str, timeout: float = 3.0) -> BrokerP
     def on_disconnect(_c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if not answer:
             answer.append(BrokerProbe("refused", f"{where}: connection closed before CONNACK ({rc})",
-                                      m.host, m.port))
+                                      m.host, m.port, protocol_refused=True))
         done.set()
 
     client.on_connect = on_connect
@@ -185,7 +216,7 @@ def check_broker(cfg: Config, timeout: float) -> CheckResult:
         "refused": "check mqtt.username and its password, and the TLS files (CA, client certificate)",
         "error": "fix the file named above (it must be readable by the panel-player user)",
     }
-    return CheckResult("broker", FAIL, str(probe), fixes.get(probe.state, ""))
+    return CheckResult("broker", FAIL, str(probe), probe.fix or fixes.get(probe.state, ""))
 
 
 # -- trust ---------------------------------------------------------------------------

@@ -161,8 +161,12 @@ def test_all_scope_name_may_be_none() -> None:
     assert result == Cancel(ids=("a",), scope="all", scope_name="")
 
 
-def test_ids_with_dots_and_underscores() -> None:
-    assert isinstance(parse({"level": "info", "title": "x"}, alert_id="crue_2026.11-a"), Alert)
+def test_ids_with_underscores_and_dashes_but_no_dot() -> None:
+    assert isinstance(parse({"level": "info", "title": "x"}, alert_id="crue_2026-11-a"), Alert)
+    # RabbitMQ turns "." into a topic level: refused with the sentence every part shares.
+    assert reasons({"level": "info", "title": "x"}, alert_id="crue_2026.11-a") == (
+        'alert id "crue_2026.11-a": "." is not allowed: brokers that map MQTT topics to AMQP routing keys '
+        '(RabbitMQ) turn it into a topic level, and the alert would never reach the panels; use "-" or "_"')
 
 
 def test_expiry_is_judged_against_the_injected_now() -> None:

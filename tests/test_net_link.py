@@ -280,7 +280,8 @@ def test_oversize_payloads_and_forged_assets_are_rejected_with_reasons(broker: B
     ("has space", "alert id \"has space\" is not valid"),
     ("a" * 200, "is not valid"),
     ("é-accent", "is not valid"),
-    (".hidden", "is not valid"),
+    (".hidden", '".hidden": "." is not allowed: brokers that map MQTT topics to AMQP routing keys'),
+    ("crue.1", '"crue.1": "." is not allowed'),
 ])
 def test_bad_alert_topic_levels_are_rejected_with_reasons(
         broker: Broker, make_link: Any, level: str, reason: str) -> None:

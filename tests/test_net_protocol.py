@@ -327,3 +327,16 @@ def test_iso_times() -> None:
     assert abs((datetime.now(timezone.utc) - now).total_seconds()) < 5
     with pytest.raises(ValueError):
         iso_utc(datetime(2026, 1, 1))
+
+
+def test_a_config_prefix_with_a_dot_is_refused_with_the_sentence() -> None:
+    from player.config import config_from_data
+    from player.errors import ConfigError
+
+    base = {"panel": {"id": "p1"}, "display": {"output": "png", "size": [64, 32]}}
+    with pytest.raises(ConfigError) as caught:
+        config_from_data({**base, "mqtt": {"prefix": "ville.a/affichage"}})
+    assert caught.value.errors == [
+        'mqtt.prefix: prefix "ville.a/affichage": "." is not allowed: brokers that map MQTT topics to AMQP '
+        'routing keys (RabbitMQ) turn it into a topic level, and no message would reach the panels; use "-" or "_"']
+    assert config_from_data({**base, "mqtt": {"prefix": "ville_a/affichage"}}).mqtt.prefix == "ville_a/affichage"

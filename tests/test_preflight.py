@@ -335,3 +335,31 @@ def test_gpio_line_leaves_no_lgpio_pipe_in_the_working_folder(tmp_path: Path) ->
     assert run.returncode == 0, run.stderr
     assert "lgpio imports" in run.stdout, run.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_probe_explains_a_broker_that_refuses_mqtt5_but_accepts_311(rabbit: Any, tmp_path: Path) -> None:
+    """RabbitMQ 3.10 closes an MQTT 5 CONNECT without a CONNACK: preflight tries 3.1.1 and says so."""
+    from player.preflight import check_broker
+
+    assert rabbit.password_file is not None
+    where = f"127.0.0.1:{rabbit.port}"
+    probe = probe_broker(MqttConfig(host="127.0.0.1", port=rabbit.port, username=rabbit.username,
+                                    password_file=rabbit.password_file), "probe-5", 5)
+    assert probe.state == "refused", probe
+    assert probe.detail.startswith(f'{where}: the broker does not accept MQTT 5 but accepts MQTT 3.1.1: '
+                                   'set mqtt.protocol: "3.1.1" (RabbitMQ before 3.13'), probe
+    ok = probe_broker(MqttConfig(host="127.0.0.1", port=rabbit.port, username=rabbit.username,
+                                 password_file=rabbit.password_file, protocol="3.1.1"), "probe-6", 5)
+    assert ok.state == "connected", ok
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-password\n")
+    refused = probe_broker(MqttConfig(host="127.0.0.1", port=rabbit.port, username=rabbit.username,
+                                      password_file=wrong), "probe-7", 5)
+    assert refused.detail.startswith(f"{where}: the broker does not accept MQTT 5; with MQTT 3.1.1 it answered: "), \
+        refused
+    cfg = config_from_data({"panel": {"id": "p1"}, "display": {"output": "png", "size": [64, 32]},
+                            "mqtt": {"host": "127.0.0.1", "port": rabbit.port, "username": rabbit.username,
+                                     "password_file": str(rabbit.password_file)}})
+    line = check_broker(cfg, 5)
+    assert line.status == FAIL and line.fix == 'set mqtt.protocol: "3.1.1" in the panel config', line
+    assert "does not accept MQTT 5 but accepts MQTT 3.1.1" in line.detail

@@ -39,7 +39,7 @@ from paho.mqtt.properties import Properties
 from ..config import BrokerAccess, TlsConfig
 from ..errors import ConfigError
 from .protocol import Inbound, LinkError, LinkState, Rejected, RetainedSynced, iso_now
-from .topics import PanelTopics, TopicError
+from .topics import PanelTopics, Route, TopicError, check_alert_id
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 PROTOCOLS = {"5": mqtt.MQTTv5, "3.1.1": mqtt.MQTTv311}
 STOP_FLUSH_SECONDS = 2.0
 MAX_QUEUED_OUTGOING = 1000
+MAX_INDEX_IDS = 256
+"""At most this many alert ids are read from one alert index (docs/protocol.md)."""
+DUPLICATE_WINDOW_S = 2.0
+MAX_RECENT = 4096
+"""An identical copy of the last message on an exactly subscribed alert topic, within this
+many seconds, is the same delivery again (wildcard and exact subscriptions overlap)."""
 
 
 QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
@@ -102,6 +108,12 @@ class MqttLink:
         self._stopped = False
         self._lock = threading.Lock()
         self._assets: set[str] = set()
+        # Exact alert subscriptions (docs/protocol.md "Alert index"): the topics of the alerts
+        # this panel holds active, and those its scopes' retained alert indexes list.
+        self._held: set[str] = set()
+        self._indexed: dict[str, frozenset[str]] = {}  # index topic → the alert topics it lists
+        self._exact: set[str] = set()  # exact alert topics subscribed on this connection
+        self._recent: dict[str, tuple[bytes, bool, float]] = {}  # last delivery on each of them
         self._subscribe_mid: int | None = None
         self._sync_topic = f"{settings.prefix}/panels/{panel_id}/sync"
         self._sync_token = ""
@@ -259,6 +271,78 @@ class MqttLink:
             for sha in sorted(removed):
                 self._client.unsubscribe(self.topics.asset(sha))
 
+    def index_topics(self) -> list[str]:
+        """The retained alert-index topics of this panel's scopes (all, its groups, itself)."""
+        t = self.topics
+        return ([t.alert_index("all")] + [t.alert_index("group", g) for g in t.groups]
+                + [t.alert_index("panel", self.panel_id)])
+
+    def want_alerts(self, topics: Iterable[str]) -> None:
+        """The exact topics of the alerts this panel holds active (told by the main loop).
+
+        Each connection's SUBSCRIBE names them, so that a broker that delivers retained
+        messages only to exact subscriptions (RabbitMQ) still tells the reconciliation
+        what it holds. Exact subscriptions neither held nor indexed any more are dropped.
+        """
+        with self._lock:
+            self._held = set(topics)
+            drop = self._exact - self._held - self._indexed_topics()
+            self._exact -= drop
+        if drop and self.connected:
+            self._client.unsubscribe(sorted(drop))
+
+    def exact_alert_topics(self) -> frozenset[str]:
+        """The exact alert topics subscribed on this connection (for tests and status)."""
+        with self._lock:
+            return frozenset(self._exact)
+
+    def _indexed_topics(self) -> set[str]:
+        found: set[str] = set()
+        for topics in self._indexed.values():
+            found |= topics
+        return found
+
+    def _index_received(self, client: mqtt.Client, route: Route, payload: bytes) -> Rejected | None:
+        """A scope's alert index: subscribe exactly to the alerts it lists (a hint only:
+        what arrives on them is checked as any alert)."""
+        ids, problems = parse_alert_index(payload)
+        topics = set()
+        for alert_id in ids:
+            if route.scope == "all":
+                topics.add(self.topics.all_alert(alert_id))
+            elif route.scope == "group":
+                topics.add(self.topics.group_alert(route.name or "", alert_id))
+            else:
+                topics.add(self.topics.panel_alert(alert_id))
+        with self._lock:
+            self._indexed[route.topic] = frozenset(topics)
+            wanted = self._held | self._indexed_topics()
+            add, drop = wanted - self._exact, self._exact - wanted
+            self._exact = wanted
+        if add:
+            client.subscribe([(topic, 1) for topic in sorted(add)])
+        if drop:
+            client.unsubscribe(sorted(drop))
+        return Rejected(route, "; ".join(problems)) if problems else None
+
+    def _duplicate(self, topic: str | None, payload: bytes, retained: bool) -> bool:
+        """Whether this message is a second copy of the last one on an exactly subscribed alert
+        topic (mosquitto sends one per matching subscription: the wildcard's and the exact one's)."""
+        if topic is None or "/alerts/" not in topic:
+            return False
+        now = time.monotonic()
+        digest = hashlib.sha256(payload).digest()
+        with self._lock:
+            # Every alert topic's last delivery is noted: the wildcard's copy may come before
+            # the index that makes the topic an exact subscription.
+            last = self._recent.pop(topic, None)
+            self._recent[topic] = (digest, retained, now)
+            if len(self._recent) > MAX_RECENT:
+                del self._recent[next(iter(self._recent))]
+            exact = topic in self._exact
+        return (exact and last is not None and last[:2] == (digest, retained)
+                and now - last[2] < DUPLICATE_WINDOW_S)
+
     # -- paho callbacks (network thread) -----------------------------------------
     def _state(self, connected: bool, reason: str) -> None:
         if self._last_state == (connected, reason):
@@ -291,7 +375,13 @@ class MqttLink:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             wanted = sorted(self._assets)
-        filters = self.topics.subscriptions() + [self.topics.asset(sha) for sha in wanted] + [self._sync_topic]
+            self._exact = self._held | self._indexed_topics()
+            exact = sorted(self._exact)
+            self._recent = {}
+        # Exact alert topics right after the wildcards: on a broker that delivers retained
+        # messages to both (mosquitto) the two copies come close together.
+        filters = (self.topics.subscriptions() + self.index_topics() + exact
+                   + [self.topics.asset(sha) for sha in wanted] + [self._sync_topic])
         # One SUBSCRIBE for all: "connected" is announced on its SUBACK, once
         # every message addressed to the panel is sure to reach it.
         _, self._subscribe_mid = client.subscribe([(topic, 1) for topic in filters])
@@ -337,10 +427,18 @@ class MqttLink:
             elif message.retain and message.payload:
                 self._sync_remembered = True  # the marker of an earlier connection
             return
-        item = self.check(topic, bytes(message.payload), bool(message.retain))
+        payload, retained = bytes(message.payload), bool(message.retain)
+        if self._duplicate(topic, payload, retained):
+            return
+        item = self.check(topic, payload, retained)
         route = item.route if isinstance(item, Inbound) else item.subject
         if topic is not None and getattr(route, "kind", None) == "alert":
             self._sync_seen.add(topic)  # refused or not, the broker holds something there
+        if isinstance(item, Inbound) and item.route.kind == "alert-index":
+            refused = self._index_received(client, item.route, item.payload)
+            if refused is not None:
+                self._put(refused)
+            return
         self._put(item)
 
     def check(self, topic: str | None, payload: bytes, retained: bool) -> Inbound | Rejected:
@@ -362,6 +460,38 @@ class MqttLink:
         return Inbound(route, bytes(payload), retained, received)
 
 
+def parse_alert_index(payload: bytes) -> tuple[list[str], list[str]]:
+    """The alert ids of an alert index payload, and what was wrong with it (never raises).
+
+    ``{"alerts": ["crue-1", ...], "ts": "..."}``; an empty payload (the index deleted)
+    lists nothing. Ids that are not valid alert ids are left out and named; at most
+    :data:`MAX_INDEX_IDS` are read.
+    """
+    if not payload:
+        return [], []
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return [], [f"alert index is not JSON: {exc}"]
+    alerts = data.get("alerts") if isinstance(data, dict) else None
+    if not isinstance(alerts, list):
+        return [], ['alert index: "alerts" must be a list of alert ids']
+    ids: list[str] = []
+    problems: list[str] = []
+    for item in alerts:
+        try:
+            check_alert_id(item)
+        except TopicError as exc:
+            problems.append(f"alert index: {exc.reason}")
+            continue
+        if item not in ids:
+            ids.append(item)
+    if len(ids) > MAX_INDEX_IDS:
+        problems.append(f"alert index lists {len(ids)} alerts, at most {MAX_INDEX_IDS} are read")
+        ids = ids[:MAX_INDEX_IDS]
+    return ids, problems[:5]
+
+
 def _topic_is_utf8(message: mqtt.MQTTMessage) -> bool:
     try:
         message.topic
@@ -374,4 +504,4 @@ def _json(data: dict[str, Any]) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-__all__ = ["LinkSettings", "MqttLink", "read_password"]
+__all__ = ["LinkSettings", "MqttLink", "parse_alert_index", "read_password"]
