@@ -3,7 +3,7 @@
 (re)start, and ends the ones cancelled while it was away, on a broker that delivers
 retained messages only to exact subscriptions (RabbitMQ 3.10, MQTT 3.1.1) as on mosquitto.
 
-Real brokers (``any_broker``: mosquitto with MQTT 5, then RabbitMQ with 3.1.1), the real
+Real brokers (mosquitto with MQTT 5 and with 3.1.1, RabbitMQ 3.10 with 3.1.1), the real
 :class:`MqttLink`, and real player processes for what a person in the street would see.
 """
 
@@ -67,14 +67,15 @@ def test_parse_alert_index() -> None:
 class Links:
     """MqttLinks on the test's broker (its protocol and login), stopped at the end."""
 
-    def __init__(self, broker: Any) -> None:
+    def __init__(self, broker: Any, protocol: str) -> None:
         self.broker = broker
+        self.protocol = protocol
         self.made: list[MqttLink] = []
 
     def make(self, panel: str = "p1", groups: tuple[str, ...] = ("centre",), held: set[str] | None = None,
              start: bool = True) -> tuple[MqttLink, queue.Queue[object]]:
         b = self.broker
-        settings = LinkSettings(host=b.host, port=b.port, prefix=P, protocol=getattr(b, "protocol", "5"),
+        settings = LinkSettings(host=b.host, port=b.port, prefix=P, protocol=self.protocol,
                                 username=b.username, password_file=b.password_file if b.username else None,
                                 reconnect_min=0.1, reconnect_max=1.0)
         inbox: queue.Queue[object] = queue.Queue()
@@ -87,9 +88,11 @@ class Links:
         return link, inbox
 
 
-@pytest.fixture
-def links(any_broker: Any) -> Iterator[Links]:
-    made = Links(any_broker)
+@pytest.fixture(params=["mosquitto", "mosquitto-3.1.1", "rabbitmq"])
+def links(request: pytest.FixtureRequest) -> Iterator[Links]:
+    """Links on mosquitto (MQTT 5, then 3.1.1) and on RabbitMQ (3.1.1)."""
+    broker = request.getfixturevalue("rabbit" if request.param == "rabbitmq" else "broker")
+    made = Links(broker, "5" if request.param == "mosquitto" else "3.1.1")
     yield made
     for link in made.made:
         link.stop()
@@ -129,7 +132,8 @@ def is_rabbit(broker: Any) -> bool:
     return getattr(broker, "kind", "mosquitto") == "rabbitmq"
 
 
-def test_the_indexes_of_its_scopes_bring_a_starting_panel_every_retained_alert(any_broker: Any, links: Links) -> None:
+def test_the_indexes_of_its_scopes_bring_a_starting_panel_every_retained_alert(links: Links) -> None:
+    any_broker = links.broker
     wanted = {T.all_alert("crue-1"): alert("CRUE"), T.group_alert("centre", "pont-2"): alert("PONT", "warning"),
               T.panel_alert_of("p1", "porte"): alert("PORTE", "info")}
     for topic, payload in wanted.items():
@@ -159,7 +163,8 @@ def test_the_indexes_of_its_scopes_bring_a_starting_panel_every_retained_alert(a
     assert not [i for i in items if isinstance(i, Rejected)]
 
 
-def test_held_alerts_are_confirmed_before_the_sync_marker(any_broker: Any, links: Links) -> None:
+def test_held_alerts_are_confirmed_before_the_sync_marker(links: Links) -> None:
+    any_broker = links.broker
     """Reconciliation needs every active alert's retained message before the marker: the
     connection's one SUBSCRIBE names each held alert's exact topic."""
     kept, gone = T.all_alert("crue-1"), T.group_alert("centre", "pont-2")
@@ -182,7 +187,8 @@ def test_held_alerts_are_confirmed_before_the_sync_marker(any_broker: Any, links
     assert mark.alert_topics == (frozenset() if is_rabbit(any_broker) else frozenset({kept}))
 
 
-def test_a_live_message_on_overlapping_subscriptions_is_one_delivery(any_broker: Any, links: Links) -> None:
+def test_a_live_message_on_overlapping_subscriptions_is_one_delivery(links: Links) -> None:
+    any_broker = links.broker
     topic = T.all_alert("crue-1")
     any_broker.publish(topic, alert("CRUE"), retain=True)
     any_broker.publish(T.alert_index("all"), index("crue-1"), retain=True)
@@ -195,7 +201,8 @@ def test_a_live_message_on_overlapping_subscriptions_is_one_delivery(any_broker:
     assert alerts_in(items) == [(topic, alert("CRUE 2")), (topic, b"")]
 
 
-def test_the_panel_follows_index_changes_and_reports_a_bad_index(any_broker: Any, links: Links) -> None:
+def test_the_panel_follows_index_changes_and_reports_a_bad_index(links: Links) -> None:
+    any_broker = links.broker
     link, inbox = links.make("p1")
     collect(inbox, lambda items: bool(synced(items)))
     any_broker.publish(T.alert_index("all"), index("a-1", "b-2"), retain=True)
