@@ -154,12 +154,12 @@ def test_every_command_against_a_real_panel_on_rabbitmq(rabbit: Any, rabbit_pane
 
 
 def test_status_listen_finds_a_panel_the_index_does_not_list(rabbit: Any) -> None:
+    rabbit.publish(f"{PREFIX}/panels/p9/online", b"true", retain=True)  # before: not heard live
     result: list[tuple[int, str, str]] = []
     thread = threading.Thread(target=lambda: result.append(ctl(rabbit, "status", "--json", "--listen", "3")))
     thread.start()
     time.sleep(1.5)
     hb = {"panel": "p9", "ts": datetime.now(timezone.utc).isoformat(), "screen": "on"}
-    rabbit.publish(f"{PREFIX}/panels/p9/online", b"true", retain=True)
     rabbit.publish(f"{PREFIX}/panels/p9/heartbeat", json.dumps(hb).encode(), retain=True)
     thread.join(15)
     code, out, err = result[0]
@@ -169,6 +169,15 @@ def test_status_listen_finds_a_panel_the_index_does_not_list(rabbit: Any) -> Non
     # now a plain status finds it through the index and its exact topics
     (row,) = json.loads(ctl(rabbit, "status", "--json")[1])
     assert (row["panel"], row["screen"]) == ("p9", "on")
+
+
+def test_alert_send_waiting_with_nobody_to_wait_for_says_so_at_once(rabbit: Any) -> None:
+    start = time.monotonic()
+    code, out, err = ctl(rabbit, "alert", "send", "--id", "vent-1", "--group", "centre", "--level", "warning",
+                         "--title", "Vent")
+    assert code == 0, err
+    assert "no panel to wait for" in out and "status --listen" in out
+    assert time.monotonic() - start < 2.0, "the index update must not wait out a time-out"
 
 
 def test_mosquitto_with_3_1_1_sends_expires_and_prunes_expired_ids(broker: Broker) -> None:

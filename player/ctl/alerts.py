@@ -208,7 +208,12 @@ def send(client: CtlClient, prefix: str, alert_id: str, targets: list[Target], p
         err.write(f"alert {alert_id} published to {topic} (retained" + outgoing.describe(client.protocol)
                   + (f", signed by {signer.kid}" if signer else "") + ")\n")
     _index(client, prefix, targets, err, add=alert_id)
-    if not wait or not (expected or possible):
+    if not wait:
+        return 0
+    if not (expected or possible):
+        out.write("no panel to wait for: none of the targets is known online now; the alert is retained and "
+                  "shows when they connect (on a broker that keeps retained messages from wildcards, "
+                  "'panelctl status --listen 60' learns the fleet)\n")
         return 0
     answers = tracker.wait(timeout)
     note_panels(client, prefix, set(answers) - set(fleet), err)

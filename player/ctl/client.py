@@ -114,7 +114,7 @@ class CtlClient:
         self._logged_in = False  # a successful CONNACK came, even if the connection has ended since
         self._acks: dict[int, Any] = {}
         self._inbox: queue.Queue[Message] = queue.Queue()
-        self._handler: Callable[[Message], None] | None = None
+        self._handler: Callable[[Message], Any] | None = None
         self._password = read_password(settings.password_file) \
             if settings.username is not None and settings.password_file else None
         wanted = getattr(settings, "protocol", "auto")
@@ -327,8 +327,11 @@ class CtlClient:
         if filters:
             self._client.unsubscribe(filters)
 
-    def listen(self, handler: Callable[[Message], None] | None) -> None:
+    def listen(self, handler: Callable[[Message], Any] | None) -> None:
         """Hand every message received from now on to ``handler`` instead of queueing it.
+
+        A handler that returns ``False`` leaves the message to the queue (so that
+        :meth:`retained` still works while, say, a tracker takes the events).
 
         ``handler`` runs on paho's network thread: it must be quick, must not call
         this client, and guards its own state. Reading hundreds of answers this way
@@ -438,7 +441,8 @@ class CtlClient:
             self._inbox.put(msg)
             return
         try:
-            handler(msg)
+            if handler(msg) is False:
+                self._inbox.put(msg)
         except Exception:  # noqa: BLE001 - paho's network thread must survive a handler's bug
             log.exception("message handler failed on %s", topic)
 

@@ -65,11 +65,17 @@ def read_fleet(client: CtlClient, prefix: str, err: IO[str] | None = None,
     index_topic = topics.fleet_index()
     found, listed = read_retained_fleet(client, prefix, keep=listen > 0)
     if listen > 0:
+        known = set(fleet_from_retained(found, prefix))
         end = time.monotonic() + listen
         while (msg := client.next_message(end)) is not None:
             if not msg.retained and any(mqtt.topic_matches_sub(f, msg.topic) for f in wildcards):
                 found[msg.topic] = msg.payload
         client.unsubscribe(wildcards + [index_topic])
+        # The panels heard live: their retained online (and heartbeat), read on the exact topics.
+        heard = sorted(set(fleet_from_retained(found, prefix)) - known)
+        exact = [t for pid in heard for t in (topics.online_of(pid), topics.heartbeat_of(pid)) if t not in found]
+        for chunk in chunks(exact):
+            found.update(client.retained(chunk, keep=False))
     fleet = fleet_from_retained(found, prefix)
     new = set(fleet) - set(listed)
     if new:

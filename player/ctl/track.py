@@ -114,29 +114,33 @@ class Tracker:
     def waiting_for(self) -> set[str]:
         return (self.expected | self.possible) - set(self.answers)
 
-    def _take(self, msg: Message) -> None:
-        """One event (network thread): record it when it answers for a panel not heard yet."""
+    def _take(self, msg: Message) -> bool:
+        """One event (network thread): record it when it answers for a panel not heard yet.
+        Messages on other topics are left to the client's queue (``False``)."""
         panel = self._panel_of(msg.topic)
-        if panel is None or panel in self.answers:
-            return
+        if panel is None:
+            return False
+        if panel in self.answers:
+            return True
         try:
             event = json.loads(msg.payload)
         except (ValueError, UnicodeDecodeError):
-            return
+            return True
         if not isinstance(event, dict):
-            return
+            return True
         result = self.match(panel, event)
         if result is None:
-            return
+            return True
         with self._cond:
             if panel in self.answers:
-                return
+                return True
             self.answers[panel] = Answer(result[0], result[1], max(0.0, msg.received - self._start))
             self._counts[result[0]] += 1
             self._waiting.discard(panel)
             self._total += panel not in self._awaited
             if not self._waiting:
                 self._cond.notify_all()
+        return True
 
     def _line(self, deadline: float, waiting: bool) -> tuple[str, str]:
         with self._cond:
