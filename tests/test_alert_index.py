@@ -314,3 +314,32 @@ def test_mosquitto_an_alert_id_with_a_dot_is_refused_with_the_sentence(broker: A
     rejected = p.wait_event("alert.rejected", after=mark)
     assert rejected == {"type": "alert.rejected", "alert": "crue.1", "reason": DOT_SENTENCE, "ts": rejected["ts"]}
     assert not [e for e in p.events(mark) if e["type"] == "alert.displayed"]
+
+
+def test_rabbitmq_signed_alert_and_its_signed_cancel_reach_a_panel_through_exact_topics(
+        rabbit: Any, rabbit_panel: Any) -> None:
+    """With trust.keys: the index is a hint (unsigned, accepted), the alerts it leads to are
+    checked as always; the signed cancel stays retained and a restarting panel reads it on
+    the alert's exact topic."""
+    from test_e2e_trust import CENTRAL, inline
+
+    from player.ctl.signing import Signer
+
+    signer = Signer(CENTRAL, "central")
+    topic = f"{P}/all/alerts/crue-1"
+    rabbit.publish(topic, signer.seal(topic, alert("ALERTE CRUE")), retain=True)
+    rabbit.publish(T.alert_index("all"), index("crue-1"), retain=True)
+    p: PanelProcess = rabbit_panel("p1", size=SIZE, extra={"trust": {"keys": [inline("central", CENTRAL)]}})
+    p.wait_event("alert.displayed", where=for_alert("crue-1"), timeout=15)
+    p.wait_colour(CRITICAL, at=ALERT_AT)
+
+    p.stop()
+    discard_session(rabbit, "p1")
+    rabbit.publish(topic, signer.seal(topic, b""), retain=True)  # a signed cancel stays on the broker
+    rabbit.publish(T.alert_index("all"), index(), retain=True)
+    mark = p.sub.mark()
+    p.start(wait_online=False)
+    ended = p.wait_event("alert.ended", after=mark, where=for_alert("crue-1"), timeout=20)
+    assert ended["reason"] == "cancelled"
+    assert "cancelled while this panel was offline" not in p.log_text()  # read, not inferred
+    assert not [e for e in p.events(mark) if e["type"] in ("alert.rejected", "error")], p.events(mark)
