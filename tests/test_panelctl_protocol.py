@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from fixtures_broker import Broker, wait_until
+from fixtures_broker import Broker, connect_client
 from fixtures_player import PREFIX, PanelProcess, rgb, text_playlist
+from test_rollout import release  # noqa: F401 - the signed test bundle (a module fixture)
 
 from player.ctl.cli import main
 
@@ -199,3 +200,29 @@ def test_mosquitto_with_3_1_1_sends_expires_and_prunes_expired_ids(broker: Broke
     assert code == 0 and NOTICE not in err and "the broker drops it after 61 s" in err
     assert json.loads(retained(broker, f"{PREFIX}/groups/g/alerts/t5") or b"{}")["ttl"] == 60
     assert index_of(broker, f"{PREFIX}/groups/g/alert-index") == ["t5"]
+
+
+def test_update_rolls_out_through_the_fleet_index_on_rabbitmq(rabbit: Any, release: Any,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """test_rollout's simulated panels (they fetch and verify the bundle's parts) on RabbitMQ 3.1.1."""
+    import test_rollout
+
+    monkeypatch.setattr(test_rollout, "connect_client",
+                        lambda b, cid, protocol="5", on_message=None: connect_client(b, cid, "3.1.1", on_message))
+    key, bundle, keys = release
+    panels = {pid: test_rollout.SimPanel(rabbit, pid, keys) for pid in ("p01", "p02", "p03")}
+    try:
+        # what status/cmd/the console leave there; without it RabbitMQ shows update no panel
+        code, _, err = ctl(rabbit, "update", str(bundle), "--all", "--key", str(key), "--timeout", "5")
+        assert code == 2 and "no target" in err, err
+        rabbit.publish(f"{PREFIX}/fleet", json.dumps({"panels": sorted(panels), "ts": "2026-12-03T10:00:00+00:00"}),
+                       retain=True)
+        code, out, err = ctl(rabbit, "update", str(bundle), "--all", "--canary", "1", "--key", str(key),
+                             "--timeout", "20", "--part-kb", "8")
+        assert code == 0, out + err
+        assert all(p.firmware == test_rollout.NEW and not p.problems for p in panels.values())
+        assert all(test_rollout.table(out)[pid][:3] == ["updated", test_rollout.OLD, test_rollout.NEW]
+                   for pid in panels)
+    finally:
+        for p in panels.values():
+            p.close()
