@@ -145,12 +145,19 @@ def test_every_command_against_a_real_panel_on_rabbitmq(rabbit: Any, rabbit_pane
     rows = [r for r in json.loads(out) if r["topic"]]
     assert [(r["alert"], r["state"]) for r in rows] == [("crue-1", "active")]
 
-    # cancel: ended, the index empty again
-    mark = p.sub.mark()
+    # a panel started afterwards finds it through the index (RabbitMQ: no retained on alerts/+)
+    p2 = rabbit_panel("p2", start=False)
+    mark2 = p2.sub.mark()
+    p2.start()
+    p2.wait_event("alert.displayed", after=mark2, where=lambda e: e["alert"] == "crue-1")
+
+    # cancel: ended on both, the index empty again
+    mark, mark2 = p.sub.mark(), p2.sub.mark()
     code, _, err = ctl(rabbit, "alert", "cancel", "--id", "crue-1", "--all")
     assert code == 0, err
     ended = p.wait_event("alert.ended", after=mark)
     assert (ended["alert"], ended["reason"]) == ("crue-1", "cancelled")
+    p2.wait_event("alert.ended", after=mark2, where=lambda e: e["alert"] == "crue-1")
     assert index_of(rabbit, f"{PREFIX}/all/alert-index") == []
 
 
