@@ -89,13 +89,13 @@ def http_files(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         server.server_close()
 
 
-def test_asset_from_its_topic_applies_the_playlist_only_once_it_arrived(panel, broker):
+def test_asset_from_its_topic_applies_the_playlist_only_once_it_arrived(panel, any_broker):
     p = panel()
     plain = showing_green(p)
     image = png_of(CRIMSON)
     digest = sha(image)
     stranger = png_of(TEAL)
-    broker.publish(f"signage/assets/{sha(stranger)}", stranger, retain=True)  # another panel's image
+    any_broker.publish(f"signage/assets/{sha(stranger)}", stranger, retain=True)  # another panel's image
 
     mark = p.sub.mark()
     p.publish("panels/p1/playlist", image_playlist("affiche", 1, digest), retain=True)
@@ -103,7 +103,7 @@ def test_asset_from_its_topic_applies_the_playlist_only_once_it_arrived(panel, b
     assert applied_after(p, mark) == []
     assert p.picture().tobytes() == plain, "the screen changed before the asset arrived"
 
-    broker.publish(f"signage/assets/{digest}", image, retain=True)
+    any_broker.publish(f"signage/assets/{digest}", image, retain=True)
     event = p.wait_event("playlist.applied", after=mark)
     assert (event["playlist"], event["version"]) == ("affiche", 1)
     p.wait_colour(CRIMSON, at=(80, 45))

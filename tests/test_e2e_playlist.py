@@ -14,15 +14,16 @@ def test_pushed_playlist_is_applied_within_a_second_and_seen_on_screen(panel):
     assert p.wait_colour(rgb("#12ab34"), timeout=1.0) <= 1.0
 
 
-def test_retained_playlist_applies_at_connect(panel, broker):
-    broker.publish("signage/panels/p1/playlist", json.dumps(text_playlist("avant", 2, "#aa2211")).encode(),
+def test_retained_playlist_applies_at_connect(panel, any_broker):
+    # RabbitMQ too: it gives retained messages to the panel's exact playlist subscriptions.
+    any_broker.publish("signage/panels/p1/playlist", json.dumps(text_playlist("avant", 2, "#aa2211")).encode(),
                    retain=True)
     p = panel()
     p.wait_event("playlist.applied", where=lambda e: e["playlist"] == "avant")
     p.wait_colour(rgb("#aa2211"))
 
 
-def test_group_precedence_and_fall_back_when_the_panel_playlist_is_cleared(panel):
+def test_group_precedence_and_fall_back_when_the_panel_playlist_is_cleared(panel, any_broker):
     p = panel(groups=["centre", "nord"])
     p.publish("groups/nord/playlist", text_playlist("nord", 1, "#000080"), retain=True)
     p.wait_colour(rgb("#000080"))
