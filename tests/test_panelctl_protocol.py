@@ -233,3 +233,13 @@ def test_update_rolls_out_through_the_fleet_index_on_rabbitmq(rabbit: Any, relea
     finally:
         for p in panels.values():
             p.close()
+
+
+def test_a_dotted_alert_left_from_before_the_rule_is_listed_invalid(broker: Broker) -> None:
+    broker.publish(f"{PREFIX}/all/alerts/crue.1", b'{"level":"info","title":"old"}', retain=True)
+    code, out, err = ctl(broker, "alert", "list", "--json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert (row["scope"], row["alert"], row["state"]) == ("all", "crue.1", "invalid")
+    assert '"." is not allowed' in row["reason"]
+    assert "invalid" in ctl(broker, "alert", "list")[1]

@@ -375,7 +375,9 @@ def _retained_rows(found: dict[str, bytes], prefix: str, now: datetime) -> list[
     for topic, held in sorted(found.items()):
         try:
             route = topics.parse(topic)
-        except ContentError:
+        except ContentError as exc:
+            if held:  # e.g. an id with "." sent before the rule: shown, so that it can be removed
+                rows.append(_unusable_row(topic, prefix, "; ".join(exc.errors)))
             continue
         payload, kid = unwrap(held)
         row: dict[str, Any] = {"topic": topic, "scope": route.scope, "target": route.name, "alert": route.alert,
@@ -400,6 +402,15 @@ def _retained_rows(found: dict[str, bytes], prefix: str, now: datetime) -> list[
                 row["state"] = "cancel message"
         rows.append(row)
     return rows
+
+
+def _unusable_row(topic: str, prefix: str, reason: str) -> dict[str, Any]:
+    """A retained message on an alert wildcard whose topic no panel accepts (state ``invalid``)."""
+    levels = topic[len(prefix) + 1:].split("/")
+    scope = {"panels": "panel", "groups": "group", "all": "all"}.get(levels[0], "?")
+    return {"topic": topic, "scope": scope, "target": levels[1] if scope in ("panel", "group") else None,
+            "alert": levels[-1], "format": None, "state": "invalid", "reason": reason, "level": None,
+            "title": None, "expires": None, "ttl": None, "signed_by": None}
 
 
 def _fill_from_json(row: dict[str, Any], payload: bytes) -> None:
