@@ -169,12 +169,14 @@ def test_held_alerts_are_confirmed_before_the_sync_marker(links: Links) -> None:
     connection's one SUBSCRIBE names each held alert's exact topic."""
     kept, gone = T.all_alert("crue-1"), T.group_alert("centre", "pont-2")
     any_broker.publish(kept, alert("CRUE"), retain=True)
-    link, inbox = links.make("p1", held={kept, gone})
+    link, inbox = links.make("p1", held={kept, gone, T.group_alert("quittee", "x-1")})
     first = collect(inbox, lambda items: bool(synced(items)))
     (mark,) = synced(first)
     assert mark.alert_topics == frozenset({kept})  # pont-2: nothing on the broker, so it is gone
     assert not mark.remembered  # the panel's first connection: no marker of its own yet
     assert alerts_in(first) == [(kept, alert("CRUE"))]
+    # A group the panel is no longer in (its config changed) is not subscribed to.
+    assert link.exact_alert_topics() == frozenset({kept, gone})
     link.stop()
 
     link, inbox = links.make("p1", held={kept})

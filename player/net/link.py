@@ -284,8 +284,15 @@ class MqttLink:
         messages only to exact subscriptions (RabbitMQ) still tells the reconciliation
         what it holds. Exact subscriptions neither held nor indexed any more are dropped.
         """
+        held = set()
+        for topic in topics:
+            try:
+                self.topics.parse_inbound(topic)  # e.g. a group no longer in panel.groups: not ours
+            except TopicError:
+                continue
+            held.add(topic)
         with self._lock:
-            self._held = set(topics)
+            self._held = held
             drop = self._exact - self._held - self._indexed_topics()
             self._exact -= drop
         if drop and self.connected:
