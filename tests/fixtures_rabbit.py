@@ -145,11 +145,11 @@ class RabbitNode:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-q", "-n", self.name, "stop"], env=self.env,
-                           cwd=self.root, capture_output=True, timeout=60, check=False)
             try:
+                subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-q", "-n", self.name, "stop"], env=self.env,
+                               cwd=self.root, capture_output=True, timeout=60, check=False)
                 self.proc.wait(30)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired:  # a node that does not stop is killed, never left behind
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
