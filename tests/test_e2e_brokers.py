@@ -232,3 +232,26 @@ def test_rabbit_vhosts_keep_retained_messages_apart(rabbit: RabbitBroker, rabbit
         with other.sub("signage/all/z") as marker:
             marker.wait_for("signage/all/z")
         assert exact.payloads("signage/all/x") == []
+
+
+def test_a_rabbitmq_that_cannot_start_fails_the_test_with_its_output(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fixture never skips: no RabbitMQ, or one that exits, is a failure that says why."""
+    import fixtures_rabbit
+
+    monkeypatch.setattr(fixtures_rabbit, "RABBIT_BIN", tmp_path / "none")
+    with pytest.raises(pytest.fail.Exception, match="RabbitMQ is not installed .*bootstrap.sh --tests"):
+        RabbitNode()
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "rabbitmq-server").write_text("#!/bin/sh\necho 'BOOT FAILED: eaddrinuse' >&2\nexit 3\n")
+    (fake / "rabbitmq-server").chmod(0o755)
+    monkeypatch.setattr(fixtures_rabbit, "RABBIT_BIN", fake)
+    node = RabbitNode()
+    try:
+        with pytest.raises(pytest.fail.Exception) as info:
+            node.start()
+        assert "RabbitMQ exited (3) while starting" in str(info.value)
+        assert "BOOT FAILED: eaddrinuse" in str(info.value)
+    finally:
+        node.cleanup()
