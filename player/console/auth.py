@@ -19,10 +19,8 @@ compared with :func:`hmac.compare_digest` (:func:`csrf_ok`).
 from __future__ import annotations
 
 import hmac
-import os
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from ..errors import ConfigError
+from ..store import atomic_write
 
 ROLES = ("viewer", "operator")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -92,20 +91,7 @@ class UsersFile:
     def _write(self, users: dict[str, tuple[str, str]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         text = "".join(f"{name}:{role}:{hashed}\n" for name, (role, hashed) in sorted(users.items()))
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_write(self.path, text.encode("utf-8"), mode=0o600)
 
     def add(self, name: str, role: str, password: str) -> bool:
         """Add ``name`` or replace its role and password; True when it is new."""
