@@ -22,7 +22,10 @@ DEFAULTS: dict[str, tuple[float, str]] = {
     "idle_cpu": (0.5, "% of one core, still text slide"),
     "startup": (1.5, "s from process start to the first frame, worst run"),
     "memory": (80.0, "MB peak RSS, 50 distinct 1920x1080 pictures, png and fbdev"),
-    "fanout": (3.0, "× the broker's own fan-out, N = 100 and 500"),
+    "fanout_answers_ratio": (1.5, "× a bare paho subscriber's CPU per message: panelctl's CPU per panel answer "
+                                  "of a real push, N ≥ 1,000 simulated panels"),
+    "playlist_apply_ratio": (2.0, "× parsing it alone: a real player's CPU to receive and apply one playlist "
+                                  "(png 320x180, 50 in a row, its idle CPU subtracted)"),
     "alert_latency": (1.0, "frame periods over the broker's p99 (p99 of publish → whole alert on screen)"),
     "sleep_idle": (1.0, "scheduler ticks over the period, above a still slide awake (idle CPU asleep)"),
     "ticker_process": (0.1, "× a Chromium kiosk's CPU, same page and ticker on the same X server (fbdev and sdl)"),
