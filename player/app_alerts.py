@@ -41,6 +41,7 @@ class AlertPart:
         self.acknowledged: set[tuple[str, str, str]] = set()  # alerts whose alert.displayed went out
         self.title_shown: dict[tuple[str, str, str], float] = {}  # not yet acknowledged: its first frame
         self.unsaved = False  # the board changed since it was last stored
+        self.stored_empty = False  # the last save wrote an empty list (unknown at start: False)
         self.dirty = True
         # Reconciliation with the broker after each (re)connection (see synced()).
         self.synced_connection = 0  # the last connection whose retained messages were all in
@@ -246,11 +247,22 @@ class AlertPart:
         # signed message back in. The other way round, the alert comes back from disk and
         # ends again at the reconnection, when the retained signed cancel arrives.
         self.p.trust.save_if_unsaved()
+        records = self.board.to_records(time.monotonic(), datetime.now(timezone.utc),
+                                        clock_synced=bool(clock_synced()))
         try:
-            self.p.store.save_alerts(self.board.to_records(time.monotonic(), datetime.now(timezone.utc),
-                                                           clock_synced=bool(clock_synced())))
+            self.p.store.save_alerts(records)
         except OSError as exc:
+            self.stored_empty = False
             self.p.report_error(f"cannot persist alerts: {exc}")
+            return
+        self.stored_empty = not records
+
+    def refresh_stored(self) -> None:
+        """Store the alerts again so that the ttl remaining on disk stays close to the truth
+        (each heartbeat); with none held and none stored there is nothing to refresh, and
+        the two fsyncs are spared."""
+        if self.unsaved or not self.stored_empty or self.board.active():
+            self.save()
 
     # -- time ---------------------------------------------------------------------
     def tick(self, now: float, wall: datetime) -> None:

@@ -390,7 +390,7 @@ class OpsPart:
         if self.p.link is not None and self.connected:
             if self.p.link.publish_heartbeat(hb):
                 self.update.progress("heartbeat")
-        self.p.alerts.save()  # keeps the stored ttl remaining close to the truth
+        self.p.alerts.refresh_stored()  # keeps the stored ttl remaining close to the truth
 
     # -- time ------------------------------------------------------------------------------
     def tick(self, now: float, wall: datetime) -> None:
