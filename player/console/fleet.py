@@ -78,12 +78,13 @@ def _strings(value: Any) -> list[str]:
 
 
 class _Panel:
-    __slots__ = ("id", "online", "hb", "received", "state", "state_since", "screenshot_ts")
+    __slots__ = ("id", "online", "hb", "hb_ts", "received", "state", "state_since", "screenshot_ts")
 
     def __init__(self, panel_id: str) -> None:
         self.id = panel_id
         self.online: bool | None = None
         self.hb: dict[str, Any] | None = None
+        self.hb_ts: float | None = None  # the heartbeat's ts, parsed once when it arrives
         self.received: float | None = None
         self.state = "unknown"
         self.state_since: float | None = None
@@ -152,6 +153,7 @@ class Fleet:
         with self._lock:
             p = self._panel(panel)
             p.hb = hb
+            p.hb_ts = parse_ts(hb.get("ts"))
             p.received = self.clock()
             self._restate(p, p.received)
             change = self._panel_change(p)
@@ -191,10 +193,7 @@ class Fleet:
 
     # -- states and rows (under the lock) -----------------------------------------------
     def _age(self, p: _Panel, now: float) -> float | None:
-        if p.hb is None:
-            return None
-        ts = parse_ts(p.hb.get("ts"))
-        return None if ts is None else now - ts
+        return None if p.hb is None or p.hb_ts is None else now - p.hb_ts
 
     def _state(self, p: _Panel, now: float) -> str:
         if p.online is False:
