@@ -733,6 +733,10 @@ def run(panels: int = 2000, seconds: float = 60.0, delay_s: float = 30.0, loads:
         ("publishers' schedule slip (worst)", f"{published['slip_s'] * 1000:.0f} ms"),
         ("goal", "none set by the issue: reported, not judged"),
     ])
+    if not marks or not to_page or not to_stream:
+        # Not a goal but a broken chain: the page (or the stream) never showed a heartbeat.
+        raise RuntimeError(f"of {len(marks)} marked heartbeats, {len(to_stream)} reached the event stream and "
+                           f"{len(to_page)} the fleet page's rows")
     result["goals"] = []
     return result
 
