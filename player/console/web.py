@@ -155,6 +155,12 @@ class Hub:
         self.clients.discard(q)
 
 
+def fleet_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as the fleet page needs it: without the raw heartbeat and error list, which
+    only the panel's own page shows (with 2,000 panels they were half of the page)."""
+    return {k: v for k, v in row.items() if k not in ("heartbeat", "error_list")}
+
+
 def sse(event: str, data: Any) -> str:
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
     return f"event: {event}\ndata: {text}\n\n"
@@ -375,7 +381,7 @@ def create_app(settings: Any, fleet: Any, history: Any, bridge: Any, notices: An
 
     @guarded()
     async def fleet_page(request: Request, user: User) -> Response:
-        rows = fleet.rows()
+        rows = [fleet_row(r) for r in fleet.rows()]
         titles = {a["id"]: a["title"] for a in fleet.alert_reports()}
         return page(request, "fleet.html", rows=rows, alert_titles=titles, temp_limit=temp_limit,
                     groups=fleet.groups(), count=len(rows), notices=active_notices(), now=time.time())
@@ -391,12 +397,23 @@ def create_app(settings: Any, fleet: Any, history: Any, bridge: Any, notices: An
 
     @guarded(api=True)
     async def api_stream(request: Request, user: User) -> Response:
+        # ?panel=ID: a panel's page, which wants that panel's whole rows (raw heartbeat
+        # included) and no other panel's; without it, the fleet page's slim rows of all.
+        only = request.query_params.get("panel")
+
+        def snapshot() -> str:
+            if only is not None:
+                rows = [r for r in [fleet.row(only)] if r is not None]
+            else:
+                rows = [fleet_row(r) for r in fleet.rows()]
+            return sse("snapshot", {"now": time.time(), "panels": rows})
+
         q = hub.open()
 
         async def events() -> AsyncIterator[str]:
             try:
                 yield "retry: 2000\n\n"
-                yield sse("snapshot", {"now": time.time(), "panels": fleet.rows()})
+                yield snapshot()
                 while True:
                     try:
                         change = await asyncio.wait_for(q.get(), SSE_KEEPALIVE_S)
@@ -405,7 +422,13 @@ def create_app(settings: Any, fleet: Any, history: Any, bridge: Any, notices: An
                         continue
                     kind = str(change.get("kind", "change"))
                     if kind == "resync":
-                        yield sse("snapshot", {"now": time.time(), "panels": fleet.rows()})
+                        yield snapshot()
+                    elif kind == "panel":
+                        row = change.get("row") or {}
+                        if only is None:
+                            yield sse(kind, {"kind": kind, "row": fleet_row(row)})
+                        elif row.get("panel") == only:
+                            yield sse(kind, change)
                     else:
                         yield sse(kind, change)
             finally:

@@ -51,9 +51,9 @@
   function num(v, digits) { return v === null || v === undefined ? null : Number(v).toFixed(digits); }
 
   // -- the live stream ------------------------------------------------------------------
-  function stream(handlers) {
+  function stream(handlers, panel) {
     const live = $("#live");
-    const source = new EventSource("/api/stream");
+    const source = new EventSource("/api/stream" + (panel ? "?panel=" + encodeURIComponent(panel) : ""));
     const mark = (state) => {
       if (!live) return;
       live.dataset.state = state;
@@ -164,7 +164,23 @@
                    (row.groups || []).join(" ")].join(" ").toLowerCase();
       return q.split(/\s+/).every((w) => hay.includes(w));
     }
+    // Changes are applied in batches, FLUSH_MS apart: each change to a table of 2,000 rows
+    // makes the browser lay the whole page out again (60-80 ms), so applying the 66 heartbeats
+    // a second of such a fleet one by one kept a core busy and the page 4 frames a second.
+    const FLUSH_MS = 500;
+    const pending = new Map();
+    let flushTimer = null;
     function upsert(row) {
+      pending.set(row.panel, row);
+      if (flushTimer === null) flushTimer = setTimeout(flush, FLUSH_MS);
+    }
+    function flush() {
+      flushTimer = null;
+      for (const row of pending.values()) apply(row);
+      pending.clear();
+      counts();
+    }
+    function apply(row) {
       const old = rows.get(row.panel);
       rows.set(row.panel, row);
       const fresh = render(row);
@@ -178,7 +194,6 @@
         t.hidden = fresh.hidden;
         if (oldThumb) oldThumb.replaceWith(t); else wall.appendChild(t);
       }
-      counts();
     }
     function placeRow(tr_, panel) {
       for (const other of tbody.children) {
@@ -209,7 +224,8 @@
     function tick() {
       for (const td of $$("td.age", tbody)) {
         const t = td.dataset.t;
-        td.textContent = fmtAge(t ? now() - Number(t) : null);
+        const text = fmtAge(t ? now() - Number(t) : null);
+        if (td.textContent !== text) td.textContent = text;  // an unchanged text costs no layout
       }
     }
     groupFilter.addEventListener("change", applyFilters);
@@ -218,7 +234,16 @@
     rebuild();
     setInterval(tick, 1000);
     stream({
-      snapshot: (d) => { rows.clear(); for (const r of d.panels) rows.set(r.panel, r); rebuild(); },
+      // On (re)connection: only the rows that differ from what the page shows are redrawn.
+      snapshot: (d) => {
+        const known = new Set(d.panels.map((r) => r.panel));
+        if (Array.from(rows.keys()).some((p) => !known.has(p))) {
+          rows.clear(); for (const r of d.panels) rows.set(r.panel, r); rebuild(); return;
+        }
+        for (const r of d.panels) {
+          if (JSON.stringify(rows.get(r.panel)) !== JSON.stringify(r)) upsert(r);
+        }
+      },
       panel: (d) => upsert(d.row),
       notice: () => refreshNotices(),
       alert: (d) => {
@@ -430,7 +455,7 @@
     stream({
       snapshot: (d) => { const r = d.panels.find((p) => p.panel === pid); if (r) showRow(r); },
       panel: (d) => { if (d.row.panel === pid) showRow(d.row); },
-    });
+    }, pid);
   }
 
   // -- alert and push follow-up -----------------------------------------------------------
