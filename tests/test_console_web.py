@@ -231,6 +231,37 @@ def test_stream_delivers_a_heartbeat(broker: Broker, running: Running) -> None:
                         break
             assert published_at is None or time.monotonic() - published_at < 5, "no change within 5 s"
     assert seen[-1]["door_open"] is True and seen[-1]["state"] == "online"
+    # The fleet page's rows come without the raw heartbeat; a panel's page gets it.
+    assert "heartbeat" not in seen[-1] and "error_list" not in seen[-1]
+
+
+def test_a_panel_page_stream_carries_that_panel_only_with_its_heartbeat(broker: Broker,
+                                                                        running: Running) -> None:
+    add_panel(broker, running, "p1", ["centre"])
+    add_panel(broker, running, "p2", ["centre"])
+    c = running.login(VIEWER)
+    events: list[tuple[str, dict[str, Any]]] = []
+    with c.stream("GET", "/api/stream?panel=p2", timeout=10) as r:
+        event = None
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                data = json.loads(line[6:])
+                events.append((event or "", data))
+                if event == "snapshot":
+                    assert [p["panel"] for p in data["panels"]] == ["p2"]
+                    assert data["panels"][0]["heartbeat"]["panel"] == "p2"
+                    # p1 first: its change must not come through, p2's must.
+                    broker.publish(f"{PREFIX}/panels/p1/heartbeat", heartbeat("p1", ["centre"], brightness=11),
+                                   retain=True)
+                    broker.publish(f"{PREFIX}/panels/p2/heartbeat", heartbeat("p2", ["centre"], brightness=22),
+                                   retain=True)
+                elif event == "panel" and data["row"]["brightness"] == 22:
+                    break
+    panels = [d["row"] for e, d in events if e == "panel"]
+    assert panels and all(row["panel"] == "p2" for row in panels), panels
+    assert panels[-1]["heartbeat"]["brightness"] == 22
 
 
 def test_pages_in_french_and_english(broker: Broker, running: Running) -> None:
