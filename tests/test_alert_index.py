@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import yaml
 from fixtures_broker import connect_client
 from fixtures_player import PREFIX, PanelProcess
 from test_e2e_alerts import ALERT_AT, CRITICAL, SIZE, for_alert
