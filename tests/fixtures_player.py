@@ -181,9 +181,9 @@ def panel(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[.
     """A factory of player processes on the test broker; each is killed at teardown.
 
     The test broker is ``any_broker`` when the test uses it (mosquitto, then RabbitMQ),
-    otherwise ``broker``.
+    else ``rabbit`` when the test uses that one, otherwise ``broker``.
     """
-    name = "any_broker" if "any_broker" in request.fixturenames else "broker"
+    name = next((n for n in ("any_broker", "rabbit") if n in request.fixturenames), "broker")
     broker: Broker | RabbitBroker = request.getfixturevalue(name)
     made: list[PanelProcess] = []
 

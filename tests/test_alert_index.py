@@ -228,23 +228,6 @@ def test_the_panel_follows_index_changes_and_reports_a_bad_index(links: Links) -
 # -- real players on RabbitMQ (MQTT 3.1.1) --------------------------------------------------------
 
 
-@pytest.fixture
-def rabbit_panel(rabbit: Any, tmp_path: Any) -> Iterator[Callable[..., PanelProcess]]:
-    """Players on the test's RabbitMQ vhost (MQTT 3.1.1, its login), killed at the end."""
-    made: list[PanelProcess] = []
-
-    def make(panel_id: str = "p1", **kwargs: Any) -> PanelProcess:
-        folder = tmp_path / panel_id
-        folder.mkdir(exist_ok=True)
-        p = PanelProcess(rabbit, folder, panel_id, **kwargs)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
-
-
 def send_alert(broker: Any, scope_topic: str, alert_id: str, ids: list[str], payload: bytes) -> None:
     """As panelctl sends one: the retained alert, then the scope's index listing it."""
     broker.publish(f"{scope_topic}/alerts/{alert_id}", payload, retain=True)
@@ -256,9 +239,9 @@ def cancel_alert(broker: Any, scope_topic: str, alert_id: str, ids: list[str]) -
     broker.publish(f"{scope_topic}/alert-index", index(*ids), retain=True)
 
 
-def test_rabbitmq_a_panel_started_after_a_retained_alert_shows_it(rabbit: Any, rabbit_panel: Any) -> None:
+def test_rabbitmq_a_panel_started_after_a_retained_alert_shows_it(rabbit: Any, panel: Any) -> None:
     send_alert(rabbit, f"{P}/all", "crue-1", ["crue-1"], alert("ALERTE CRUE"))
-    p: PanelProcess = rabbit_panel("p1", size=SIZE, start=False)
+    p: PanelProcess = panel("p1", size=SIZE, start=False)
     p.start(wait_online=False)
     shown = p.wait_event("alert.displayed", where=for_alert("crue-1"), timeout=20)
     assert shown["alert"] == "crue-1"
@@ -275,8 +258,8 @@ def discard_session(broker: Any, client_id: str) -> None:
 
 @pytest.mark.parametrize("how", ["connection dropped", "player restarted", "player restarted, session kept"])
 def test_rabbitmq_a_reconnecting_panel_keeps_its_retained_alerts_and_ends_the_cancelled_one(
-        rabbit: Any, rabbit_panel: Any, how: str) -> None:
-    p: PanelProcess = rabbit_panel("p1", groups=["centre"], size=SIZE)
+        rabbit: Any, panel: Any, how: str) -> None:
+    p: PanelProcess = panel("p1", groups=["centre"], size=SIZE)
     send_alert(rabbit, f"{P}/all", "crue-1", ["crue-1"], alert("ALERTE CRUE"))
     send_alert(rabbit, f"{P}/groups/centre", "pont-2", ["pont-2"], alert("PONT FERMÉ", "warning"))
     p.wait_event("alert.displayed", where=for_alert("crue-1"), timeout=10)
@@ -318,7 +301,7 @@ def test_mosquitto_an_alert_id_with_a_dot_is_refused_with_the_sentence(broker: A
 
 
 def test_rabbitmq_signed_alert_and_its_signed_cancel_reach_a_panel_through_exact_topics(
-        rabbit: Any, rabbit_panel: Any) -> None:
+        rabbit: Any, panel: Any) -> None:
     """With trust.keys: the index is a hint (unsigned, accepted), the alerts it leads to are
     checked as always; the signed cancel stays retained and a restarting panel reads it on
     the alert's exact topic."""
@@ -330,7 +313,7 @@ def test_rabbitmq_signed_alert_and_its_signed_cancel_reach_a_panel_through_exact
     topic = f"{P}/all/alerts/crue-1"
     rabbit.publish(topic, signer.seal(topic, alert("ALERTE CRUE")), retain=True)
     rabbit.publish(T.alert_index("all"), index("crue-1"), retain=True)
-    p: PanelProcess = rabbit_panel("p1", size=SIZE, extra={"trust": {"keys": [inline("central", CENTRAL)]}})
+    p: PanelProcess = panel("p1", size=SIZE, extra={"trust": {"keys": [inline("central", CENTRAL)]}})
     p.wait_event("alert.displayed", where=for_alert("crue-1"), timeout=15)
     p.wait_colour(CRITICAL, at=ALERT_AT)
 

@@ -10,12 +10,11 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from fixtures_broker import Broker, connect_client
-from fixtures_player import PREFIX, PanelProcess, rgb, text_playlist
+from fixtures_player import PREFIX, rgb, text_playlist
 from test_rollout import release  # noqa: F401 - the signed test bundle (a module fixture)
 
 from player.ctl.cli import main
@@ -52,22 +51,6 @@ def index_of(broker: Any, topic: str) -> list[str] | None:
     return None if payload is None else json.loads(payload).get("alerts", json.loads(payload).get("panels"))
 
 
-@pytest.fixture
-def rabbit_panel(rabbit: Any, tmp_path: Path) -> Iterator[Callable[..., PanelProcess]]:
-    """Real player processes on the test's RabbitMQ vhost (MQTT 3.1.1, its login)."""
-    made: list[PanelProcess] = []
-
-    def make(panel_id: str = "p1", **kwargs: Any) -> PanelProcess:
-        folder = tmp_path / panel_id
-        folder.mkdir(exist_ok=True)
-        made.append(PanelProcess(rabbit, folder, panel_id, **kwargs))
-        return made[-1]
-
-    yield make
-    for p in made:
-        p.close()
-
-
 def test_auto_detection_on_rabbitmq_says_so_once_and_explicit_5_explains(rabbit: Any) -> None:
     code, out, err = ctl(rabbit, "status")
     assert code == 0, err
@@ -101,8 +84,8 @@ def test_a_dot_in_an_alert_id_is_refused_with_the_sentence_before_connecting(rab
     assert 'prefix "ville.centre": "." is not allowed' in err_io.getvalue()
 
 
-def test_every_command_against_a_real_panel_on_rabbitmq(rabbit: Any, rabbit_panel: Any) -> None:
-    p = rabbit_panel("p1", groups=["centre"])
+def test_every_command_against_a_real_panel_on_rabbitmq(rabbit: Any, panel: Any) -> None:
+    p = panel("p1", groups=["centre"])
     p.publish("panels/p1/playlist", text_playlist("fond", 1, "#12ab34"), retain=True)
     p.wait_colour(rgb("#12ab34"), timeout=10)
     # No fleet index yet, and RabbitMQ gives no retained message to P/panels/+/online.
@@ -146,7 +129,7 @@ def test_every_command_against_a_real_panel_on_rabbitmq(rabbit: Any, rabbit_pane
     assert [(r["alert"], r["state"]) for r in rows] == [("crue-1", "active")]
 
     # a panel started afterwards finds it through the index (RabbitMQ: no retained on alerts/+)
-    p2 = rabbit_panel("p2", start=False)
+    p2 = panel("p2", start=False)
     mark2 = p2.sub.mark()
     p2.start()
     p2.wait_event("alert.displayed", after=mark2, where=lambda e: e["alert"] == "crue-1")
